@@ -1,0 +1,345 @@
+"""The public core API: init/shutdown, get/put/wait/cancel and cluster queries.
+
+Kept thin: argument checking and clear errors here, the work in CoreWorker.
+"""
+from __future__ import annotations
+
+import atexit
+import glob
+import logging
+import os
+import sys
+import threading
+from typing import Any, Sequence
+
+from . import worker_state
+
+logger = logging.getLogger("ember")
+
+_state_lock = threading.RLock()
+_cluster: Any = None        # node.LocalCluster when this driver started one
+_log_thread: threading.Thread | None = None
+
+
+def init(address: str | None = None, *, num_cpus: float | None = None,
+         num_gpus: float | None = None, resources: dict[str, float] | None = None,
+         object_store_memory: int | None = None, namespace: str | None = None,
+         runtime_env: dict | None = None, ignore_reinit_error: bool = False,
+         log_to_driver: bool = True, logging_level: int = logging.INFO,
+         include_dashboard: bool | None = None, **kwargs: Any) -> "ClusterInfo":
+    """Start an embedded one-node cluster, or connect to a running one.
+
+    >>> import ember
+    >>> ember.init(num_cpus=2)
+    >>> ember.get(ember.put("hi"))
+    'hi'
+    """
+    global _cluster
+    if kwargs:
+        unknown = ", ".join(sorted(kwargs))
+        raise ValueError(f"unknown argument(s) to ember.init(): {unknown}")
+    with _state_lock:
+        if worker_state.core is not None:
+            if ignore_reinit_error:
+                return ClusterInfo(worker_state.core)
+            raise RuntimeError("ember.init() was already called: call ember.shutdown() first, "
+                               "or pass ignore_reinit_error=True")
+        logging.getLogger("ember").setLevel(logging_level)
+        from .options import validate_options
+        if runtime_env is not None:
+            validate_options({"runtime_env": runtime_env})
+        address = address or os.environ.get("EMBER_ADDRESS") or None
+        if address is None:
+            info = _start_local(num_cpus, num_gpus, resources, object_store_memory)
+            _cluster = info
+            core = _connect_driver(info.token, info.gcs_address, info.node_manager_address,
+                                   info.node_id, info.shm_dir, info.shm_prefix,
+                                   namespace, runtime_env)
+        else:
+            if any(v is not None for v in (num_cpus, num_gpus, resources, object_store_memory)):
+                raise ValueError("num_cpus/num_gpus/resources/object_store_memory describe a new "
+                                 "cluster; they cannot be set when connecting to address="
+                                 f"{address!r} (set them on `ember start` instead)")
+            core = _connect_existing(address, namespace, runtime_env)
+        if log_to_driver:
+            _start_log_printer(core)
+        atexit.register(shutdown)
+        return ClusterInfo(core)
+
+
+class ClusterInfo(dict):
+    """What ``init`` returns (Ray's RayContext is dict-like too)."""
+
+    def __init__(self, core: Any) -> None:
+        super().__init__(address=core.gcs_address, node_id=core.node_id,
+                         session_dir=_cluster.session_dir if _cluster else None)
+        self.address_info = dict(self)
+
+    def __enter__(self) -> "ClusterInfo":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        shutdown()
+
+
+def _start_local(num_cpus, num_gpus, resources, object_store_memory):
+    from . import node
+    from .resources import build_node_resources
+    total, gpu_ids, _ = build_node_resources(num_cpus, num_gpus, resources, None,
+                                             object_store_memory)
+    prestart = max(0, min(int(total.get("CPU", 0)), 4))
+    return node.start_local_cluster(total=total, gpu_ids=gpu_ids, prestart=prestart)
+
+
+def _connect_driver(token, gcs_address, nm_address, node_id, shm_dir, shm_prefix,
+                    namespace, runtime_env):
+    from . import core_worker
+    from .protos import ember_pb2 as pb
+    core = core_worker.CoreWorker(
+        is_driver=True, token=token, node_id=node_id, gcs_address=gcs_address,
+        node_manager_address=nm_address, shm_dir=shm_dir, shm_prefix=shm_prefix, job_id=0,
+        namespace=namespace or "", runtime_env=runtime_env)
+    core.start()
+    core.job_id = core.gcs.NextJobId(pb.Empty(), timeout=30).job_id
+    if not namespace:
+        core.namespace = f"anonymous-{core.job_id}"
+    core_worker.install(core)
+    return core
+
+
+def _find_token(address: str) -> str | None:
+    from .node import SESSION_ROOT
+    from .rpc import TOKEN_ENV
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        return token
+    for path in sorted(glob.glob(os.path.join(SESSION_ROOT, "session_*", "gcs_address")),
+                       reverse=True):
+        try:
+            with open(path) as f:
+                if f.read().strip() == address:
+                    with open(os.path.join(os.path.dirname(path), "token")) as t:
+                        return t.read().strip()
+        except OSError:
+            continue
+    return None
+
+
+def _connect_existing(address: str, namespace, runtime_env):
+    import grpc
+    from . import rpc
+    from .protos import ember_pb2 as pb
+    from .protos import ember_pb2_grpc as pbg
+    if ":" not in address:
+        raise ValueError(f"address {address!r} must look like HOST:PORT")
+    chan = rpc.channel(address)
+    try:
+        rpc.wait_ready(chan, 5.0, f"an Ember cluster at {address}")
+    finally:
+        chan.close()
+    token = _find_token(address)
+    if token is None:
+        raise ConnectionError(f"found a server at {address} but not its cluster token: set "
+                              f"{rpc.TOKEN_ENV} to the token printed by `ember start --head`")
+    gcs = rpc.Stub(rpc.channel(address), pbg.ControlServiceStub, token)
+    try:
+        nodes = gcs.GetNodes(pb.Empty(), timeout=5).nodes
+    except grpc.RpcError as e:
+        raise ConnectionError(f"the cluster at {address} refused the connection "
+                              f"({e.code().name}): check the cluster token") from None
+    live = [n for n in nodes if n.alive]
+    if not live:
+        raise ConnectionError(f"the cluster at {address} has no live nodes")
+    node = live[0]
+    return _connect_driver(token, address, f"{node.ip}:{node.port}", node.node_id,
+                           node.shm_dir, node.shm_prefix, namespace, runtime_env)
+
+
+def _start_log_printer(core: Any) -> None:
+    global _log_thread
+    from . import rpc
+    from .protos import ember_pb2 as pb
+    from .protos import ember_pb2_grpc as pbg
+    stub = rpc.Stub(rpc.channel(core.node_manager_address), pbg.NodeManagerStub, core.token)
+    call = stub.SubscribeLogs.raw(pb.Empty(), metadata=stub._md)
+    core._log_call = call
+
+    def run() -> None:
+        try:
+            for batch in call:
+                for line in batch.lines:
+                    stream = sys.stderr if line.is_err else sys.stdout
+                    prefix = f"({line.task_name or 'worker'} pid={line.pid})"
+                    print(f"{prefix} {line.line}", file=stream, flush=True)
+        except Exception:  # noqa: BLE001 - cancelled at shutdown
+            pass
+
+    _log_thread = threading.Thread(target=run, daemon=True, name="ember-logs")
+    _log_thread.start()
+
+
+def shutdown() -> None:
+    """Disconnect; if this driver started the cluster, stop it and free its memory.
+
+    >>> ember.shutdown()
+    """
+    global _cluster, _log_thread
+    with _state_lock:
+        core = worker_state.core
+        if core is not None:
+            call = getattr(core, "_log_call", None)
+            if call is not None:
+                # Let the node manager flush the last lines of output first.
+                import time
+                time.sleep(0.06)
+                call.cancel()
+            from . import core_worker
+            core_worker.uninstall()
+            core.stop()
+        if _log_thread is not None:
+            _log_thread.join(timeout=1)
+            _log_thread = None
+        if _cluster is not None:
+            _cluster.stop()
+            _cluster = None
+
+
+def is_initialized() -> bool:
+    """True when this process is connected to a cluster."""
+    return worker_state.core is not None
+
+
+def _check_refs(refs: Any, what: str) -> None:
+    from .object_ref import ObjectRef
+    for r in refs:
+        if not isinstance(r, ObjectRef):
+            raise TypeError(f"{what} expects ObjectRefs (or a list of them), got "
+                            f"{type(r).__name__}: pass the refs returned by .remote() or put()")
+
+
+def get(object_refs: Any, *, timeout: float | None = None) -> Any:
+    """Wait for and return the value(s) of one ref or a list of refs.
+
+    >>> ember.get([square.remote(i) for i in range(3)])
+    [0, 1, 4]
+    """
+    from .object_ref import ObjectRef, ObjectRefGenerator
+    core = worker_state.require_core()
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"timeout must be None or >= 0, got {timeout}")
+    if isinstance(object_refs, ObjectRef):
+        return core.get([object_refs], timeout)[0]
+    if isinstance(object_refs, ObjectRefGenerator):
+        raise TypeError("ember.get() of an ObjectRefGenerator: iterate it and get each ref, "
+                        "e.g. [ember.get(r) for r in gen]")
+    if not isinstance(object_refs, (list, tuple)):
+        raise TypeError(f"ember.get() expects an ObjectRef or a list of ObjectRefs, got "
+                        f"{type(object_refs).__name__}")
+    refs = list(object_refs)
+    _check_refs(refs, "ember.get()")
+    return core.get(refs, timeout)
+
+
+def put(value: Any, *, _owner: Any = None) -> Any:
+    """Store a value in the object store and return a ref to it.
+
+    >>> ref = ember.put(np.zeros(10**6))
+    """
+    return worker_state.require_core().put(value)
+
+
+def wait(object_refs: Sequence[Any], *, num_returns: int = 1, timeout: float | None = None,
+         fetch_local: bool = True) -> tuple[list, list]:
+    """Return (ready, not_ready) once ``num_returns`` refs are ready or time runs out.
+
+    >>> ready, pending = ember.wait(refs, num_returns=2, timeout=1.0)
+    """
+    core = worker_state.require_core()
+    if not isinstance(object_refs, (list, tuple)):
+        raise TypeError(f"ember.wait() expects a list of ObjectRefs, got "
+                        f"{type(object_refs).__name__}")
+    refs = list(object_refs)
+    _check_refs(refs, "ember.wait()")
+    if len(set(refs)) != len(refs):
+        raise ValueError("ember.wait() got the same ObjectRef more than once: deduplicate the list")
+    if not isinstance(num_returns, int) or num_returns < 1 and refs:
+        raise ValueError(f"num_returns must be a positive int, got {num_returns!r}")
+    if num_returns > len(refs):
+        raise ValueError(f"num_returns ({num_returns}) is larger than the number of refs "
+                         f"({len(refs)})")
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"timeout must be None or >= 0, got {timeout}")
+    if not refs:
+        return [], []
+    return core.wait(refs, num_returns, timeout, fetch_local)
+
+
+def cancel(object_ref: Any, *, force: bool = False, recursive: bool = True) -> None:
+    """Cancel the task that produces ``object_ref``; its ``get`` raises TaskCancelledError.
+
+    >>> ember.cancel(ref)
+    """
+    from .object_ref import ObjectRef, ObjectRefGenerator
+    core = worker_state.require_core()
+    if isinstance(object_ref, ObjectRefGenerator):
+        core.submitter.cancel(object_ref._task_id + b"\x01\x00\x00\x00", force, recursive)
+        return
+    if not isinstance(object_ref, ObjectRef):
+        raise TypeError(f"ember.cancel() expects an ObjectRef, got {type(object_ref).__name__}")
+    core.submitter.cancel(object_ref._id, force, recursive)
+
+
+def nodes() -> list[dict]:
+    """Describe every node: id, address, liveness and resources (Ray's format).
+
+    >>> [n["NodeID"] for n in ember.nodes()]
+    """
+    from .protos import ember_pb2 as pb
+    core = worker_state.require_core()
+    out = []
+    for n in core.gcs.GetNodes(pb.Empty(), timeout=10).nodes:
+        out.append({"NodeID": n.node_id, "Alive": n.alive, "NodeManagerAddress": n.ip,
+                    "NodeManagerPort": n.port, "Resources": dict(n.total),
+                    "Labels": dict(n.labels), "alive": n.alive})
+    return out
+
+
+def _sum(field: str) -> dict[str, float]:
+    from .protos import ember_pb2 as pb
+    core = worker_state.require_core()
+    total: dict[str, float] = {}
+    for n in core.gcs.GetNodes(pb.Empty(), timeout=10).nodes:
+        if not n.alive:
+            continue
+        for k, v in getattr(n, field).items():
+            total[k] = total.get(k, 0.0) + v
+    return total
+
+
+def cluster_resources() -> dict[str, float]:
+    """Total resources of all live nodes. >>> ember.cluster_resources()["CPU"]"""
+    return _sum("total")
+
+
+def available_resources() -> dict[str, float]:
+    """Resources not currently held by tasks. >>> ember.available_resources().get("CPU")"""
+    return _sum("available")
+
+
+def get_gpu_ids() -> list[int]:
+    """GPU ids assigned to the current task (empty in the driver or a CPU task).
+
+    >>> ember.get_gpu_ids()
+    [0]
+    """
+    worker_state.require_core()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    out: list[int] = []
+    for part in visible.split(","):
+        part = part.strip()
+        if part.isdigit():
+            out.append(int(part))
+    running = getattr(worker_state.core.current, "task", None)
+    if running is None or not running.spec.gpu_ids:
+        return [] if worker_state.core.is_driver else out
+    return [int(g) if g.isdigit() else g for g in running.spec.gpu_ids]  # type: ignore[misc]

@@ -1,0 +1,490 @@
+"""CoreWorker: the runtime inside every driver and worker process.
+
+It owns the objects this process creates (memory store + reference counts),
+serves them to borrowers (GetObject), submits tasks (task_submitter.py) and,
+in workers, executes them (task_executor.py). Every process runs one small gRPC
+server for the CoreWorker service so that owners and borrowers can reach it.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import hashlib
+import os
+import queue
+import threading
+import time
+from typing import Any, Callable
+
+import grpc
+
+from . import ids, rpc, serialization, worker_state
+from .memory_store import Entry, MemoryStore
+from .object_ref import ObjectRef, ObjectRefGenerator
+from .protos import ember_pb2 as pb
+from .protos import ember_pb2_grpc as pbg
+from .reference_counter import FreeObject, ReferenceCounter, SendRemoveBorrow
+from .shm_store import ShmStore
+
+# Values up to this size travel inline in messages; larger ones go through
+# shared memory (Ray uses the same 100 KiB cut-off).
+INLINE_THRESHOLD = 100 * 1024
+
+
+class CoreWorker(pbg.CoreWorkerServicer):
+    def __init__(self, *, is_driver: bool, token: str, node_id: str, gcs_address: str,
+                 node_manager_address: str, shm_dir: str, shm_prefix: str, job_id: int,
+                 worker_id: str | None = None, namespace: str = "",
+                 runtime_env: dict | None = None) -> None:
+        from .task_submitter import TaskSubmitter
+
+        self.is_driver = is_driver
+        self.token = token
+        self.node_id = node_id
+        self.job_id = job_id
+        self.namespace = namespace
+        self.runtime_env = runtime_env or {}
+        self.worker_id = worker_id or ids.new_unique_hex()
+        self.gcs_address = gcs_address
+        self.node_manager_address = node_manager_address
+        self.memory_store = MemoryStore()
+        self.shm = ShmStore(shm_dir, shm_prefix)
+        self.refs = ReferenceCounter()
+        self._rc_lock = threading.Lock()
+        self._deferred_decrefs: collections.deque[bytes] = collections.deque()
+        self._pending_borrows: dict[str, list[bytes]] = {}
+        self._stubs: dict[str, rpc.Stub] = {}
+        self._stubs_lock = threading.Lock()
+        self._functions: dict[bytes, Any] = {}
+        self._exported: dict[int, bytes] = {}
+        self._outbox: queue.Queue = queue.Queue()
+        self._stopped = threading.Event()
+        self.current = threading.local()  # current task context in workers
+        self.executor: Any = None         # set in worker processes
+
+        self.server = rpc.make_server(token, max_workers=32)
+        pbg.add_CoreWorkerServicer_to_server(self, self.server)
+        port = rpc.bind(self.server, "127.0.0.1", 0)
+        self.address = f"127.0.0.1:{port}"
+        self.gcs = rpc.Stub(rpc.channel(gcs_address), pbg.ControlServiceStub, token)
+        self.node_manager = rpc.Stub(rpc.channel(node_manager_address), pbg.NodeManagerStub, token)
+        self.submitter = TaskSubmitter(self)
+        self._sender = threading.Thread(target=self._sender_loop, name="ember-sender", daemon=True)
+
+    def start(self) -> None:
+        self.server.start()
+        self._sender.start()
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.submitter.stop()
+        self._outbox.put(None)
+        self.server.stop(grace=0)
+        with self._stubs_lock:
+            for stub in self._stubs.values():
+                stub.channel.close()
+            self._stubs.clear()
+
+    # ------------------------------------------------------------ stubs
+    def core_stub(self, address: str) -> rpc.Stub:
+        with self._stubs_lock:
+            stub = self._stubs.get(address)
+            if stub is None:
+                stub = self._stubs[address] = rpc.Stub(
+                    rpc.channel(address), pbg.CoreWorkerStub, self.token)
+            return stub
+
+    # ------------------------------------------------------------ reference counting
+    def ref_created(self, object_id: bytes, owner: str) -> None:
+        with self._rc_lock:
+            if owner and owner != self.address and not self.refs.is_owned(object_id):
+                if self.refs.add_borrowed(object_id, owner):
+                    self._pending_borrows.setdefault(owner, []).append(object_id)
+            self.refs.add_local(object_id)
+
+    def ref_deleted(self, object_id: bytes) -> None:
+        # A finalizer may run while this thread already holds the lock (GC can
+        # fire anywhere), so never block here: defer to the sender thread.
+        if self._rc_lock.acquire(blocking=False):
+            try:
+                actions = self.refs.remove_local(object_id)
+            finally:
+                self._rc_lock.release()
+            if actions:
+                self._outbox.put(("actions", actions))
+        else:
+            self._deferred_decrefs.append(object_id)
+            self._outbox.put(("drain", None))
+
+    def _run_rc(self, fn: Callable[[], list]) -> None:
+        with self._rc_lock:
+            actions = fn()
+        if actions:
+            self._perform(actions)
+
+    def _perform(self, actions: list) -> None:
+        frees: list[pb.SealedObject] = []
+        for action in actions:
+            if isinstance(action, FreeObject):
+                entry = self.memory_store.delete(action.object_id)
+                self.submitter.object_freed(action.object_id)
+                if entry is not None and entry.in_shm:
+                    self.shm.release(action.object_id.hex())
+                    frees.append(pb.SealedObject(object_id=action.object_id))
+            elif isinstance(action, SendRemoveBorrow):
+                self._outbox.put(("unborrow", (action.owner, action.object_id)))
+        if frees:
+            self._outbox.put(("free", frees))
+
+    def flush_borrows(self) -> None:
+        """Register this process as a borrower with the refs' owners, synchronously.
+
+        Called after deserializing values that hold refs owned elsewhere and
+        before the value that carried them may be released, so the owner never
+        frees an object a borrower is about to use.
+        """
+        with self._rc_lock:
+            pending, self._pending_borrows = self._pending_borrows, {}
+        for owner, object_ids in pending.items():
+            try:
+                self.core_stub(owner).UpdateBorrowers(
+                    pb.BorrowUpdate(add=object_ids, borrower=pb.Address(ip=self.address)),
+                    timeout=30)
+            except grpc.RpcError:
+                pass  # the owner is gone; gets of its objects raise OwnerDiedError
+
+    def _sender_loop(self) -> None:
+        """Background delivery of fire-and-forget messages, batched per target."""
+        while True:
+            item = self._outbox.get()
+            if item is None:
+                return
+            batch = [item]
+            while True:
+                try:
+                    nxt = self._outbox.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._outbox.put(None)
+                    break
+                batch.append(nxt)
+            frees: list[pb.SealedObject] = []
+            unborrow: dict[str, list[bytes]] = {}
+            for kind, payload in batch:
+                if kind == "actions":
+                    self._perform(payload)
+                elif kind == "drain":
+                    while self._deferred_decrefs:
+                        oid = self._deferred_decrefs.popleft()
+                        self._run_rc(lambda oid=oid: self.refs.remove_local(oid))
+                elif kind == "free":
+                    frees.extend(payload)
+                elif kind == "unborrow":
+                    unborrow.setdefault(payload[0], []).append(payload[1])
+                elif kind == "call":
+                    try:
+                        payload()
+                    except Exception:  # noqa: BLE001 - best-effort notifications
+                        pass
+            # Actions performed above may have queued more; pick them up next loop.
+            try:
+                if frees:
+                    self.node_manager.FreeObjects(pb.ObjectsRequest(objects=frees), timeout=10)
+                for owner, object_ids in unborrow.items():
+                    self.core_stub(owner).UpdateBorrowers(
+                        pb.BorrowUpdate(remove=object_ids, borrower=pb.Address(ip=self.address)),
+                        timeout=10)
+            except grpc.RpcError:
+                pass
+
+    def notify(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the sender thread (off the caller's hot path)."""
+        self._outbox.put(("call", fn))
+
+    # ------------------------------------------------------------ objects
+    def put_serialized(self, object_id: bytes, ser: serialization.SerializedObject,
+                       *, owned_inner: bool = True) -> tuple[bytes | None, int]:
+        """Store a serialized value locally; returns (inline bytes or None, size)."""
+        size = ser.total_size
+        if size <= INLINE_THRESHOLD:
+            return serialization.to_bytes(ser), size
+        self.shm.create_and_write(object_id.hex(), ser)
+        self.notify(lambda: self.node_manager.ObjectsSealed(
+            pb.ObjectsRequest(objects=[pb.SealedObject(object_id=object_id, size=size)]),
+            timeout=10))
+        return None, size
+
+    def put(self, value: Any, _owner: Any = None) -> ObjectRef:
+        if isinstance(value, ObjectRef):
+            raise TypeError("ember.put() of an ObjectRef is not allowed: pass the ref itself, "
+                            "or put the value it points to (ember.get(ref))")
+        object_id = ids.object_id_for(ids.new_task_id(), ids.PUT_INDEX_BASE)
+        ser = serialization.serialize(value)
+        inner = tuple(r.binary() for r in ser.contained_refs)
+        data, size = self.put_serialized(object_id, ser)
+        with self._rc_lock:
+            self.refs.add_owned(object_id, inner)
+        self.memory_store.put_ready(object_id, data=data, in_shm=data is None, size=size,
+                                    node_id=self.node_id)
+        return ObjectRef(object_id, self.address)
+
+    def register_pending(self, object_id: bytes) -> None:
+        with self._rc_lock:
+            self.refs.add_owned(object_id)
+        self.memory_store.add_pending(object_id)
+
+    def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
+        from ..exceptions import GetTimeoutError
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        owned = [r for r in refs if r._owner == self.address or not r._owner]
+        borrowed = [r for r in refs if r not in owned] if len(owned) != len(refs) else []
+        if owned:
+            oids = [r._id for r in owned]
+            done = self.memory_store.wait_ready(oids, len(set(oids)), timeout,
+                                                on_first_wait=self._blocked)
+            self._unblocked()
+            if len(done) < len(set(oids)):
+                raise GetTimeoutError(
+                    f"ember.get timed out after {timeout}s with {len(set(oids)) - len(done)} of "
+                    f"{len(set(oids))} objects not ready: increase timeout= or check that the "
+                    "tasks are not blocked or starved of resources (ember status)")
+        fetched: dict[bytes, tuple[pb.ReturnObject, Any]] = {}
+        for ref in borrowed:
+            if ref._id not in fetched:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                fetched[ref._id] = self._fetch_borrowed(ref, left)
+        values = []
+        for ref in refs:
+            if ref._id in fetched:
+                values.append(self._materialize_borrowed(ref, *fetched[ref._id]))
+            else:
+                entry = self.memory_store.get(ref._id)
+                values.append(self._materialize(ref, entry))
+        if self._pending_borrows:
+            self.flush_borrows()
+        return values
+
+    def _materialize(self, ref: ObjectRef, entry: Entry | None) -> Any:
+        from ..exceptions import ObjectLostError
+
+        if entry is None:
+            raise ObjectLostError(ref.hex(), self.address,
+                                  "the object was freed; keep an ObjectRef to it while you need it")
+        if entry.in_shm:
+            view = self.shm.get(ref._id.hex())
+            if view is None:
+                raise ObjectLostError(ref.hex(), self.address,
+                                      "its shared-memory copy is gone (freed or node lost)")
+            value = serialization.deserialize(view)
+        else:
+            value = serialization.deserialize(entry.data)
+        if entry.is_error:
+            raise _as_raisable(value)
+        return value
+
+    def _fetch_borrowed(self, ref: ObjectRef, timeout: float | None) -> tuple[pb.ReturnObject, Any]:
+        from ..exceptions import GetTimeoutError, OwnerDiedError, ObjectLostError
+
+        if self.shm.contains(ref._id.hex()):
+            return pb.ReturnObject(object_id=ref._id, in_shm=True), None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        blocked = False
+        try:
+            while True:
+                step = 1.0 if deadline is None else min(1.0, max(0.0, deadline - time.monotonic()))
+                try:
+                    reply = self.core_stub(ref._owner).GetObject(
+                        pb.GetObjectRequest(object_id=ref._id, timeout=step), timeout=step + 30)
+                except grpc.RpcError as e:
+                    raise OwnerDiedError(ref.hex(), ref._owner,
+                                         f"its owner is unreachable ({e.code().name})") from None
+                if reply.error:
+                    raise ObjectLostError(ref.hex(), ref._owner, reply.error)
+                if reply.ready:
+                    return reply.object, None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise GetTimeoutError(
+                        f"ember.get timed out after {timeout}s waiting for {ref.hex()}: increase "
+                        "timeout= or check that the task producing it is not blocked")
+                if not blocked:
+                    blocked = True
+                    self._blocked()
+        finally:
+            if blocked:
+                self._unblocked()
+
+    def _materialize_borrowed(self, ref: ObjectRef, obj: pb.ReturnObject, _: Any) -> Any:
+        from ..exceptions import ObjectLostError
+
+        if obj.in_shm:
+            view = self.shm.get(ref._id.hex())
+            if view is None:
+                raise ObjectLostError(ref.hex(), ref._owner, "its shared-memory copy is gone")
+            value = serialization.deserialize(view)
+        else:
+            value = serialization.deserialize(obj.data)
+        if obj.is_error:
+            raise _as_raisable(value)
+        return value
+
+    def wait(self, refs: list[ObjectRef], num_returns: int, timeout: float | None,
+             fetch_local: bool) -> tuple[list[ObjectRef], list[ObjectRef]]:
+        owned_ids = [r._id for r in refs if r._owner == self.address or not r._owner]
+        borrowed = [r for r in refs if not (r._owner == self.address or not r._owner)]
+        ready_borrowed: set[bytes] = set()
+        futures: dict[bytes, concurrent.futures.Future] = {}
+        for ref in borrowed:
+            futures[ref._id] = self._borrowed_ready_future(ref)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        blocked = False
+        try:
+            while True:
+                done = self.memory_store.wait_ready(owned_ids, 0, 0) if owned_ids else set()
+                ready_borrowed = {oid for oid, f in futures.items() if f.done()}
+                if len(done) + len(ready_borrowed) >= num_returns:
+                    break
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                if not blocked:
+                    blocked = True
+                    self._blocked()
+                step = 0.05 if borrowed else (remaining if remaining is not None else 1.0)
+                self.memory_store.wait_ready(owned_ids, len(done) + 1,
+                                             step if remaining is None else min(step, remaining))
+        finally:
+            if blocked:
+                self._unblocked()
+        ready_ids = done | ready_borrowed
+        ready, not_ready = [], []
+        for ref in refs:
+            (ready if ref._id in ready_ids and len(ready) < num_returns else not_ready).append(ref)
+        return ready, not_ready
+
+    def _borrowed_ready_future(self, ref: ObjectRef) -> concurrent.futures.Future:
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+
+        def poll() -> None:
+            try:
+                self._fetch_borrowed(ref, None)
+            except Exception:  # noqa: BLE001 - an error is also "ready" for wait
+                pass
+            fut.set_result(True)
+
+        threading.Thread(target=poll, daemon=True, name="ember-wait").start()
+        return fut
+
+    def future_for(self, ref: ObjectRef) -> concurrent.futures.Future:
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+
+        def resolve(*_: Any) -> None:
+            try:
+                fut.set_result(self.get([ref], None)[0])
+            except BaseException as e:  # noqa: BLE001 - delivered through the future
+                fut.set_exception(e)
+
+        if ref._owner in ("", self.address):
+            if not self.memory_store.on_ready(ref._id, lambda e: resolve()):
+                resolve()
+        else:
+            threading.Thread(target=resolve, daemon=True, name="ember-future").start()
+        return fut
+
+    def _blocked(self) -> None:
+        if self.executor is not None:
+            self.executor.set_blocked(True)
+
+    def _unblocked(self) -> None:
+        if self.executor is not None:
+            self.executor.set_blocked(False)
+
+    # ------------------------------------------------------------ functions
+    def export_function(self, fn: Any, pickled: bytes | None = None) -> bytes:
+        key = id(fn)
+        fid = self._exported.get(key)
+        if fid is not None:
+            return fid
+        import cloudpickle
+
+        data = pickled if pickled is not None else cloudpickle.dumps(fn)
+        fid = hashlib.sha1(data).digest()[:16]
+        self.gcs.KVPut(pb.KVRequest(ns="fn", key=fid, value=data, overwrite=False), timeout=60)
+        self._functions[fid] = fn
+        self._exported[key] = fid
+        return fid
+
+    def load_function(self, fid: bytes) -> Any:
+        fn = self._functions.get(fid)
+        if fn is None:
+            import cloudpickle
+
+            reply = self.gcs.KVGet(pb.KVRequest(ns="fn", key=fid), timeout=60)
+            if not reply.found:
+                raise RuntimeError(f"function {fid.hex()} is not registered with the control service")
+            fn = self._functions[fid] = cloudpickle.loads(reply.value)
+        return fn
+
+    # ------------------------------------------------------------ generators
+    def next_generator_item(self, task_id: bytes, index: int, timeout: float | None):
+        return self.submitter.next_generator_item(task_id, index, timeout)
+
+    def release_generator(self, task_id: bytes) -> None:
+        self.submitter.release_generator(task_id)
+
+    # ------------------------------------------------------------ RPCs (as owner)
+    def GetObject(self, request: pb.GetObjectRequest, context) -> pb.GetObjectReply:
+        oid = request.object_id
+        if self.memory_store.get(oid) is None:
+            return pb.GetObjectReply(error="the owner no longer has this object (it was freed)")
+        timeout = None if request.timeout < 0 else request.timeout
+        if not self.memory_store.wait_ready([oid], 1, timeout):
+            return pb.GetObjectReply(ready=False)
+        entry = self.memory_store.get(oid)
+        if entry is None:
+            return pb.GetObjectReply(error="the owner no longer has this object (it was freed)")
+        return pb.GetObjectReply(ready=True, object=pb.ReturnObject(
+            object_id=oid, data=bytes(entry.data) if entry.data is not None else b"",
+            in_shm=entry.in_shm, size=entry.size, is_error=entry.is_error))
+
+    def UpdateBorrowers(self, request: pb.BorrowUpdate, context) -> pb.Empty:
+        borrower = request.borrower.ip
+        with self._rc_lock:
+            for oid in request.add:
+                self.refs.add_borrower(oid, borrower)
+            actions: list = []
+            for oid in request.remove:
+                actions += self.refs.remove_borrower(oid, borrower)
+        if actions:
+            self._perform(actions)
+        return pb.Empty()
+
+    def PushTasks(self, request_iterator, context):
+        if self.executor is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this process does not run tasks")
+        return self.executor.serve_stream(request_iterator, context)
+
+    def Exit(self, request: pb.Empty, context) -> pb.Empty:
+        threading.Timer(0.05, lambda: os._exit(0)).start()
+        return pb.Empty()
+
+
+def _as_raisable(err: Any) -> BaseException:
+    from ..exceptions import TaskError
+
+    if isinstance(err, TaskError):
+        return err.as_instanceof_cause()
+    if isinstance(err, BaseException):
+        return err
+    return RuntimeError(f"task failed: {err!r}")
+
+
+def install(core: CoreWorker) -> None:
+    worker_state.core = core
+
+
+def uninstall() -> None:
+    worker_state.core = None

@@ -1,0 +1,113 @@
+"""The control service: cluster membership, function registry and KV.
+
+One per cluster, on the head. State lives in memory and is written through to a
+SQLite file in the session directory so a restarted control service can reload
+it. Functions are stored in the KV under the ``fn`` namespace by content hash.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from typing import Iterable
+
+from .protos import ember_pb2 as pb
+from .protos import ember_pb2_grpc as pbg
+
+
+class KVStore:
+    """A namespaced byte KV persisted in SQLite (write-through)."""
+
+    def __init__(self, path: str | None) -> None:
+        self._lock = threading.Lock()
+        self._data: dict[tuple[str, bytes], bytes] = {}
+        self._db = None
+        if path:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS kv (ns TEXT, key BLOB, value BLOB, PRIMARY KEY (ns, key))")
+            for ns, key, value in self._db.execute("SELECT ns, key, value FROM kv"):
+                self._data[(ns, bytes(key))] = bytes(value)
+
+    def put(self, ns: str, key: bytes, value: bytes, overwrite: bool) -> bool:
+        with self._lock:
+            exists = (ns, key) in self._data
+            if exists and not overwrite:
+                return False
+            self._data[(ns, key)] = value
+            if self._db is not None:
+                self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (ns, key, value))
+            return not exists
+
+    def get(self, ns: str, key: bytes) -> bytes | None:
+        with self._lock:
+            return self._data.get((ns, key))
+
+    def delete(self, ns: str, key: bytes) -> bool:
+        with self._lock:
+            found = self._data.pop((ns, key), None) is not None
+            if found and self._db is not None:
+                self._db.execute("DELETE FROM kv WHERE ns=? AND key=?", (ns, key))
+            return found
+
+    def keys(self, ns: str, prefix: bytes) -> list[bytes]:
+        with self._lock:
+            return [k for (n, k) in self._data if n == ns and k.startswith(prefix)]
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+
+
+class ControlService(pbg.ControlServiceServicer):
+    def __init__(self, db_path: str | None) -> None:
+        self.kv = KVStore(db_path)
+        self._lock = threading.Lock()
+        self._nodes: dict[str, pb.NodeInfo] = {}
+        stored = self.kv.get("meta", b"job_counter")
+        self._job_counter = int(stored) if stored else 0
+
+    def RegisterNode(self, request: pb.NodeInfo, context) -> pb.Empty:
+        with self._lock:
+            node = pb.NodeInfo()
+            node.CopyFrom(request)
+            node.alive = True
+            self._nodes[request.node_id] = node
+        return pb.Empty()
+
+    def UpdateNode(self, request: pb.NodeInfo, context) -> pb.Empty:
+        with self._lock:
+            node = self._nodes.get(request.node_id)
+            if node is not None:
+                node.available.clear()
+                node.available.update(request.available)
+                node.alive = request.alive
+        return pb.Empty()
+
+    def GetNodes(self, request: pb.Empty, context) -> pb.NodeList:
+        with self._lock:
+            return pb.NodeList(nodes=list(self._nodes.values()))
+
+    def KVPut(self, request: pb.KVRequest, context) -> pb.KVReply:
+        return pb.KVReply(added=self.kv.put(request.ns, request.key, request.value, request.overwrite))
+
+    def KVGet(self, request: pb.KVRequest, context) -> pb.KVReply:
+        value = self.kv.get(request.ns, request.key)
+        return pb.KVReply(found=value is not None, value=value or b"")
+
+    def KVDel(self, request: pb.KVRequest, context) -> pb.KVReply:
+        return pb.KVReply(found=self.kv.delete(request.ns, request.key))
+
+    def KVKeys(self, request: pb.KVRequest, context) -> pb.KVReply:
+        return pb.KVReply(keys=self.kv.keys(request.ns, request.key))
+
+    def NextJobId(self, request: pb.Empty, context) -> pb.JobReply:
+        with self._lock:
+            self._job_counter += 1
+            self.kv.put("meta", b"job_counter", str(self._job_counter).encode(), True)
+            return pb.JobReply(job_id=self._job_counter)
+
+    def node_list(self) -> Iterable[pb.NodeInfo]:
+        with self._lock:
+            return list(self._nodes.values())

@@ -1,0 +1,40 @@
+"""Entry point of the control-service process: ``python -m ember._private.gcs_main``."""
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+
+from . import process_util, rpc
+from .gcs import ControlService
+from .protos import ember_pb2_grpc as pbg
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--session-dir", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--ready-fd", type=int, default=-1)
+    parser.add_argument("--parent-fd", type=int, default=-1)
+    args = parser.parse_args()
+    token = os.environ.pop(rpc.TOKEN_ENV)
+
+    service = ControlService(os.path.join(args.session_dir, "control.sqlite"))
+    server = rpc.make_server(token, max_workers=8)
+    pbg.add_ControlServiceServicer_to_server(service, server)
+    port = rpc.bind(server, args.host, args.port)
+    server.start()
+    stop = threading.Event()
+    if args.parent_fd >= 0:
+        process_util.watch_parent(args.parent_fd, stop.set)
+    process_util.install_term_handler(stop.set)
+    if args.ready_fd >= 0:
+        process_util.report_ready(args.ready_fd, str(port))
+    stop.wait()
+    server.stop(grace=0.5).wait()
+    service.kv.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""The owner's table of object values and readiness.
+
+Small values live here inline (serialized bytes); large ones are only marked
+``in_shm`` and read from the node's shared-memory store. Getters block on one
+condition variable; completion callbacks let the task submitter resolve
+dependencies without a thread per waiting task.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass
+class Entry:
+    ready: bool = False
+    data: bytes | memoryview | None = None
+    in_shm: bool = False
+    is_error: bool = False
+    size: int = 0
+    node_id: str = ""
+    callbacks: list[Callable[["Entry"], None]] = field(default_factory=list)
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._entries: dict[bytes, Entry] = {}
+
+    def add_pending(self, object_id: bytes) -> None:
+        with self._cond:
+            self._entries.setdefault(object_id, Entry())
+
+    def set_ready(self, object_id: bytes, *, data: bytes | memoryview | None = None,
+                  in_shm: bool = False, is_error: bool = False, size: int = 0,
+                  node_id: str = "") -> bool:
+        """Record a value; returns False if the object was already freed or set."""
+        with self._cond:
+            entry = self._entries.get(object_id)
+            if entry is None or entry.ready:
+                return False
+            entry.data, entry.in_shm, entry.is_error = data, in_shm, is_error
+            entry.size, entry.node_id, entry.ready = size, node_id, True
+            callbacks, entry.callbacks = entry.callbacks, []
+            self._cond.notify_all()
+        for cb in callbacks:
+            cb(entry)
+        return True
+
+    def put_ready(self, object_id: bytes, **kw) -> None:
+        with self._cond:
+            self._entries[object_id] = Entry()
+        self.set_ready(object_id, **kw)
+
+    def get(self, object_id: bytes) -> Entry | None:
+        with self._cond:
+            return self._entries.get(object_id)
+
+    def on_ready(self, object_id: bytes, callback: Callable[[Entry], None]) -> bool:
+        """Call back when ready (now, if already). False if the object is unknown."""
+        with self._cond:
+            entry = self._entries.get(object_id)
+            if entry is None:
+                return False
+            if not entry.ready:
+                entry.callbacks.append(callback)
+                return True
+        callback(entry)
+        return True
+
+    def wait_ready(self, object_ids: list[bytes], num_ready: int, timeout: float | None,
+                   on_first_wait: Callable[[], None] | None = None) -> set[bytes]:
+        """Block until ``num_ready`` of the ids are ready (or unknown) or time runs out."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waited = False
+        with self._cond:
+            while True:
+                done = {oid for oid in object_ids
+                        if (e := self._entries.get(oid)) is None or e.ready}
+                if len(done) >= num_ready:
+                    return done
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return done
+                if not waited and on_first_wait is not None:
+                    waited = True
+                    self._cond.release()
+                    try:
+                        on_first_wait()
+                    finally:
+                        self._cond.acquire()
+                    continue
+                self._cond.wait(remaining if remaining is None else min(remaining, 1.0))
+
+    def delete(self, object_id: bytes) -> Entry | None:
+        with self._cond:
+            return self._entries.pop(object_id, None)
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._entries)

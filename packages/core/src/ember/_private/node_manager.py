@@ -1,0 +1,296 @@
+"""The node manager: worker pool, leases, object-store bookkeeping and logs.
+
+One per node. Owners ask it for a worker lease (RequestWorkerLease blocks until
+the scheduler grants one), then talk to the worker directly; the node manager
+is not on the per-task path. Decisions live in scheduler.py; this module does
+the I/O: starting and reaping worker processes, answering RPCs, tailing logs.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import grpc
+
+from . import rpc
+from .log_monitor import LogMonitor
+from .protos import ember_pb2 as pb
+from .protos import ember_pb2_grpc as pbg
+from .resources import NodeResources
+from .scheduler import Grant, Infeasible, KillWorker, LeaseScheduler, StartWorker
+from .shm_store import ShmStore
+
+# A lease request that cannot be served yet is answered "not granted" after this
+# long so the owner can re-check (and warn about infeasible requests) instead of
+# a gRPC call hanging forever.
+LEASE_POLL_SECONDS = 2.0
+
+
+@dataclass
+class _PendingLease:
+    event: threading.Event = field(default_factory=threading.Event)
+    reply: pb.LeaseReply | None = None
+
+
+@dataclass
+class _WorkerProc:
+    proc: subprocess.Popen
+    env_hash: str
+    worker_id: str = ""
+    port: int = 0
+    registered: bool = False
+
+
+class NodeManager(pbg.NodeManagerServicer):
+    def __init__(self, *, node_id: str, session_dir: str, token: str, gcs_address: str,
+                 total: dict[str, float], gpu_ids: list[str], ip: str = "127.0.0.1",
+                 shm_dir: str, shm_prefix: str, worker_watch_fd: int) -> None:
+        self.node_id = node_id
+        self.session_dir = session_dir
+        self.token = token
+        self.gcs_address = gcs_address
+        self.ip = ip
+        self.port = 0
+        self.total = total
+        self.shm_dir = shm_dir
+        self.shm_prefix = shm_prefix
+        self.store = ShmStore(shm_dir, shm_prefix)
+        self._worker_watch_fd = worker_watch_fd
+        num_cpus = int(total.get("CPU", 1))
+        self.scheduler = LeaseScheduler(NodeResources(total, gpu_ids),
+                                        max_starting=max(1, min(num_cpus, 4)),
+                                        soft_limit=max(1, num_cpus))
+        self._lock = threading.Lock()
+        self._pending: dict[int, _PendingLease] = {}
+        self._request_ids = iter(range(1, 1 << 62))
+        self._procs: dict[int, _WorkerProc] = {}          # pid -> process
+        self._by_worker: dict[str, _WorkerProc] = {}
+        self._objects: dict[bytes, int] = {}
+        self._stopping = threading.Event()
+        self._log_dir = os.path.join(session_dir, "logs")
+        self.logs = LogMonitor(self._log_dir)
+        self._resources_dirty = threading.Event()
+        self._gcs = None
+
+    # ------------------------------------------------------------ lifecycle
+    def start_background(self) -> None:
+        threading.Thread(target=self._reaper_loop, name="ember-reaper", daemon=True).start()
+        threading.Thread(target=self._gcs_sync_loop, name="ember-gcs-sync", daemon=True).start()
+        self.logs.start()
+
+    def prestart_workers(self, n: int) -> None:
+        with self._lock:
+            for _ in range(n):
+                self.scheduler.worker_starting("")
+                self._start_worker("")
+
+    def stop(self) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        with self._lock:
+            procs = list(self._procs.values())
+        for wp in procs:
+            _signal(wp.proc, signal.SIGKILL)
+        for wp in procs:
+            try:
+                wp.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.store.cleanup_all()
+        self.logs.stop()
+
+    # ------------------------------------------------------------ worker processes
+    def _start_worker(self, env_hash: str) -> None:
+        env = dict(os.environ)
+        env[rpc.TOKEN_ENV] = self.token
+        env["EMBER_NODE_MANAGER_ADDRESS"] = f"{self.ip}:{self.port}"
+        env["EMBER_SESSION_DIR"] = self.session_dir
+        env["EMBER_RUNTIME_ENV_HASH"] = env_hash
+        env["EMBER_WATCH_FD"] = str(self._worker_watch_fd)
+        env["EMBER_GCS_ADDRESS"] = self.gcs_address
+        env["EMBER_NODE_ID"] = self.node_id
+        env["EMBER_SHM_DIR"] = self.shm_dir
+        env["EMBER_SHM_PREFIX"] = self.shm_prefix
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        stamp = f"{time.time():.6f}".replace(".", "")
+        out = open(os.path.join(self._log_dir, f"worker-{stamp}.out"), "ab")
+        err = open(os.path.join(self._log_dir, f"worker-{stamp}.err"), "ab")
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "ember._private.worker_main"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+                pass_fds=(self._worker_watch_fd,), start_new_session=True,
+            )
+        finally:
+            out.close()
+            err.close()
+        self._procs[proc.pid] = _WorkerProc(proc, env_hash)
+        self.logs.add(proc.pid, out.name, err.name)
+
+    def _apply(self, actions: list) -> None:
+        """Carry out scheduler actions. Called with self._lock held."""
+        for action in actions:
+            if isinstance(action, Grant):
+                pending = self._pending.pop(action.request_id, None)
+                wp = self._by_worker.get(action.worker_id)
+                reply = pb.LeaseReply(
+                    granted=True, lease_id=action.lease_id,
+                    worker=pb.Address(node_id=self.node_id, ip=self.ip,
+                                      port=wp.port if wp else 0, worker_id=action.worker_id),
+                    gpu_ids=list(action.allocation.gpu_ids),
+                    resources=action.allocation.resources.to_dict())
+                if pending is None:
+                    # The requester went away; give the lease straight back.
+                    self._apply(self.scheduler.return_lease(action.lease_id, False, time.monotonic()))
+                    continue
+                pending.reply = reply
+                pending.event.set()
+            elif isinstance(action, StartWorker):
+                self._start_worker(action.env_hash)
+            elif isinstance(action, KillWorker):
+                wp = self._by_worker.pop(action.worker_id, None)
+                if wp is not None:
+                    _signal(wp.proc, signal.SIGKILL)
+            elif isinstance(action, Infeasible):
+                pending = self._pending.get(action.request_id)
+                if pending is not None:
+                    pending.reply = pb.LeaseReply(granted=False, error=action.message)
+                    pending.event.set()
+        self._resources_dirty.set()
+
+    def _reaper_loop(self) -> None:
+        while not self._stopping.wait(0.05):
+            with self._lock:
+                dead = [(pid, wp) for pid, wp in self._procs.items() if wp.proc.poll() is not None]
+                for pid, wp in dead:
+                    del self._procs[pid]
+                    self.logs.finish(pid)
+                    if wp.registered:
+                        self._by_worker.pop(wp.worker_id, None)
+                        self._apply(self.scheduler.worker_died(wp.worker_id))
+                    else:
+                        self._apply(self.scheduler.worker_start_failed(wp.env_hash))
+                self._apply(self.scheduler.tick(time.monotonic()))
+
+    def _gcs_sync_loop(self) -> None:
+        while not self._stopping.is_set():
+            if not self._resources_dirty.wait(0.5):
+                continue
+            time.sleep(0.05)  # coalesce bursts of grants into one update
+            self._resources_dirty.clear()
+            if self._gcs is None:
+                continue
+            with self._lock:
+                available = self.scheduler.resources.available.to_dict()
+            try:
+                self._gcs.UpdateNode(pb.NodeInfo(node_id=self.node_id, available=available,
+                                                 alive=True), timeout=5)
+            except grpc.RpcError:
+                pass
+
+    def node_info(self) -> pb.NodeInfo:
+        return pb.NodeInfo(node_id=self.node_id, ip=self.ip, port=self.port, total=self.total,
+                           available=self.scheduler.resources.available.to_dict(), alive=True,
+                           shm_dir=self.shm_dir, shm_prefix=self.shm_prefix,
+                           start_time=time.time())
+
+    # ------------------------------------------------------------ RPCs
+    def RequestWorkerLease(self, request: pb.LeaseRequest, context) -> pb.LeaseReply:
+        pending = _PendingLease()
+        with self._lock:
+            request_id = next(self._request_ids)
+            self._pending[request_id] = pending
+            self._apply(self.scheduler.request_lease(
+                request_id, dict(request.resources), request.runtime_env_hash, request.name))
+        if not pending.event.wait(LEASE_POLL_SECONDS) or pending.reply is None:
+            with self._lock:
+                if pending.reply is None:
+                    self._pending.pop(request_id, None)
+                    self.scheduler.cancel_request(request_id)
+                    return pb.LeaseReply(granted=False)
+        if not pending.reply.granted:
+            with self._lock:
+                self._pending.pop(request_id, None)
+                self.scheduler.cancel_request(request_id)
+        return pending.reply
+
+    def ReturnWorkerLease(self, request: pb.ReturnLease, context) -> pb.Empty:
+        with self._lock:
+            self._apply(self.scheduler.return_lease(request.lease_id, request.kill_worker,
+                                                    time.monotonic()))
+        return pb.Empty()
+
+    def RegisterWorker(self, request: pb.RegisterWorkerRequest, context) -> pb.RegisterWorkerReply:
+        with self._lock:
+            wp = self._procs.get(request.pid)
+            if wp is not None and not self._stopping.is_set():
+                wp.worker_id = request.worker_id
+                wp.port = request.port
+                wp.registered = True
+                self._by_worker[request.worker_id] = wp
+                self._apply(self.scheduler.worker_registered(
+                    request.worker_id, request.runtime_env_hash, time.monotonic()))
+        return pb.RegisterWorkerReply(node_id=self.node_id, shm_dir=self.shm_dir,
+                                      shm_prefix=self.shm_prefix, gcs_address=self.gcs_address)
+
+    def SetBlocked(self, request: pb.BlockedRequest, context) -> pb.Empty:
+        with self._lock:
+            self._apply(self.scheduler.set_blocked(request.worker_id, request.blocked))
+        return pb.Empty()
+
+    def ObjectsSealed(self, request: pb.ObjectsRequest, context) -> pb.Empty:
+        with self._lock:
+            for obj in request.objects:
+                self._objects[obj.object_id] = obj.size
+        return pb.Empty()
+
+    def FreeObjects(self, request: pb.ObjectsRequest, context) -> pb.Empty:
+        for obj in request.objects:
+            with self._lock:
+                self._objects.pop(obj.object_id, None)
+            self.store.delete(obj.object_id.hex())
+        return pb.Empty()
+
+    def KillWorker(self, request: pb.KillWorkerRequest, context) -> pb.Empty:
+        with self._lock:
+            wp = self._by_worker.get(request.worker_id)
+            if wp is not None:
+                _signal(wp.proc, signal.SIGKILL if request.force else signal.SIGTERM)
+        return pb.Empty()
+
+    def SubscribeLogs(self, request: pb.Empty, context):
+        q: queue.Queue = queue.Queue()
+        self.logs.subscribe(q)
+        context.add_callback(lambda: q.put(None))
+        try:
+            while True:
+                lines = q.get()
+                if lines is None or self._stopping.is_set():
+                    return
+                yield pb.LogBatch(lines=lines)
+        finally:
+            self.logs.unsubscribe(q)
+
+    def GetStatus(self, request: pb.Empty, context) -> pb.NodeStatus:
+        with self._lock:
+            return pb.NodeStatus(
+                node=self.node_info(), num_workers=len(self._procs),
+                num_idle_workers=self.scheduler.num_idle(),
+                pending_leases=len(self.scheduler.pending),
+                infeasible=self.scheduler.infeasible(),
+                store_used_bytes=sum(self._objects.values()),
+                store_num_objects=len(self._objects))
+
+
+def _signal(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        proc.send_signal(sig)
+    except (ProcessLookupError, OSError):
+        pass

@@ -1,0 +1,63 @@
+"""Entry point of the node-manager process: ``python -m ember._private.node_manager_main``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+
+from . import process_util, rpc
+from .node_manager import NodeManager
+from .protos import ember_pb2 as pb
+from .protos import ember_pb2_grpc as pbg
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--session-dir", required=True)
+    parser.add_argument("--gcs-address", required=True)
+    parser.add_argument("--node-id", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--resources-json", required=True)
+    parser.add_argument("--gpu-ids", default="")
+    parser.add_argument("--shm-dir", required=True)
+    parser.add_argument("--shm-prefix", required=True)
+    parser.add_argument("--prestart", type=int, default=0)
+    parser.add_argument("--ready-fd", type=int, default=-1)
+    parser.add_argument("--parent-fd", type=int, default=-1)
+    args = parser.parse_args()
+    token = os.environ.pop(rpc.TOKEN_ENV)
+
+    # Workers watch this pipe: when this process dies, however, they exit.
+    watch_r, watch_w = os.pipe()
+    os.set_inheritable(watch_r, True)
+    nm = NodeManager(node_id=args.node_id, session_dir=args.session_dir, token=token,
+                     gcs_address=args.gcs_address, total=json.loads(args.resources_json),
+                     gpu_ids=[g for g in args.gpu_ids.split(",") if g], ip=args.host,
+                     shm_dir=args.shm_dir, shm_prefix=args.shm_prefix, worker_watch_fd=watch_r)
+    server = rpc.make_server(token, max_workers=64)
+    pbg.add_NodeManagerServicer_to_server(nm, server)
+    nm.port = rpc.bind(server, args.host, args.port)
+    server.start()
+    nm.start_background()
+    nm.prestart_workers(args.prestart)
+
+    stop = threading.Event()
+    if args.parent_fd >= 0:
+        process_util.watch_parent(args.parent_fd, stop.set)
+    process_util.install_term_handler(stop.set)
+
+    gcs_chan = rpc.channel(args.gcs_address)
+    nm._gcs = rpc.Stub(gcs_chan, pbg.ControlServiceStub, token)
+    nm._gcs.RegisterNode(nm.node_info(), timeout=30, wait_for_ready=True)
+    if args.ready_fd >= 0:
+        process_util.report_ready(args.ready_fd, str(nm.port))
+    stop.wait()
+    nm.stop()
+    server.stop(grace=0.2)
+    os.close(watch_w)
+
+
+if __name__ == "__main__":
+    main()

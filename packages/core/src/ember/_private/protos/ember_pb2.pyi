@@ -1,0 +1,400 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Empty(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Address(_message.Message):
+    __slots__ = ("node_id", "ip", "port", "worker_id")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    ip: str
+    port: int
+    worker_id: str
+    def __init__(self, node_id: _Optional[str] = ..., ip: _Optional[str] = ..., port: _Optional[int] = ..., worker_id: _Optional[str] = ...) -> None: ...
+
+class ObjectRefProto(_message.Message):
+    __slots__ = ("object_id", "owner")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    owner: Address
+    def __init__(self, object_id: _Optional[bytes] = ..., owner: _Optional[_Union[Address, _Mapping]] = ...) -> None: ...
+
+class NodeInfo(_message.Message):
+    __slots__ = ("node_id", "ip", "port", "total", "available", "alive", "shm_dir", "shm_prefix", "labels", "start_time")
+    class TotalEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class AvailableEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    ALIVE_FIELD_NUMBER: _ClassVar[int]
+    SHM_DIR_FIELD_NUMBER: _ClassVar[int]
+    SHM_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    ip: str
+    port: int
+    total: _containers.ScalarMap[str, float]
+    available: _containers.ScalarMap[str, float]
+    alive: bool
+    shm_dir: str
+    shm_prefix: str
+    labels: _containers.ScalarMap[str, str]
+    start_time: float
+    def __init__(self, node_id: _Optional[str] = ..., ip: _Optional[str] = ..., port: _Optional[int] = ..., total: _Optional[_Mapping[str, float]] = ..., available: _Optional[_Mapping[str, float]] = ..., alive: _Optional[bool] = ..., shm_dir: _Optional[str] = ..., shm_prefix: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., start_time: _Optional[float] = ...) -> None: ...
+
+class NodeList(_message.Message):
+    __slots__ = ("nodes",)
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ...) -> None: ...
+
+class KVRequest(_message.Message):
+    __slots__ = ("ns", "key", "value", "overwrite")
+    NS_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    OVERWRITE_FIELD_NUMBER: _ClassVar[int]
+    ns: str
+    key: bytes
+    value: bytes
+    overwrite: bool
+    def __init__(self, ns: _Optional[str] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., overwrite: _Optional[bool] = ...) -> None: ...
+
+class KVReply(_message.Message):
+    __slots__ = ("found", "value", "added", "keys")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    value: bytes
+    added: bool
+    keys: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, found: _Optional[bool] = ..., value: _Optional[bytes] = ..., added: _Optional[bool] = ..., keys: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class JobReply(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: int
+    def __init__(self, job_id: _Optional[int] = ...) -> None: ...
+
+class LeaseRequest(_message.Message):
+    __slots__ = ("resources", "owner_worker_id", "runtime_env", "runtime_env_hash", "name")
+    class ResourcesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    OWNER_WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_HASH_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    resources: _containers.ScalarMap[str, float]
+    owner_worker_id: str
+    runtime_env: bytes
+    runtime_env_hash: str
+    name: str
+    def __init__(self, resources: _Optional[_Mapping[str, float]] = ..., owner_worker_id: _Optional[str] = ..., runtime_env: _Optional[bytes] = ..., runtime_env_hash: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class LeaseReply(_message.Message):
+    __slots__ = ("granted", "lease_id", "worker", "gpu_ids", "resources", "error")
+    class ResourcesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    GRANTED_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    GPU_IDS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    granted: bool
+    lease_id: bytes
+    worker: Address
+    gpu_ids: _containers.RepeatedScalarFieldContainer[str]
+    resources: _containers.ScalarMap[str, float]
+    error: str
+    def __init__(self, granted: _Optional[bool] = ..., lease_id: _Optional[bytes] = ..., worker: _Optional[_Union[Address, _Mapping]] = ..., gpu_ids: _Optional[_Iterable[str]] = ..., resources: _Optional[_Mapping[str, float]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ReturnLease(_message.Message):
+    __slots__ = ("lease_id", "kill_worker")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    KILL_WORKER_FIELD_NUMBER: _ClassVar[int]
+    lease_id: bytes
+    kill_worker: bool
+    def __init__(self, lease_id: _Optional[bytes] = ..., kill_worker: _Optional[bool] = ...) -> None: ...
+
+class RegisterWorkerRequest(_message.Message):
+    __slots__ = ("worker_id", "pid", "port", "runtime_env_hash")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_HASH_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    pid: int
+    port: int
+    runtime_env_hash: str
+    def __init__(self, worker_id: _Optional[str] = ..., pid: _Optional[int] = ..., port: _Optional[int] = ..., runtime_env_hash: _Optional[str] = ...) -> None: ...
+
+class RegisterWorkerReply(_message.Message):
+    __slots__ = ("node_id", "shm_dir", "shm_prefix", "gcs_address")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    SHM_DIR_FIELD_NUMBER: _ClassVar[int]
+    SHM_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    GCS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    shm_dir: str
+    shm_prefix: str
+    gcs_address: str
+    def __init__(self, node_id: _Optional[str] = ..., shm_dir: _Optional[str] = ..., shm_prefix: _Optional[str] = ..., gcs_address: _Optional[str] = ...) -> None: ...
+
+class BlockedRequest(_message.Message):
+    __slots__ = ("worker_id", "blocked")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    blocked: bool
+    def __init__(self, worker_id: _Optional[str] = ..., blocked: _Optional[bool] = ...) -> None: ...
+
+class SealedObject(_message.Message):
+    __slots__ = ("object_id", "size")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    size: int
+    def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ...) -> None: ...
+
+class ObjectsRequest(_message.Message):
+    __slots__ = ("objects",)
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    objects: _containers.RepeatedCompositeFieldContainer[SealedObject]
+    def __init__(self, objects: _Optional[_Iterable[_Union[SealedObject, _Mapping]]] = ...) -> None: ...
+
+class KillWorkerRequest(_message.Message):
+    __slots__ = ("worker_id", "force")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    force: bool
+    def __init__(self, worker_id: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+
+class LogLine(_message.Message):
+    __slots__ = ("pid", "task_name", "line", "is_err")
+    PID_FIELD_NUMBER: _ClassVar[int]
+    TASK_NAME_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    IS_ERR_FIELD_NUMBER: _ClassVar[int]
+    pid: int
+    task_name: str
+    line: str
+    is_err: bool
+    def __init__(self, pid: _Optional[int] = ..., task_name: _Optional[str] = ..., line: _Optional[str] = ..., is_err: _Optional[bool] = ...) -> None: ...
+
+class LogBatch(_message.Message):
+    __slots__ = ("lines",)
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    lines: _containers.RepeatedCompositeFieldContainer[LogLine]
+    def __init__(self, lines: _Optional[_Iterable[_Union[LogLine, _Mapping]]] = ...) -> None: ...
+
+class NodeStatus(_message.Message):
+    __slots__ = ("node", "num_workers", "num_idle_workers", "pending_leases", "infeasible", "store_used_bytes", "store_num_objects")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    NUM_IDLE_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_LEASES_FIELD_NUMBER: _ClassVar[int]
+    INFEASIBLE_FIELD_NUMBER: _ClassVar[int]
+    STORE_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STORE_NUM_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    node: NodeInfo
+    num_workers: int
+    num_idle_workers: int
+    pending_leases: int
+    infeasible: _containers.RepeatedScalarFieldContainer[str]
+    store_used_bytes: int
+    store_num_objects: int
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., pending_leases: _Optional[int] = ..., infeasible: _Optional[_Iterable[str]] = ..., store_used_bytes: _Optional[int] = ..., store_num_objects: _Optional[int] = ...) -> None: ...
+
+class Arg(_message.Message):
+    __slots__ = ("data", "shm_object_id", "is_shm")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    SHM_OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    IS_SHM_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    shm_object_id: bytes
+    is_shm: bool
+    def __init__(self, data: _Optional[bytes] = ..., shm_object_id: _Optional[bytes] = ..., is_shm: _Optional[bool] = ...) -> None: ...
+
+class TaskSpec(_message.Message):
+    __slots__ = ("task_id", "job_id", "function_id", "name", "args", "kwarg_names", "num_returns", "owner", "max_calls", "env_vars", "gpu_ids", "resources", "generator_backpressure")
+    class EnvVarsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ResourcesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    KWARG_NAMES_FIELD_NUMBER: _ClassVar[int]
+    NUM_RETURNS_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    MAX_CALLS_FIELD_NUMBER: _ClassVar[int]
+    ENV_VARS_FIELD_NUMBER: _ClassVar[int]
+    GPU_IDS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    GENERATOR_BACKPRESSURE_FIELD_NUMBER: _ClassVar[int]
+    task_id: bytes
+    job_id: int
+    function_id: bytes
+    name: str
+    args: _containers.RepeatedCompositeFieldContainer[Arg]
+    kwarg_names: _containers.RepeatedScalarFieldContainer[str]
+    num_returns: int
+    owner: Address
+    max_calls: int
+    env_vars: _containers.ScalarMap[str, str]
+    gpu_ids: _containers.RepeatedScalarFieldContainer[str]
+    resources: _containers.ScalarMap[str, float]
+    generator_backpressure: bool
+    def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[int] = ..., function_id: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[_Iterable[_Union[Arg, _Mapping]]] = ..., kwarg_names: _Optional[_Iterable[str]] = ..., num_returns: _Optional[int] = ..., owner: _Optional[_Union[Address, _Mapping]] = ..., max_calls: _Optional[int] = ..., env_vars: _Optional[_Mapping[str, str]] = ..., gpu_ids: _Optional[_Iterable[str]] = ..., resources: _Optional[_Mapping[str, float]] = ..., generator_backpressure: _Optional[bool] = ...) -> None: ...
+
+class CancelRequest(_message.Message):
+    __slots__ = ("task_id", "force", "recursive")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    task_id: bytes
+    force: bool
+    recursive: bool
+    def __init__(self, task_id: _Optional[bytes] = ..., force: _Optional[bool] = ..., recursive: _Optional[bool] = ...) -> None: ...
+
+class TaskBatch(_message.Message):
+    __slots__ = ("tasks", "cancels", "release_pins")
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    CANCELS_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_PINS_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[TaskSpec]
+    cancels: _containers.RepeatedCompositeFieldContainer[CancelRequest]
+    release_pins: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, tasks: _Optional[_Iterable[_Union[TaskSpec, _Mapping]]] = ..., cancels: _Optional[_Iterable[_Union[CancelRequest, _Mapping]]] = ..., release_pins: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class ReturnObject(_message.Message):
+    __slots__ = ("object_id", "data", "in_shm", "size", "is_error", "contained")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    IN_SHM_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    IS_ERROR_FIELD_NUMBER: _ClassVar[int]
+    CONTAINED_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    data: bytes
+    in_shm: bool
+    size: int
+    is_error: bool
+    contained: _containers.RepeatedCompositeFieldContainer[ObjectRefProto]
+    def __init__(self, object_id: _Optional[bytes] = ..., data: _Optional[bytes] = ..., in_shm: _Optional[bool] = ..., size: _Optional[int] = ..., is_error: _Optional[bool] = ..., contained: _Optional[_Iterable[_Union[ObjectRefProto, _Mapping]]] = ...) -> None: ...
+
+class TaskResult(_message.Message):
+    __slots__ = ("task_id", "returns", "generator_item", "generator_index", "generator_done", "num_generator_items", "worker_exiting", "exec_seconds", "cancelled")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    RETURNS_FIELD_NUMBER: _ClassVar[int]
+    GENERATOR_ITEM_FIELD_NUMBER: _ClassVar[int]
+    GENERATOR_INDEX_FIELD_NUMBER: _ClassVar[int]
+    GENERATOR_DONE_FIELD_NUMBER: _ClassVar[int]
+    NUM_GENERATOR_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    WORKER_EXITING_FIELD_NUMBER: _ClassVar[int]
+    EXEC_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    task_id: bytes
+    returns: _containers.RepeatedCompositeFieldContainer[ReturnObject]
+    generator_item: bool
+    generator_index: int
+    generator_done: bool
+    num_generator_items: int
+    worker_exiting: bool
+    exec_seconds: float
+    cancelled: bool
+    def __init__(self, task_id: _Optional[bytes] = ..., returns: _Optional[_Iterable[_Union[ReturnObject, _Mapping]]] = ..., generator_item: _Optional[bool] = ..., generator_index: _Optional[int] = ..., generator_done: _Optional[bool] = ..., num_generator_items: _Optional[int] = ..., worker_exiting: _Optional[bool] = ..., exec_seconds: _Optional[float] = ..., cancelled: _Optional[bool] = ...) -> None: ...
+
+class ResultBatch(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[TaskResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[TaskResult, _Mapping]]] = ...) -> None: ...
+
+class GetObjectRequest(_message.Message):
+    __slots__ = ("object_id", "timeout")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    timeout: float
+    def __init__(self, object_id: _Optional[bytes] = ..., timeout: _Optional[float] = ...) -> None: ...
+
+class GetObjectReply(_message.Message):
+    __slots__ = ("ready", "object", "error")
+    READY_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ready: bool
+    object: ReturnObject
+    error: str
+    def __init__(self, ready: _Optional[bool] = ..., object: _Optional[_Union[ReturnObject, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class BorrowUpdate(_message.Message):
+    __slots__ = ("add", "remove", "borrower")
+    ADD_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    BORROWER_FIELD_NUMBER: _ClassVar[int]
+    add: _containers.RepeatedScalarFieldContainer[bytes]
+    remove: _containers.RepeatedScalarFieldContainer[bytes]
+    borrower: Address
+    def __init__(self, add: _Optional[_Iterable[bytes]] = ..., remove: _Optional[_Iterable[bytes]] = ..., borrower: _Optional[_Union[Address, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,78 @@
+"""``@ember.remote`` functions: options, export and submission."""
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable, Generic, TypeVar
+
+from . import worker_state
+from .options import DEFAULT_TASK_OPTIONS, merge_options, resource_request, validate_options
+
+R = TypeVar("R")
+
+
+class RemoteFunction(Generic[R]):
+    """A function that runs as a task on the cluster: call ``.remote(...)``.
+
+    >>> @ember.remote
+    ... def add(a, b):
+    ...     return a + b
+    >>> ember.get(add.remote(1, 2))
+    3
+    """
+
+    def __init__(self, function: Callable[..., R], options: dict[str, Any] | None = None) -> None:
+        if inspect.isclass(function):
+            raise TypeError("RemoteFunction wraps functions; decorate classes with @ember.remote")
+        self._function = function
+        self._options = validate_options(options or {})
+        self._name = getattr(function, "__qualname__", getattr(function, "__name__", "task"))
+        self._pickled: bytes | None = None
+        functools.update_wrapper(self, function)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"Remote function '{self._name}' cannot be called directly: use "
+            f"'{self._name}.remote(...)' to run it as a task (and ember.get() for the result)")
+
+    def options(self, **options: Any) -> "RemoteFunction[R]":
+        """A copy of this function with some options overridden.
+
+        >>> add.options(num_cpus=2, name="big_add").remote(1, 2)
+        """
+        clone = RemoteFunction.__new__(RemoteFunction)
+        clone.__dict__.update(self.__dict__)
+        clone._options = merge_options(self._options, validate_options(options))
+        return clone
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        core = worker_state.require_core()
+        opts = self._options
+        if self._pickled is None:
+            import cloudpickle
+            self._pickled = cloudpickle.dumps(self._function)
+        function_id = core.export_function(self._function, self._pickled)
+        num_returns = opts.get("num_returns", DEFAULT_TASK_OPTIONS["num_returns"])
+        if num_returns in ("streaming", "dynamic"):
+            num_returns = -1
+        elif inspect.isgeneratorfunction(self._function) and "num_returns" not in opts:
+            num_returns = -1  # Ray: generator functions stream by default
+        env_vars = dict(core.runtime_env.get("env_vars", {}))
+        env_vars.update((opts.get("runtime_env") or {}).get("env_vars", {}))
+        refs = core.submitter.submit(
+            function_id=function_id, name=opts.get("name") or self._name,
+            args=args, kwargs=kwargs, num_returns=num_returns,
+            resources=resource_request(opts),
+            max_retries=opts.get("max_retries", DEFAULT_TASK_OPTIONS["max_retries"]),
+            retry_exceptions=opts.get("retry_exceptions", False),
+            max_calls=opts.get("max_calls", 0) or 0, env_vars=env_vars)
+        if num_returns == -1:
+            return refs
+        if num_returns == 1:
+            return refs[0]
+        if num_returns == 0:
+            return None
+        return refs
+
+    def __repr__(self) -> str:
+        return f"<ember.remote_function {self._name}>"

@@ -1,0 +1,292 @@
+"""Node-local store of immutable objects in shared memory.
+
+Each object is one file ``{prefix}{object_id_hex}`` in a tmpfs directory
+(``/dev/shm`` by default). Writers fill a uniquely named temporary file and
+then link it into place, so a reader either sees a complete object or none
+("sealing"). Readers map files read-only; the mapping, not the file, keeps the
+memory alive, so an object may be deleted while arrays still view it.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import re
+import secrets
+import tempfile
+import threading
+from collections.abc import Callable
+
+from ember._private import serialization
+from ember._private.serialization import SerializedObject
+
+__all__ = ["ShmStore", "default_shm_dir"]
+
+_TMP_MARKER = ".tmp."
+_VALID_ID = re.compile(r"[0-9A-Za-z_-]+")
+
+
+def default_shm_dir() -> str:
+    """Return ``/dev/shm`` when usable, else the system temp directory.
+
+    >>> os.path.isdir(default_shm_dir())
+    True
+    """
+    shm = "/dev/shm"
+    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return tempfile.gettempdir()
+
+
+class ShmStore:
+    """Immutable objects in shared-memory files named ``{prefix}{object_id_hex}``.
+
+    >>> import tempfile
+    >>> store = ShmStore(tempfile.mkdtemp(), "ember_doc_")
+    >>> size = store.create_and_write("ab12", serialization.serialize([1, 2]))
+    >>> serialization.deserialize(store.get("ab12"))
+    [1, 2]
+    >>> store.cleanup_all()
+    """
+
+    def __init__(self, directory: str, prefix: str) -> None:
+        if not prefix or os.sep in prefix or "\0" in prefix:
+            raise ValueError(f"invalid shm file prefix {prefix!r}")
+        self.directory = directory
+        self.prefix = prefix
+        self._lock = threading.Lock()
+        self._maps: dict[str, mmap.mmap] = {}
+
+    def __repr__(self) -> str:
+        return f"ShmStore(directory={self.directory!r}, prefix={self.prefix!r})"
+
+    def _path(self, object_id_hex: str) -> str:
+        # Ids become file names: refuse anything that could escape the directory.
+        if not _VALID_ID.fullmatch(object_id_hex):
+            raise ValueError(f"invalid object id {object_id_hex!r}")
+        return os.path.join(self.directory, self.prefix + object_id_hex)
+
+    # ------------------------------------------------------------------ write
+
+    def create_and_write(self, object_id_hex: str, obj: SerializedObject) -> int:
+        """Write ``obj`` as object ``object_id_hex``; return its size in bytes.
+
+        An already sealed object is kept as is (objects are immutable, so a
+        retried task's second write is redundant) and its size returned.
+
+        >>> store = ShmStore(tempfile.mkdtemp(), "ember_doc_")
+        >>> store.create_and_write("01", serialization.serialize("x")) > 0
+        True
+        """
+        def fill(mv: memoryview) -> None:
+            serialization.write_to(obj, mv)
+
+        return self._create(object_id_hex, obj.total_size, fill)
+
+    def put_bytes(self, object_id_hex: str, data: bytes | bytearray | memoryview) -> int:
+        """Store an already laid-out object (e.g. ``serialization.to_bytes``).
+
+        >>> store = ShmStore(tempfile.mkdtemp(), "ember_doc_")
+        >>> data = serialization.to_bytes(serialization.serialize(7))
+        >>> store.put_bytes("02", data) == len(data)
+        True
+        """
+        src = data if isinstance(data, memoryview) else memoryview(data)
+        if src.format != "B" or src.ndim != 1:
+            src = src.cast("B")
+
+        def fill(mv: memoryview) -> None:
+            mv[:] = src
+
+        return self._create(object_id_hex, src.nbytes, fill)
+
+    def _create(self, object_id_hex: str, size: int, fill: Callable[[memoryview], None]) -> int:
+        final = self._path(object_id_hex)
+        existing = self._file_size(final)
+        if existing is not None:
+            return existing
+        # The temp name keeps the prefix so cleanup_all reclaims it after a
+        # crash, and is unique so concurrent writers never share a file.
+        tmp = f"{final}{_TMP_MARKER}{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        try:
+            try:
+                os.ftruncate(fd, size)
+                if size:
+                    with mmap.mmap(fd, size) as mm:
+                        mv = memoryview(mm)
+                        try:
+                            fill(mv)
+                        finally:
+                            mv.release()
+            finally:
+                os.close(fd)
+            return self._seal(tmp, final, size)
+        except BaseException:
+            _unlink_quiet(tmp)
+            raise
+
+    def _seal(self, tmp: str, final: str, size: int) -> int:
+        # link() fails if the target exists, unlike rename(), which would
+        # silently replace an object another writer sealed meanwhile (and
+        # that readers may already have mapped).
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            existing = self._file_size(final)
+            size = existing if existing is not None else size
+        except OSError:
+            # Filesystems without hard links: fall back to an atomic rename.
+            os.rename(tmp, final)
+            return size
+        _unlink_quiet(tmp)
+        return size
+
+    # ------------------------------------------------------------------- read
+
+    def get(self, object_id_hex: str) -> memoryview | None:
+        """Return a read-only view of the whole object, or ``None`` if absent.
+
+        The mapping is cached per id; the view (and anything deserialized
+        from it) stays valid even after :meth:`release` or :meth:`delete`.
+
+        >>> store = ShmStore(tempfile.mkdtemp(), "ember_doc_")
+        >>> store.get("ff") is None
+        True
+        """
+        # Views are taken under the lock so a concurrent release() sees them
+        # as exports and cannot close the mapping underneath us.
+        with self._lock:
+            mm = self._maps.get(object_id_hex)
+            if mm is not None:
+                return _view(mm)
+        fresh = self._map(object_id_hex)
+        if fresh is None:
+            return None
+        with self._lock:
+            # Another thread may have mapped it meanwhile: keep one mapping.
+            mm = self._maps.setdefault(object_id_hex, fresh)
+            view = _view(mm)
+        if mm is not fresh:
+            _close_if_unused(fresh)
+        return view
+
+    def _map(self, object_id_hex: str) -> mmap.mmap | None:
+        try:
+            fd = os.open(self._path(object_id_hex), os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            size = os.fstat(fd).st_size
+            if size == 0:
+                return _EMPTY  # mmap refuses zero-length files
+            # ACCESS_READ maps PROT_READ and makes exported buffers read-only.
+            return mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+
+    def release(self, object_id_hex: str) -> None:
+        """Drop the cached mapping; live views keep their memory valid.
+
+        >>> ShmStore(tempfile.mkdtemp(), "ember_doc_").release("ab")
+        """
+        with self._lock:
+            mm = self._maps.pop(object_id_hex, None)
+        _close_if_unused(mm)
+
+    def contains(self, object_id_hex: str) -> bool:
+        """True if a sealed object with this id exists.
+
+        >>> ShmStore(tempfile.mkdtemp(), "ember_doc_").contains("ab")
+        False
+        """
+        return os.path.exists(self._path(object_id_hex))
+
+    def size(self, object_id_hex: str) -> int | None:
+        """Size in bytes of the sealed object, or ``None`` if absent.
+
+        >>> ShmStore(tempfile.mkdtemp(), "ember_doc_").size("ab") is None
+        True
+        """
+        return self._file_size(self._path(object_id_hex))
+
+    @staticmethod
+    def _file_size(path: str) -> int | None:
+        try:
+            return os.stat(path).st_size
+        except FileNotFoundError:
+            return None
+
+    # ----------------------------------------------------------------- delete
+
+    def delete(self, object_id_hex: str) -> None:
+        """Remove the object (missing is fine) and drop its cached mapping.
+
+        >>> ShmStore(tempfile.mkdtemp(), "ember_doc_").delete("ab")
+        """
+        _unlink_quiet(self._path(object_id_hex))
+        self.release(object_id_hex)
+
+    def cleanup_all(self) -> None:
+        """Unlink every file with this store's prefix, partial writes included.
+
+        >>> ShmStore(tempfile.mkdtemp(), "ember_doc_").cleanup_all()
+        """
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            if entry.name.startswith(self.prefix):
+                _unlink_quiet(entry.path)
+        with self._lock:
+            maps, self._maps = self._maps, {}
+        for mm in maps.values():
+            _close_if_unused(mm)
+
+    def used_bytes(self) -> int:
+        """Total size of this store's sealed objects.
+
+        >>> ShmStore(tempfile.mkdtemp(), "ember_doc_").used_bytes()
+        0
+        """
+        total = 0
+        try:
+            it = os.scandir(self.directory)
+        except FileNotFoundError:
+            return 0
+        with it:
+            for entry in it:
+                name = entry.name
+                if name.startswith(self.prefix) and _TMP_MARKER not in name[len(self.prefix) :]:
+                    try:
+                        total += entry.stat(follow_symlinks=False).st_size
+                    except FileNotFoundError:
+                        pass  # deleted concurrently
+        return total
+
+
+# Sentinel cached for zero-length objects, which cannot be mmapped.
+_EMPTY: mmap.mmap = object()  # type: ignore[assignment]
+
+
+def _view(mm: mmap.mmap) -> memoryview:
+    return memoryview(b"") if mm is _EMPTY else memoryview(mm)
+
+
+def _close_if_unused(mm: mmap.mmap | None) -> None:
+    if mm is None or mm is _EMPTY:
+        return
+    try:
+        mm.close()
+    except BufferError:
+        # Views (e.g. deserialized arrays) still export it; dropping our
+        # reference lets the mapping go when the last of them does.
+        pass
+
+
+def _unlink_quiet(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,319 @@
+"""Worker-side task execution.
+
+Tasks arrive in batches on a PushTasks stream from the owner holding this
+worker's lease; they run one at a time on the main thread (so signal handling,
+``KeyboardInterrupt`` and thread-local libraries behave as in a plain script),
+and each result is sent back on the same stream as soon as it is ready.
+"""
+from __future__ import annotations
+
+import ctypes
+import inspect
+import os
+import queue
+import sys
+import threading
+import time
+from typing import Any
+
+from . import ids, serialization
+from .log_monitor import TASK_NAME_MARKER
+from .object_ref import ObjectRef
+from .protos import ember_pb2 as pb
+
+
+class _Stream:
+    """One owner's connection: where results of its tasks go."""
+
+    def __init__(self) -> None:
+        self.out: queue.SimpleQueue = queue.SimpleQueue()
+        self.closed = False
+
+
+class _Running:
+    def __init__(self, spec: pb.TaskSpec, stream: _Stream) -> None:
+        self.spec = spec
+        self.stream = stream
+        self.children: list[bytes] = []
+        self.cancelled = False
+
+
+class TaskExecutor:
+    def __init__(self, core: Any) -> None:
+        self.core = core
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._queued: dict[bytes, tuple[pb.TaskSpec, _Stream]] = {}
+        self._lock = threading.Lock()
+        self._running: _Running | None = None
+        self._main_thread_id = threading.get_ident()
+        self._calls = 0
+        self._pins: dict[bytes, list[ObjectRef]] = {}
+        self._blocked = False
+
+    # ------------------------------------------------------------ stream (gRPC threads)
+    def serve_stream(self, request_iterator, context):
+        stream = _Stream()
+
+        def reader() -> None:
+            try:
+                for batch in request_iterator:
+                    self._on_batch(batch, stream)
+            except Exception:  # noqa: BLE001 - the owner hung up
+                pass
+            stream.closed = True
+            stream.out.put(None)
+
+        threading.Thread(target=reader, daemon=True, name="ember-push-reader").start()
+        while True:
+            item = stream.out.get()
+            if item is None:
+                return
+            results = [item]
+            while True:
+                try:
+                    nxt = stream.out.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stream.out.put(None)
+                    break
+                results.append(nxt)
+            exiting = any(r.worker_exiting for r in results)
+            yield pb.ResultBatch(results=results)
+            if exiting:
+                # max_calls reached: the result is out, now leave.
+                threading.Timer(0.2, lambda: os._exit(0)).start()
+
+    def _on_batch(self, batch: pb.TaskBatch, stream: _Stream) -> None:
+        for spec in batch.tasks:
+            with self._lock:
+                self._queued[spec.task_id] = (spec, stream)
+            self._tasks.put(spec.task_id)
+        for task_id in batch.release_pins:
+            self._pins.pop(task_id, None)
+        for cancel in batch.cancels:
+            self._cancel(cancel)
+
+    def _cancel(self, cancel: pb.CancelRequest) -> None:
+        with self._lock:
+            queued = self._queued.pop(cancel.task_id, None)
+            running = self._running
+        if queued is not None:
+            spec, stream = queued
+            stream.out.put(self._cancelled_result(spec))
+            return
+        if running is None or running.spec.task_id != cancel.task_id:
+            return
+        running.cancelled = True
+        if cancel.recursive:
+            for child in list(running.children):
+                self.core.submitter.cancel(ids.object_id_for(child, 1), cancel.force, True)
+        if cancel.force:
+            running.stream.out.put(self._cancelled_result(running.spec))
+            threading.Timer(0.2, lambda: os._exit(1)).start()
+            return
+        from ..exceptions import TaskCancelledError
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(self._main_thread_id), ctypes.py_object(TaskCancelledError))
+
+    def _cancelled_result(self, spec: pb.TaskSpec) -> pb.TaskResult:
+        from ..exceptions import TaskCancelledError
+        err = serialization.to_bytes(serialization.serialize(TaskCancelledError(spec.task_id.hex())))
+        result = pb.TaskResult(task_id=spec.task_id, cancelled=True)
+        for i in range(max(spec.num_returns, 1)):
+            result.returns.add(object_id=ids.object_id_for(spec.task_id, i + 1), data=err,
+                               is_error=True, size=len(err))
+        if spec.num_returns == -1:
+            result.generator_done = True
+        return result
+
+    # ------------------------------------------------------------ main thread
+    def run_forever(self) -> None:
+        while True:
+            task_id = self._tasks.get()
+            with self._lock:
+                item = self._queued.pop(task_id, None)
+            if item is None:
+                continue  # cancelled while queued
+            spec, stream = item
+            if stream.closed:
+                continue
+            try:
+                result = self._execute(spec, stream)
+            except BaseException as e:  # noqa: BLE001 - a late async cancel
+                result = self._error_result(spec, e)
+            self._calls += 1
+            if spec.max_calls and self._calls >= spec.max_calls:
+                result.worker_exiting = True
+            stream.out.put(result)
+
+    def _execute(self, spec: pb.TaskSpec, stream: _Stream) -> pb.TaskResult:
+        core = self.core
+        running = _Running(spec, stream)
+        saved_env = _apply_env(spec)
+        _mark_task_name(spec.name)
+        start = time.perf_counter()
+        with self._lock:
+            self._running = running
+        core.current.task = running
+        try:
+            fn = core.load_function(spec.function_id)
+            args, kwargs = self._load_args(spec)
+            if core._pending_borrows:
+                core.flush_borrows()
+            if spec.num_returns == -1:
+                return self._run_generator(spec, fn, args, kwargs, stream, start)
+            value = fn(*args, **kwargs)
+            if inspect.iscoroutine(value):
+                import asyncio
+                value = asyncio.run(value)
+            result = self._returns(spec, value)
+        except BaseException as e:  # noqa: BLE001 - every failure becomes the task's error
+            if running.cancelled:
+                return self._cancelled_result(spec)
+            result = self._error_result(spec, e)
+        finally:
+            with self._lock:
+                self._running = None
+            core.current.task = None
+            _restore_env(saved_env)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        result.exec_seconds = time.perf_counter() - start
+        return result
+
+    def _load_args(self, spec: pb.TaskSpec) -> tuple[list, dict]:
+        values = []
+        for arg in spec.args:
+            if arg.is_shm:
+                view = self.core.shm.get(arg.shm_object_id.hex())
+                if view is None:
+                    from ..exceptions import ObjectLostError
+                    raise ObjectLostError(arg.shm_object_id.hex(), spec.owner.ip,
+                                          "its shared-memory copy vanished before the task ran")
+                values.append(serialization.deserialize(view))
+            else:
+                values.append(serialization.deserialize(arg.data))
+        n_kw = len(spec.kwarg_names)
+        if not n_kw:
+            return values, {}
+        return values[:-n_kw], dict(zip(spec.kwarg_names, values[-n_kw:]))
+
+    def _returns(self, spec: pb.TaskSpec, value: Any) -> pb.TaskResult:
+        result = pb.TaskResult(task_id=spec.task_id)
+        n = spec.num_returns
+        if n == 0:
+            return result
+        if n == 1:
+            values = [value]
+        else:
+            if not isinstance(value, (tuple, list)) or len(value) != n:
+                raise ValueError(
+                    f"task {spec.name} was declared with num_returns={n} but returned "
+                    f"{type(value).__name__}"
+                    + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else "")
+                    + f": return a tuple of exactly {n} values or change num_returns")
+            values = list(value)
+        for i, v in enumerate(values):
+            self._add_return(result, spec, ids.object_id_for(spec.task_id, i + 1), v)
+        return result
+
+    def _add_return(self, result: pb.TaskResult, spec: pb.TaskSpec, object_id: bytes,
+                    value: Any) -> None:
+        ser = serialization.serialize(value)
+        data, size = self.core.put_serialized(object_id, ser)
+        ret = result.returns.add(object_id=object_id, in_shm=data is None, size=size)
+        if data is not None:
+            ret.data = data
+        if ser.contained_refs:
+            # Keep the refs alive until the caller has registered as a borrower.
+            self._pins.setdefault(spec.task_id, []).extend(ser.contained_refs)
+            for ref in ser.contained_refs:
+                ret.contained.add(object_id=ref._id, owner=pb.Address(
+                    ip=ref._owner or self.core.address))
+
+    def _run_generator(self, spec, fn, args, kwargs, stream: _Stream, start: float) -> pb.TaskResult:
+        index = 0
+        try:
+            gen = fn(*args, **kwargs)
+            if not inspect.isgenerator(gen):
+                raise TypeError(f"{spec.name} was declared num_returns='streaming' but is not a "
+                                "generator function: use yield, or drop num_returns")
+            for value in gen:
+                item = pb.TaskResult(task_id=spec.task_id, generator_item=True, generator_index=index)
+                self._add_return(item, spec, ids.object_id_for(spec.task_id, index + 1), value)
+                stream.out.put(item)
+                index += 1
+        except BaseException as e:  # noqa: BLE001
+            item = pb.TaskResult(task_id=spec.task_id, generator_item=True, generator_index=index)
+            err = self._error_bytes(spec, e)
+            item.returns.add(object_id=ids.object_id_for(spec.task_id, index + 1), data=err,
+                             is_error=True, size=len(err))
+            stream.out.put(item)
+            index += 1
+        return pb.TaskResult(task_id=spec.task_id, generator_done=True,
+                             num_generator_items=index)
+
+    def _error_bytes(self, spec: pb.TaskSpec, exc: BaseException) -> bytes:
+        from ..exceptions import TaskError
+        err = TaskError.from_exception(exc, spec.name, os.getpid())
+        try:
+            return serialization.to_bytes(serialization.serialize(err))
+        except Exception:  # noqa: BLE001 - the cause itself is not picklable
+            err = TaskError(spec.name, getattr(err, "traceback_str", str(exc)), None, os.getpid())
+            return serialization.to_bytes(serialization.serialize(err))
+
+    def _error_result(self, spec: pb.TaskSpec, exc: BaseException) -> pb.TaskResult:
+        data = self._error_bytes(spec, exc)
+        result = pb.TaskResult(task_id=spec.task_id)
+        for i in range(max(spec.num_returns, 1)):
+            result.returns.add(object_id=ids.object_id_for(spec.task_id, i + 1), data=data,
+                               is_error=True, size=len(data))
+        if spec.num_returns == -1:
+            result.generator_done = True
+        return result
+
+    # ------------------------------------------------------------ blocking
+    def set_blocked(self, blocked: bool) -> None:
+        """Lend this worker's CPU back while it waits in get/wait (no deadlock on nesting)."""
+        if blocked == self._blocked or threading.get_ident() != self._main_thread_id:
+            return
+        self._blocked = blocked
+        core = self.core
+        try:
+            core.node_manager.SetBlocked(pb.BlockedRequest(worker_id=core.worker_id,
+                                                           blocked=blocked), timeout=10)
+        except Exception:  # noqa: BLE001 - node manager gone: we are exiting anyway
+            pass
+
+
+_GPU_ENV = "CUDA_VISIBLE_DEVICES"
+
+
+def _apply_env(spec: pb.TaskSpec) -> dict[str, str | None]:
+    changes = dict(spec.env_vars)
+    if spec.gpu_ids:
+        changes[_GPU_ENV] = ",".join(spec.gpu_ids)
+    elif spec.resources.get("GPU", 0) == 0 and _GPU_ENV not in changes:
+        # A CPU task must not grab a GPU that another task was assigned.
+        changes[_GPU_ENV] = ""
+    saved = {k: os.environ.get(k) for k in changes}
+    os.environ.update(changes)
+    return saved
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def _mark_task_name(name: str) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.write(f"{TASK_NAME_MARKER}{name}\n")
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass

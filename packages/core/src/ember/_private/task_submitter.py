@@ -1,0 +1,567 @@
+"""Owner-side task submission: dependency resolution, leases, pipelined push.
+
+The life of a task, seen from its owner:
+
+1. ``submit`` registers the return ids as pending, counts argument refs as
+   "submitted" (so they stay alive) and waits for top-level ref arguments.
+2. Once they are ready each becomes an inline value or a shared-memory id in
+   the spec; a failed argument fails the task with the same error.
+3. The task joins the queue of its scheduling key (resources + runtime env).
+   The owner holds worker leases per key, asking the node manager for more
+   while tasks wait; tasks are pushed to leased workers over one long-lived
+   gRPC stream per worker, several in flight when tasks are short.
+4. Results come back on the same stream; idle leases are returned after a
+   short grace period so back-to-back submissions reuse the worker.
+
+No per-task RPC to the node manager or the control service happens here.
+"""
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from . import ids, serialization
+from .object_ref import ObjectRef, ObjectRefGenerator
+from .protos import ember_pb2 as pb
+
+logger = logging.getLogger("ember")
+
+IDLE_LEASE_SECONDS = 0.05
+MAX_LEASE_REQUESTS_PER_KEY = 4
+MAX_PIPELINE_DEPTH = 16
+# Tasks faster than this (mean) are pipelined several deep per worker; slower
+# ones go one at a time so they spread across workers.
+PIPELINE_BELOW_SECONDS = 0.002
+
+
+@dataclass
+class PendingTask:
+    spec: pb.TaskSpec
+    key: tuple
+    arg_ids: list[bytes]
+    return_ids: list[bytes]
+    retries_left: int
+    retry_exceptions: Any
+    unresolved: int = 0
+    state: str = "deps"           # deps -> queued -> pushed -> done
+    worker: Any = None
+    cancelled: bool = False
+    force_cancel: bool = False
+    children: list = field(default_factory=list)
+
+
+@dataclass
+class _GeneratorState:
+    items: dict[int, ObjectRef] = field(default_factory=dict)
+    total: int | None = None
+
+
+class _LeasedWorker:
+    def __init__(self, submitter: "TaskSubmitter", key: tuple, reply: pb.LeaseReply) -> None:
+        self.key = key
+        self.lease_id = reply.lease_id
+        self.address = f"{reply.worker.ip}:{reply.worker.port}"
+        self.worker_id = reply.worker.worker_id
+        self.gpu_ids = list(reply.gpu_ids)
+        self.in_flight: dict[bytes, PendingTask] = {}
+        self.idle_since = time.monotonic()
+        self.dead = False
+        self.exiting = False
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        stub = submitter.core.core_stub(self.address)
+        self._call = stub.PushTasks.raw(iter(self._q.get, None), metadata=stub._md)
+        self._reader = threading.Thread(target=submitter._read_results, args=(self,),
+                                        daemon=True, name="ember-results")
+        self._reader.start()
+
+    def send(self, batch: pb.TaskBatch) -> None:
+        self._q.put(batch)
+
+    def close(self) -> None:
+        self._q.put(None)
+
+
+class TaskSubmitter:
+    def __init__(self, core: Any) -> None:
+        self.core = core
+        self._lock = threading.RLock()
+        self._tasks: dict[bytes, PendingTask] = {}
+        self._queues: dict[tuple, collections.deque] = collections.defaultdict(collections.deque)
+        self._workers: dict[tuple, list[_LeasedWorker]] = collections.defaultdict(list)
+        self._lease_requests: dict[tuple, int] = collections.defaultdict(int)
+        self._key_resources: dict[tuple, dict] = {}
+        self._exec_ema: dict[tuple, float] = {}
+        self._warned_infeasible: set[tuple] = set()
+        self._generators: dict[bytes, _GeneratorState] = {}
+        self._gen_cond = threading.Condition(self._lock)
+        self._timers: list = []
+        self._timer_seq = itertools.count()
+        self._timer_cond = threading.Condition(threading.Lock())
+        self._stopped = False
+        threading.Thread(target=self._timer_loop, daemon=True, name="ember-timers").start()
+
+    # ------------------------------------------------------------ submission
+    def submit(self, *, function_id: bytes, name: str, args: tuple, kwargs: dict,
+               num_returns: int, resources: dict[str, float], max_retries: int,
+               retry_exceptions: Any, max_calls: int, env_vars: dict[str, str],
+               runtime_env_hash: str = "") -> list[ObjectRef] | ObjectRefGenerator:
+        core = self.core
+        task_id = ids.new_task_id()
+        spec = pb.TaskSpec(task_id=task_id, job_id=core.job_id, function_id=function_id,
+                           name=name, num_returns=num_returns,
+                           owner=pb.Address(ip=core.address, node_id=core.node_id),
+                           max_calls=max_calls, env_vars=env_vars, resources=resources)
+        all_args = list(args) + list(kwargs.values())
+        spec.kwarg_names.extend(kwargs.keys())
+        deps: list[tuple[int, ObjectRef]] = []
+        arg_ids: list[bytes] = []
+        for i, value in enumerate(all_args):
+            if isinstance(value, ObjectRef):
+                deps.append((i, value))
+                arg_ids.append(value._id)
+                spec.args.add()
+                continue
+            ser = serialization.serialize(value)
+            # Refs nested in an argument must outlive the task: count them as submitted.
+            arg_ids.extend(r._id for r in ser.contained_refs)
+            if ser.total_size > _inline_limit():
+                # Large arguments are put once into shared memory, like ray.put.
+                ref = core.put(value)
+                deps.append((i, ref))
+                arg_ids.append(ref._id)
+                spec.args.add()
+            else:
+                spec.args.add(data=serialization.to_bytes(ser))
+        key = (tuple(sorted(resources.items())), runtime_env_hash)
+        streaming = num_returns == -1
+        return_ids = [] if streaming else [ids.object_id_for(task_id, i + 1)
+                                           for i in range(num_returns)]
+        for oid in return_ids:
+            core.register_pending(oid)
+        with core._rc_lock:
+            core.refs.add_submitted(arg_ids)
+        task = PendingTask(spec, key, arg_ids, return_ids, max_retries, retry_exceptions,
+                           unresolved=len(deps))
+        refs = [ObjectRef(oid, core.address) for oid in return_ids]
+        with self._lock:
+            self._tasks[task_id] = task
+            self._key_resources[key] = resources
+            if streaming:
+                self._generators[task_id] = _GeneratorState()
+            parent = getattr(core.current, "task", None)
+            if parent is not None:
+                parent.children.append(task_id)
+        if not deps:
+            self._enqueue(task)
+        else:
+            for index, ref in deps:
+                self._resolve_dep(task, index, ref)
+        if streaming:
+            return ObjectRefGenerator(task_id, core)
+        return refs
+
+    def _resolve_dep(self, task: PendingTask, index: int, ref: ObjectRef) -> None:
+        core = self.core
+
+        def done(data: bytes | None, in_shm: bool, is_error: bool) -> None:
+            with self._lock:
+                if task.state != "deps":
+                    return
+                arg = task.spec.args[index]
+                if is_error:
+                    self._finish_with_error_bytes(task, data or b"")
+                    return
+                if in_shm:
+                    arg.is_shm = True
+                    arg.shm_object_id = ref._id
+                else:
+                    arg.data = bytes(data or b"")
+                task.unresolved -= 1
+                ready = task.unresolved == 0
+            if ready:
+                self._enqueue(task)
+
+        if ref._owner in ("", core.address):
+            if not core.memory_store.on_ready(
+                    ref._id, lambda e: done(e.data, e.in_shm, e.is_error)):
+                from ..exceptions import ObjectLostError
+                err = ObjectLostError(ref.hex(), core.address, "it was freed before the task ran")
+                done(serialization.to_bytes(serialization.serialize(err)), False, True)
+            return
+
+        def fetch() -> None:
+            try:
+                obj, _ = core._fetch_borrowed(ref, None)
+                if obj.in_shm:
+                    done(None, True, False)
+                else:
+                    done(obj.data, False, obj.is_error)
+            except Exception as e:  # noqa: BLE001 - the error becomes the task's result
+                done(serialization.to_bytes(serialization.serialize(e)), False, True)
+
+        threading.Thread(target=fetch, daemon=True, name="ember-dep").start()
+
+    def _enqueue(self, task: PendingTask) -> None:
+        with self._lock:
+            if task.state != "deps":
+                return
+            task.state = "queued"
+            self._queues[task.key].append(task)
+            self._dispatch(task.key)
+
+    # ------------------------------------------------------------ dispatch
+    def _dispatch(self, key: tuple) -> None:
+        q = self._queues[key]
+        workers = self._workers[key]
+        depth = self._depth(key)
+        batches: dict[_LeasedWorker, list[pb.TaskSpec]] = {}
+        while q:
+            live = [w for w in workers if not w.dead and not w.exiting and len(w.in_flight) < depth]
+            if not live:
+                break
+            worker = min(live, key=lambda w: len(w.in_flight))
+            task = q.popleft()
+            if task.state != "queued":
+                continue
+            task.state = "pushed"
+            task.worker = worker
+            worker.in_flight[task.spec.task_id] = task
+            spec = task.spec
+            if worker.gpu_ids:
+                del spec.gpu_ids[:]
+                spec.gpu_ids.extend(worker.gpu_ids)
+            batches.setdefault(worker, []).append(spec)
+        for worker, specs in batches.items():
+            worker.send(pb.TaskBatch(tasks=specs))
+        wanted = min(len(q), MAX_LEASE_REQUESTS_PER_KEY)
+        while self._lease_requests[key] < wanted:
+            self._lease_requests[key] += 1
+            self._request_lease(key)
+        if not q:
+            now = time.monotonic()
+            for worker in workers:
+                if not worker.in_flight:
+                    worker.idle_since = now
+                    self._schedule(IDLE_LEASE_SECONDS, lambda w=worker: self._maybe_return(w))
+
+    def _depth(self, key: tuple) -> int:
+        ema = self._exec_ema.get(key)
+        if ema is None or ema > PIPELINE_BELOW_SECONDS:
+            return 1
+        return MAX_PIPELINE_DEPTH
+
+    def _request_lease(self, key: tuple) -> None:
+        core = self.core
+        request = pb.LeaseRequest(resources=self._key_resources[key],
+                                  owner_worker_id=core.worker_id, runtime_env_hash=key[1])
+        try:
+            fut = core.node_manager.RequestWorkerLease.future(request, timeout=60)
+        except Exception as e:  # noqa: BLE001 - channel closed during shutdown
+            self._lease_failed(key, e)
+            return
+        fut.add_done_callback(lambda f: self._on_lease_reply(key, f))
+
+    def _on_lease_reply(self, key: tuple, fut: Any) -> None:
+        try:
+            reply = fut.result()
+        except grpc.RpcError as e:
+            self._lease_failed(key, e)
+            return
+        with self._lock:
+            self._lease_requests[key] -= 1
+            if self._stopped:
+                return
+            if reply.granted:
+                try:
+                    worker = _LeasedWorker(self, key, reply)
+                except Exception as e:  # noqa: BLE001
+                    self._lease_failed(key, e, counted=True)
+                    return
+                self._workers[key].append(worker)
+            elif reply.error:
+                if key not in self._warned_infeasible:
+                    self._warned_infeasible.add(key)
+                    logger.warning("Ember: %s", reply.error)
+                    print(f"(ember) warning: {reply.error}", flush=True)
+                # Ask again later: the request may become feasible when a node joins.
+                self._lease_requests[key] += 1
+                self._schedule(1.0, lambda: self._retry_lease(key))
+                return
+            self._dispatch(key)
+
+    def _retry_lease(self, key: tuple) -> None:
+        with self._lock:
+            if self._queues[key] and not self._stopped:
+                self._request_lease(key)
+            else:
+                self._lease_requests[key] -= 1
+
+    def _lease_failed(self, key: tuple, error: Exception, counted: bool = False) -> None:
+        from ..exceptions import EmberError
+        with self._lock:
+            if not counted:
+                self._lease_requests[key] -= 1
+            if self._stopped:
+                return
+            tasks = list(self._queues[key])
+            self._queues[key].clear()
+            for task in tasks:
+                self._finish_with_exception(task, EmberError(
+                    f"could not get a worker from the node manager ({error}); the cluster may "
+                    "have shut down: call ember.init() again"))
+
+    def _maybe_return(self, worker: _LeasedWorker) -> None:
+        with self._lock:
+            if worker.dead or worker.in_flight or self._queues[worker.key]:
+                return
+            if time.monotonic() - worker.idle_since < IDLE_LEASE_SECONDS * 0.9:
+                return
+            self._release_worker(worker, kill=False)
+
+    def _release_worker(self, worker: _LeasedWorker, kill: bool) -> None:
+        if worker.dead:
+            return
+        worker.dead = True
+        if worker in self._workers[worker.key]:
+            self._workers[worker.key].remove(worker)
+        worker.close()
+        lease_id = worker.lease_id
+        self.core.notify(lambda: self.core.node_manager.ReturnWorkerLease(
+            pb.ReturnLease(lease_id=lease_id, kill_worker=kill), timeout=10))
+
+    # ------------------------------------------------------------ results
+    def _read_results(self, worker: _LeasedWorker) -> None:
+        try:
+            for batch in worker._call:
+                for result in batch.results:
+                    self._on_result(worker, result)
+        except grpc.RpcError:
+            pass
+        with self._lock:
+            lost = list(worker.in_flight.values())
+            worker.in_flight.clear()
+            was_dead = worker.dead
+            worker.dead = True
+            if worker in self._workers[worker.key]:
+                self._workers[worker.key].remove(worker)
+            for task in lost:
+                self._worker_lost(task)
+            if not was_dead and not self._stopped:
+                lease_id = worker.lease_id
+                self.core.notify(lambda: self.core.node_manager.ReturnWorkerLease(
+                    pb.ReturnLease(lease_id=lease_id, kill_worker=True), timeout=10))
+            if not self._stopped:
+                self._dispatch(worker.key)
+
+    def _worker_lost(self, task: PendingTask) -> None:
+        from ..exceptions import TaskCancelledError, WorkerCrashedError
+        if task.cancelled:
+            self._finish_with_exception(task, TaskCancelledError(task.spec.task_id.hex()))
+        elif task.retries_left != 0 and not self._stopped:
+            task.retries_left -= 1
+            task.state = "queued"
+            task.worker = None
+            self._queues[task.key].append(task)
+        else:
+            self._finish_with_exception(task, WorkerCrashedError(
+                f"the worker running {task.spec.name} died unexpectedly (crashed or was killed) "
+                "and no retries are left: check the worker's log in the session's logs "
+                "directory; raise max_retries to retry"))
+
+    def _on_result(self, worker: _LeasedWorker, result: pb.TaskResult) -> None:
+        core = self.core
+        with self._lock:
+            task = self._tasks.get(result.task_id)
+            if result.generator_item:
+                self._on_generator_item(result)
+                return
+            worker.in_flight.pop(result.task_id, None)
+            if result.worker_exiting:
+                worker.exiting = True
+            ema = self._exec_ema.get(worker.key)
+            self._exec_ema[worker.key] = (result.exec_seconds if ema is None
+                                          else 0.8 * ema + 0.2 * result.exec_seconds)
+            if task is not None and self._should_retry(task, result):
+                task.retries_left -= 1
+                task.state = "queued"
+                self._queues[task.key].append(task)
+                self._dispatch(worker.key)
+                return
+            if task is not None:
+                task.state = "done"
+                self._tasks.pop(result.task_id, None)
+            if result.generator_done:
+                gen = self._generators.get(result.task_id)
+                if gen is not None:
+                    gen.total = result.num_generator_items
+                    self._gen_cond.notify_all()
+            if worker.exiting and not worker.in_flight:
+                self._release_worker(worker, kill=True)
+            else:
+                self._dispatch(worker.key)
+        pins = []
+        for ret in result.returns:
+            self._store_return(ret)
+            if ret.contained:
+                pins.append(result.task_id)
+        if pins and not worker.dead:
+            worker.send(pb.TaskBatch(release_pins=pins))
+        if task is not None:
+            core._run_rc(lambda: core.refs.remove_submitted(task.arg_ids))
+
+    def _store_return(self, ret: pb.ReturnObject) -> None:
+        core = self.core
+        if ret.contained:
+            # The value holds refs: become a borrower of each before the
+            # worker drops its pins (it waits for release_pins).
+            inner = [ObjectRef(c.object_id, c.owner.ip) for c in ret.contained]
+            owners = {c.object_id: c.owner.ip for c in ret.contained}
+            core.flush_borrows()
+            core._run_rc(lambda: core.refs.set_inner(ret.object_id, tuple(owners), owners))
+            del inner
+        core.memory_store.set_ready(ret.object_id, data=None if ret.in_shm else ret.data,
+                                    in_shm=ret.in_shm, is_error=ret.is_error, size=ret.size,
+                                    node_id=core.node_id)
+
+    def _should_retry(self, task: PendingTask, result: pb.TaskResult) -> bool:
+        if task.retries_left == 0 or task.cancelled or not task.retry_exceptions:
+            return False
+        errors = [r for r in result.returns if r.is_error]
+        if not errors:
+            return False
+        if task.retry_exceptions is True:
+            return True
+        try:
+            err = serialization.deserialize(errors[0].data)
+            cause = getattr(err, "cause", err)
+            return isinstance(cause, tuple(task.retry_exceptions))
+        except Exception:  # noqa: BLE001
+            return False
+
+    def _on_generator_item(self, result: pb.TaskResult) -> None:
+        core = self.core
+        gen = self._generators.get(result.task_id)
+        for ret in result.returns:
+            core.register_pending(ret.object_id)
+            self._store_return(ret)
+            if gen is not None:
+                gen.items[result.generator_index] = ObjectRef(ret.object_id, core.address)
+            # The generator state now holds the only local ref.
+            core._run_rc(lambda oid=ret.object_id: core.refs.remove_local(oid) if False else [])
+        self._gen_cond.notify_all()
+
+    def next_generator_item(self, task_id: bytes, index: int, timeout: float | None):
+        from ..exceptions import GetTimeoutError
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._gen_cond:
+            while True:
+                gen = self._generators.get(task_id)
+                if gen is None:
+                    return None
+                if index in gen.items:
+                    return gen.items.pop(index)
+                if gen.total is not None and index >= gen.total:
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise GetTimeoutError(f"no generator item within {timeout}s")
+                self._gen_cond.wait(remaining)
+
+    def release_generator(self, task_id: bytes) -> None:
+        with self._lock:
+            self._generators.pop(task_id, None)
+
+    # ------------------------------------------------------------ failure & cancel
+    def _finish_with_exception(self, task: PendingTask, exc: BaseException) -> None:
+        self._finish_with_error_bytes(task, serialization.to_bytes(serialization.serialize(exc)))
+
+    def _finish_with_error_bytes(self, task: PendingTask, data: bytes) -> None:
+        core = self.core
+        task.state = "done"
+        self._tasks.pop(task.spec.task_id, None)
+        if task.spec.num_returns == -1:
+            gen = self._generators.get(task.spec.task_id)
+            if gen is not None:
+                oid = ids.object_id_for(task.spec.task_id, len(gen.items) + 1)
+                core.register_pending(oid)
+                core.memory_store.set_ready(oid, data=data, is_error=True, size=len(data))
+                gen.items[len(gen.items)] = ObjectRef(oid, core.address)
+                gen.total = len(gen.items)
+                self._gen_cond.notify_all()
+        for oid in task.return_ids:
+            core.memory_store.set_ready(oid, data=data, is_error=True, size=len(data))
+        core.notify(lambda: core._run_rc(lambda: core.refs.remove_submitted(task.arg_ids)))
+
+    def cancel(self, object_id: bytes, force: bool, recursive: bool) -> None:
+        from ..exceptions import TaskCancelledError
+        task_id = ids.task_id_of(object_id)
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is None or task.state == "done":
+                return
+            task.cancelled = True
+            if task.state in ("deps", "queued"):
+                if task.state == "queued":
+                    try:
+                        self._queues[task.key].remove(task)
+                    except ValueError:
+                        pass
+                self._finish_with_exception(task, TaskCancelledError(task_id.hex()))
+                return
+            worker = task.worker
+        if worker is not None and not worker.dead:
+            worker.send(pb.TaskBatch(cancels=[pb.CancelRequest(
+                task_id=task_id, force=force, recursive=recursive)]))
+
+    def object_freed(self, object_id: bytes) -> None:
+        pass
+
+    # ------------------------------------------------------------ timers
+    def _schedule(self, delay: float, fn: Any) -> None:
+        with self._timer_cond:
+            heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_seq), fn))
+            self._timer_cond.notify()
+
+    def _timer_loop(self) -> None:
+        while True:
+            with self._timer_cond:
+                while not self._timers:
+                    self._timer_cond.wait()
+                    if self._stopped:
+                        return
+                when, _, fn = self._timers[0]
+                delay = when - time.monotonic()
+                if delay > 0:
+                    self._timer_cond.wait(delay)
+                    continue
+                heapq.heappop(self._timers)
+            if self._stopped:
+                return
+            try:
+                fn()
+            except Exception:  # noqa: BLE001
+                logger.exception("ember timer callback failed")
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            workers = [w for ws in self._workers.values() for w in ws]
+            for w in workers:
+                w.dead = True
+                w.close()
+        with self._timer_cond:
+            self._timer_cond.notify_all()
+
+
+def _inline_limit() -> int:
+    from .core_worker import INLINE_THRESHOLD
+    return INLINE_THRESHOLD

@@ -1,0 +1,47 @@
+"""Entry point of a worker process: ``python -m ember._private.worker_main``.
+
+Started by the node manager with its address, the cluster token and a pipe to
+watch in the environment; registers itself and then runs tasks on the main
+thread until the node manager goes away or tells it to exit.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main() -> None:
+    from . import core_worker, process_util, rpc
+    from .protos import ember_pb2 as pb
+    from .protos import ember_pb2_grpc as pbg
+    from .task_executor import TaskExecutor
+
+    token = os.environ.pop(rpc.TOKEN_ENV)
+    nm_address = os.environ["EMBER_NODE_MANAGER_ADDRESS"]
+    watch_fd = int(os.environ.get("EMBER_WATCH_FD", "-1"))
+    if watch_fd >= 0:
+        process_util.watch_parent(watch_fd, lambda: os._exit(0))
+    worker_id = os.urandom(14).hex()
+    nm = rpc.Stub(rpc.channel(nm_address), pbg.NodeManagerStub, token)
+    core = core_worker.CoreWorker(
+        is_driver=False, token=token, node_id=os.environ["EMBER_NODE_ID"],
+        gcs_address=os.environ["EMBER_GCS_ADDRESS"], node_manager_address=nm_address,
+        shm_dir=os.environ["EMBER_SHM_DIR"], shm_prefix=os.environ["EMBER_SHM_PREFIX"],
+        job_id=0, worker_id=worker_id)
+    executor = TaskExecutor(core)
+    core.executor = executor
+    core.start()
+    core_worker.install(core)
+    nm.RegisterWorker(pb.RegisterWorkerRequest(
+        worker_id=worker_id, pid=os.getpid(), port=int(core.address.rsplit(":", 1)[1]),
+        runtime_env_hash=os.environ.get("EMBER_RUNTIME_ENV_HASH", "")), timeout=30)
+    try:
+        executor.run_forever()
+    except KeyboardInterrupt:
+        pass
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
