@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Mapping
 from numbers import Integral, Real
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 
 from ember._private.accelerators import accelerator_resource_name
 from ember._private.resources import UNIT_SCALE
@@ -101,11 +101,11 @@ class _Ctx:
             f"e.g. {example}")
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
@@ -113,20 +113,20 @@ def _is_number(value: object) -> bool:
 # Each takes (name, value, ctx) and returns the normalized value or raises.
 # None has already been accepted by the caller for options where it is allowed.
 
-def _quantity(name: str, value: object, ctx: _Ctx) -> object:
-    if not _is_number(value) or not math.isfinite(float(value)):  # type: ignore[arg-type]
+def _quantity(name: str, value: object, ctx: _Ctx) -> float:
+    if not _is_number(value) or not math.isfinite(float(value)):
         raise ctx.fail(name, value, "it must be a finite number >= 0", f"{name}=1")
-    if value < 0:  # type: ignore[operator]
+    if value < 0:
         raise ctx.fail(name, value, "it must be >= 0", f"{name}=1")
-    scaled = float(value) * UNIT_SCALE  # type: ignore[arg-type]
+    scaled = float(value) * UNIT_SCALE
     if abs(scaled - round(scaled)) > 1e-6:
         raise ctx.fail(name, value, "its precision cannot go beyond 0.0001", f"{name}=0.25")
     return value
 
 
 def _num_gpus(name: str, value: object, ctx: _Ctx) -> object:
-    _quantity(name, value, ctx)
-    if value > 1 and not float(value).is_integer():  # type: ignore[operator,arg-type]
+    quantity = _quantity(name, value, ctx)
+    if quantity > 1 and not float(quantity).is_integer():
         raise ctx.fail(
             name, value,
             "a GPU request above 1 must be a whole number (a fraction <= 1 shares one GPU)",
@@ -135,7 +135,7 @@ def _num_gpus(name: str, value: object, ctx: _Ctx) -> object:
 
 
 def _memory(name: str, value: object, ctx: _Ctx) -> object:
-    if not _is_number(value) or not math.isfinite(float(value)) or value < 0:  # type: ignore[arg-type,operator]
+    if not _is_number(value) or not math.isfinite(float(value)) or value < 0:
         raise ctx.fail(name, value, "it must be a number of bytes >= 0", f"{name}=2 * 1024**3")
     return value
 
@@ -160,7 +160,7 @@ def _resources(name: str, value: object, ctx: _Ctx) -> dict:
 
 def _int_at_least(minimum: int, example: str) -> Callable[[str, object, _Ctx], object]:
     def check(name: str, value: object, ctx: _Ctx) -> object:
-        if not _is_int(value) or value < minimum:  # type: ignore[operator]
+        if not _is_int(value) or value < minimum:
             raise ctx.fail(name, value, f"it must be an int >= {minimum}", example)
         return value
     return check
@@ -168,7 +168,7 @@ def _int_at_least(minimum: int, example: str) -> Callable[[str, object, _Ctx], o
 
 def _num_returns(name: str, value: object, ctx: _Ctx) -> object:
     if (isinstance(value, str) and value in ("streaming", "dynamic")) or (
-            _is_int(value) and value >= 0):  # type: ignore[operator]
+            _is_int(value) and value >= 0):
         return value
     raise ctx.fail(name, value, "it must be an int >= 0, 'streaming' or 'dynamic'",
                    f"{name}=2 or {name}='streaming'")
@@ -213,12 +213,12 @@ def _env_vars(env_vars: object, ctx: _Ctx) -> dict[str, str]:
     for key, val in env_vars.items():
         if not isinstance(key, str):
             raise ValueError(
-                f"invalid option runtime_env['env_vars'] for {ctx.target}: key {key!r} is a "
+                f"invalid option runtime_env['env_vars'] for {ctx.target}: key {key!r} has type "
                 f"{type(key).__name__}, but environment variable names must be str")
         if not isinstance(val, str):
             raise ValueError(
                 f"invalid option runtime_env['env_vars'][{key!r}]={val!r} for {ctx.target}: "
-                f"the value is a {type(val).__name__}, but environment variable values must "
+                f"the value has type {type(val).__name__}, but environment variable values must "
                 f"be str; convert it, e.g. {{{key!r}: {str(val)!r}}}")
     return dict(env_vars)
 
@@ -279,14 +279,14 @@ def _concurrency_groups(name: str, value: object, ctx: _Ctx) -> object:
 
 
 def _max_pending_calls(name: str, value: object, ctx: _Ctx) -> object:
-    if _is_int(value) and (value == -1 or value >= 1):  # type: ignore[operator]
+    if _is_int(value) and (value == -1 or value >= 1):
         return value
     raise ctx.fail(name, value, "it must be -1 (unlimited) or an int >= 1", f"{name}=100")
 
 
 def _backpressure(name: str, value: object, ctx: _Ctx) -> object:
     # 0 would stall a generator forever, so only "off" (-1) or a positive window.
-    if _is_int(value) and (value == -1 or value >= 1):  # type: ignore[operator]
+    if _is_int(value) and (value == -1 or value >= 1):
         return value
     raise ctx.fail(name, value, "it must be -1 (disabled) or an int >= 1", f"{name}=10")
 

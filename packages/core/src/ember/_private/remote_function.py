@@ -26,7 +26,7 @@ class RemoteFunction(Generic[R]):
             raise TypeError("RemoteFunction wraps functions; decorate classes with @ember.remote")
         self._function = function
         self._options = validate_options(options or {})
-        self._name = getattr(function, "__qualname__", getattr(function, "__name__", "task"))
+        self._name = getattr(function, "__name__", "task")
         self._pickled: bytes | None = None
         functools.update_wrapper(self, function)
 

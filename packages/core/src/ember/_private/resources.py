@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from numbers import Real
-from typing import Any
+from typing import Any, TypeGuard
 
 from ember._private import accelerators
 
@@ -57,7 +57,7 @@ _RESERVED_RESOURCES = {
 _DISPLAY_ORDER = {"CPU": 0, "GPU": 1, "memory": 2, "object_store_memory": 3}
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
     # bool is an int subclass, but CPU=True is almost certainly a mistake.
     return isinstance(value, Real) and not isinstance(value, bool)
 
@@ -444,10 +444,10 @@ def _default_num_cpus() -> int:
 
 
 def _check_quantity(keyword: str, value: object, example: str) -> float:
-    if not _is_number(value) or not math.isfinite(float(value)) or value < 0:  # type: ignore[operator]
+    if not _is_number(value) or not math.isfinite(float(value)) or value < 0:
         raise ValueError(
             f"{keyword}={value!r} is invalid: it must be a finite number >= 0, e.g. {example}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def build_node_resources(

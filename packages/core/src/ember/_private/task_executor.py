@@ -7,10 +7,10 @@ and each result is sent back on the same stream as soon as it is ready.
 """
 from __future__ import annotations
 
-import ctypes
 import inspect
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -112,9 +112,9 @@ class TaskExecutor:
             running.stream.out.put(self._cancelled_result(running.spec))
             threading.Timer(0.2, lambda: os._exit(1)).start()
             return
-        from ..exceptions import TaskCancelledError
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(self._main_thread_id), ctypes.py_object(TaskCancelledError))
+        # A signal interrupts blocking calls (sleep, I/O) on the main thread;
+        # the handler raises TaskCancelledError inside the task.
+        signal.pthread_kill(self._main_thread_id, signal.SIGINT)
 
     def _cancelled_result(self, spec: pb.TaskSpec) -> pb.TaskResult:
         from ..exceptions import TaskCancelledError
@@ -128,7 +128,14 @@ class TaskExecutor:
         return result
 
     # ------------------------------------------------------------ main thread
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        running = self._running
+        if running is not None and running.cancelled:
+            from ..exceptions import TaskCancelledError
+            raise TaskCancelledError(running.spec.task_id.hex())
+
     def run_forever(self) -> None:
+        signal.signal(signal.SIGINT, self._on_sigint)
         while True:
             task_id = self._tasks.get()
             with self._lock:

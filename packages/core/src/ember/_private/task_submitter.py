@@ -41,6 +41,7 @@ MAX_PIPELINE_DEPTH = 16
 # Tasks faster than this (mean) are pipelined several deep per worker; slower
 # ones go one at a time so they spread across workers.
 PIPELINE_BELOW_SECONDS = 0.002
+PROGRESS_WINDOW_SECONDS = 0.01
 
 
 @dataclass
@@ -74,6 +75,10 @@ class _LeasedWorker:
         self.gpu_ids = list(reply.gpu_ids)
         self.in_flight: dict[bytes, PendingTask] = {}
         self.idle_since = time.monotonic()
+        # When this worker last made progress (a result, or a push while idle):
+        # only a worker that is visibly fast gets more tasks queued behind its
+        # current one, so a long task never traps short ones behind it.
+        self.last_progress = 0.0
         self.dead = False
         self.exiting = False
         self._q: queue.SimpleQueue = queue.SimpleQueue()
@@ -224,14 +229,19 @@ class TaskSubmitter:
         workers = self._workers[key]
         depth = self._depth(key)
         batches: dict[_LeasedWorker, list[pb.TaskSpec]] = {}
+        now = time.monotonic()
         while q:
-            live = [w for w in workers if not w.dead and not w.exiting and len(w.in_flight) < depth]
+            live = [w for w in workers if not w.dead and not w.exiting and (
+                not w.in_flight or (len(w.in_flight) < depth
+                                    and now - w.last_progress < PROGRESS_WINDOW_SECONDS))]
             if not live:
                 break
             worker = min(live, key=lambda w: len(w.in_flight))
             task = q.popleft()
             if task.state != "queued":
                 continue
+            if not worker.in_flight:
+                worker.last_progress = now
             task.state = "pushed"
             task.worker = worker
             worker.in_flight[task.spec.task_id] = task
@@ -242,6 +252,8 @@ class TaskSubmitter:
             batches.setdefault(worker, []).append(spec)
         for worker, specs in batches.items():
             worker.send(pb.TaskBatch(tasks=specs))
+        # Ask for more workers while tasks wait; a worker busy with a long task
+        # does not count as capacity.
         wanted = min(len(q), MAX_LEASE_REQUESTS_PER_KEY)
         while self._lease_requests[key] < wanted:
             self._lease_requests[key] += 1
@@ -385,6 +397,7 @@ class TaskSubmitter:
                 self._on_generator_item(result)
                 return
             worker.in_flight.pop(result.task_id, None)
+            worker.last_progress = time.monotonic()
             if result.worker_exiting:
                 worker.exiting = True
             ema = self._exec_ema.get(worker.key)
