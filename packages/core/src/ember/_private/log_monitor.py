@@ -72,6 +72,12 @@ class LogMonitor:
         lines: list[pb.LogLine] = []
         for tail in tails:
             lines.extend(_read_new(tail))
+            if tail.pid in finished and tail.partial:
+                # The process is gone: its unterminated last line is complete.
+                lines.append(pb.LogLine(pid=tail.pid, task_name=tail.task_name,
+                                        line=tail.partial.decode("utf-8", "replace"),
+                                        is_err=tail.is_err))
+                tail.partial = b""
         if finished:
             with self._lock:
                 self._tails = [t for t in self._tails if t.pid not in finished]

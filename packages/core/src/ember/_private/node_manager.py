@@ -167,6 +167,14 @@ class NodeManager(pbg.NodeManagerServicer):
 
     def _reaper_loop(self) -> None:
         while not self._stopping.wait(0.05):
+            try:
+                self._reap_once()
+            except Exception:  # noqa: BLE001 - the reaper must outlive any one bad event
+                import traceback
+                traceback.print_exc()
+
+    def _reap_once(self) -> None:
+        if True:
             with self._lock:
                 dead = [(pid, wp) for pid, wp in self._procs.items() if wp.proc.poll() is not None]
                 for pid, wp in dead:

@@ -86,7 +86,13 @@ class LeaseScheduler:
     # ------------------------------------------------------------ events
     def request_lease(self, request_id: int, resources: dict[str, float], env_hash: str = "",
                       name: str = "") -> list:
-        self.pending[request_id] = _Request(request_id, ResourceSet(resources), env_hash, name)
+        request = _Request(request_id, ResourceSet(resources), env_hash, name)
+        try:
+            self.resources.can_ever_fit(request.resources)
+        except ValueError as e:
+            # A malformed request (e.g. GPU 1.5) must not poison the queue.
+            return [Infeasible(request_id, f"invalid resource request {request.resources}: {e}")]
+        self.pending[request_id] = request
         return self._schedule()
 
     def cancel_request(self, request_id: int) -> list:

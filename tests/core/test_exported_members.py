@@ -1,0 +1,42 @@
+"""The public surface is exactly what the docs promise (README's API tour)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import ember
+import ember.exceptions
+
+DOCUMENTED = {
+    "ObjectRef", "ObjectRefGenerator", "available_resources", "cancel", "cluster_resources",
+    "exceptions", "get", "get_gpu_ids", "get_runtime_context", "init", "is_initialized",
+    "nodes", "put", "remote", "shutdown", "wait", "__version__",
+}
+
+
+def test_all_matches_docs():
+    assert set(ember.__all__) == DOCUMENTED
+    for name in ember.__all__:
+        assert getattr(ember, name) is not None, name
+
+
+def test_exception_names_and_ray_aliases():
+    names = {"EmberError", "TaskError", "ActorError", "ActorDiedError", "ActorUnavailableError",
+             "WorkerCrashedError", "ObjectLostError", "OwnerDiedError", "GetTimeoutError",
+             "TaskCancelledError", "ObjectStoreFullError", "OutOfMemoryError", "NodeDiedError",
+             "RuntimeEnvSetupError", "AuthenticationError"}
+    assert names <= set(ember.exceptions.__all__)
+    assert ember.exceptions.RayTaskError is ember.exceptions.TaskError
+    assert ember.exceptions.RayError is ember.exceptions.EmberError
+
+
+def test_import_is_lazy_and_side_effect_free():
+    code = ("import sys, ember; assert 'grpc' not in sys.modules, 'grpc imported eagerly'; "
+            "assert not ember.is_initialized(); print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_py_typed_shipped():
+    import pathlib
+    assert (pathlib.Path(ember.__file__).parent / "py.typed").exists()
