@@ -17,17 +17,23 @@ import sys
 _PROBE = r"""
 import time
 t0 = time.perf_counter()
-import ember
-ember.init(num_cpus=2)
-@ember.remote
+import MODULE as fw
+fw.init(num_cpus=2, INIT_EXTRA)
+@fw.remote
 def f():
     return 1
-assert ember.get(f.remote()) == 1
+assert fw.get(f.remote()) == 1
 first = time.perf_counter() - t0
-time.sleep(2.0)  # let prestarted workers settle: this is the idle cluster
-from ember.testing import cluster_processes
+time.sleep(3.0)  # let prestarted workers settle: this is the idle cluster
 import os
-pids = [os.getpid()] + cluster_processes()
+def children(pid):
+    out = []
+    for path in __import__("glob").glob(f"/proc/{pid}/task/*/children"):
+        with open(path) as fh:
+            for c in fh.read().split():
+                out += [int(c)] + children(int(c))
+    return out
+pids = [os.getpid()] + children(os.getpid())
 def rss(pid):
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
@@ -35,36 +41,48 @@ def rss(pid):
                 return int(line.split()[1]) * 1024
     return 0
 print("RESULT", first, len(pids), sum(rss(p) for p in pids))
-ember.shutdown()
+fw.shutdown()
 """
+
+
+def probe(python: str, framework: str) -> tuple[float, int, int]:
+    code = _PROBE.replace("MODULE", framework).replace(
+        "INIT_EXTRA", "include_dashboard=False" if framework == "ray" else "")
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True,
+                         timeout=180, check=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("RESULT"))
+    _, first, nproc, mem = line.split()
+    return float(first), int(nproc), int(mem)
+
+
+def summarize(runs: list[tuple[float, int, int]]) -> dict:
+    return {"import_to_first_result_s_median": statistics.median(r[0] for r in runs),
+            "import_to_first_result_s_all": [r[0] for r in runs],
+            "idle_processes": max(r[1] for r in runs),
+            "idle_rss_mb": statistics.median(r[2] for r in runs) / 1e6}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--ray-python", help="python of a venv made by ../shared/tools/ray-venv.sh")
     parser.add_argument("--json")
     args = parser.parse_args()
-    firsts, procs, rss = [], [], []
-    for _ in range(args.repeat):
-        out = subprocess.run([args.python, "-c", _PROBE], capture_output=True, text=True,
-                             timeout=120, check=True).stdout
-        line = next(l for l in out.splitlines() if l.startswith("RESULT"))
-        _, first, nproc, mem = line.split()
-        firsts.append(float(first))
-        procs.append(int(nproc))
-        rss.append(int(mem))
-    result = {
-        "import_to_first_result_s_median": statistics.median(firsts),
-        "import_to_first_result_s_all": firsts,
-        "idle_processes": max(procs),
-        "idle_rss_mb": statistics.median(rss) / 1e6,
-    }
-    print(f"{'metric':<32}{'Ember':>12}{'Ray 2.60 (anchor)':>20}")
-    print(f"{'import -> first result (s)':<32}{result['import_to_first_result_s_median']:>12.3f}"
-          f"{'8.3':>20}")
-    print(f"{'idle cluster processes':<32}{result['idle_processes']:>12d}{'9':>20}")
-    print(f"{'idle cluster RSS (MB)':<32}{result['idle_rss_mb']:>12.0f}{'955':>20}")
+    ember = summarize([probe(args.python, "ember") for _ in range(args.repeat)])
+    ray = (summarize([probe(args.ray_python, "ray") for _ in range(args.repeat)])
+           if args.ray_python else None)
+    result = {"ember": ember, "ray": ray}
+    rows = [("import -> first result (s)", "import_to_first_result_s_median", "{:.3f}"),
+            ("idle cluster processes", "idle_processes", "{:d}"),
+            ("idle cluster RSS (MB)", "idle_rss_mb", "{:.0f}")]
+    print(f"{'metric':<30}{'Ember':>10}{'Ray':>10}{'Ember/Ray':>11}")
+    for label, key, fmt in rows:
+        e = ember[key]
+        r = ray[key] if ray else None
+        ratio = f"{e / r:.3f}" if r else "-"
+        print(f"{label:<30}{fmt.format(e):>10}{(fmt.format(r) if r is not None else '-'):>10}"
+              f"{ratio:>11}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
