@@ -10,9 +10,14 @@ import logging
 import os
 import sys
 import threading
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, TypeVar, overload
 
 from . import worker_state
+
+if TYPE_CHECKING:
+    from .object_ref import ObjectRef
+
+T = TypeVar("T")
 
 logger = logging.getLogger("ember")
 
@@ -217,6 +222,21 @@ def _check_refs(refs: Any, what: str) -> None:
                             f"{type(r).__name__}: pass the refs returned by .remote() or put()")
 
 
+# One ref gives its value's type, a list (or tuple) of refs a list of them; the
+# last overload takes lists mixing value types (ObjectRef is invariant).
+@overload
+def get(object_refs: ObjectRef[T], *, timeout: float | None = None) -> T: ...
+
+
+@overload
+def get(object_refs: Sequence[ObjectRef[T]], *, timeout: float | None = None) -> list[T]: ...
+
+
+@overload
+def get(object_refs: Sequence[ObjectRef[Any]], *,
+        timeout: float | None = None) -> list[Any]: ...
+
+
 def get(object_refs: Any, *, timeout: float | None = None) -> Any:
     """Wait for and return the value(s) of one ref or a list of refs.
 
@@ -240,7 +260,7 @@ def get(object_refs: Any, *, timeout: float | None = None) -> Any:
     return core.get(refs, timeout)
 
 
-def put(value: Any, *, _owner: Any = None) -> Any:
+def put(value: T, *, _owner: Any = None) -> ObjectRef[T]:
     """Store a value in the object store and return a ref to it.
 
     >>> ref = ember.put(np.zeros(10**6))
@@ -248,8 +268,9 @@ def put(value: Any, *, _owner: Any = None) -> Any:
     return worker_state.require_core().put(value)
 
 
-def wait(object_refs: Sequence[Any], *, num_returns: int = 1, timeout: float | None = None,
-         fetch_local: bool = True) -> tuple[list, list]:
+def wait(object_refs: Sequence[ObjectRef[Any]], *, num_returns: int = 1,
+         timeout: float | None = None,
+         fetch_local: bool = True) -> tuple[list[ObjectRef[Any]], list[ObjectRef[Any]]]:
     """Return (ready, not_ready) once ``num_returns`` refs are ready or time runs out.
 
     >>> ready, pending = ember.wait(refs, num_returns=2, timeout=1.0)
