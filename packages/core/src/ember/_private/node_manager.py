@@ -174,18 +174,17 @@ class NodeManager(pbg.NodeManagerServicer):
                 traceback.print_exc()
 
     def _reap_once(self) -> None:
-        if True:
-            with self._lock:
-                dead = [(pid, wp) for pid, wp in self._procs.items() if wp.proc.poll() is not None]
-                for pid, wp in dead:
-                    del self._procs[pid]
-                    self.logs.finish(pid)
-                    if wp.registered:
-                        self._by_worker.pop(wp.worker_id, None)
-                        self._apply(self.scheduler.worker_died(wp.worker_id))
-                    else:
-                        self._apply(self.scheduler.worker_start_failed(wp.env_hash))
-                self._apply(self.scheduler.tick(time.monotonic()))
+        with self._lock:
+            dead = [(pid, wp) for pid, wp in self._procs.items() if wp.proc.poll() is not None]
+            for pid, wp in dead:
+                del self._procs[pid]
+                self.logs.finish(pid)
+                if wp.registered:
+                    self._by_worker.pop(wp.worker_id, None)
+                    self._apply(self.scheduler.worker_died(wp.worker_id))
+                else:
+                    self._apply(self.scheduler.worker_start_failed(wp.env_hash))
+            self._apply(self.scheduler.tick(time.monotonic()))
 
     def _gcs_sync_loop(self) -> None:
         while not self._stopping.is_set():

@@ -468,8 +468,6 @@ class TaskSubmitter:
             self._store_return(ret)
             if gen is not None:
                 gen.items[result.generator_index] = ObjectRef(ret.object_id, core.address)
-            # The generator state now holds the only local ref.
-            core._run_rc(lambda oid=ret.object_id: core.refs.remove_local(oid) if False else [])
         self._gen_cond.notify_all()
 
     def next_generator_item(self, task_id: bytes, index: int, timeout: float | None):
