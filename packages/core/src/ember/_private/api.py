@@ -166,7 +166,7 @@ def _start_log_printer(core: Any) -> None:
     from .protos import ember_pb2 as pb
     from .protos import ember_pb2_grpc as pbg
     stub = rpc.Stub(rpc.channel(core.node_manager_address), pbg.NodeManagerStub, core.token)
-    call = stub.SubscribeLogs.raw(pb.Empty(), metadata=stub._md)
+    call = stub.SubscribeLogs.raw(pb.Empty(), metadata=stub._md)  # type: ignore[attr-defined]
     core._log_call = call
 
     def run() -> None:
@@ -303,7 +303,8 @@ def cancel(object_ref: Any, *, force: bool = False, recursive: bool = True) -> N
     from .object_ref import ObjectRef, ObjectRefGenerator
     core = worker_state.require_core()
     if isinstance(object_ref, ObjectRefGenerator):
-        core.submitter.cancel(object_ref._task_id + b"\x01\x00\x00\x00", force, recursive)
+        from .ids import object_id_for
+        core.submitter.cancel(object_id_for(object_ref._task_id, 1), force, recursive)
         return
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"ember.cancel() expects an ObjectRef, got {type(object_ref).__name__}")
@@ -353,14 +354,8 @@ def get_gpu_ids() -> list[int]:
     >>> ember.get_gpu_ids()
     [0]
     """
-    worker_state.require_core()
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    out: list[int] = []
-    for part in visible.split(","):
-        part = part.strip()
-        if part.isdigit():
-            out.append(int(part))
-    running = getattr(worker_state.core.current, "task", None)
-    if running is None or not running.spec.gpu_ids:
-        return [] if worker_state.core.is_driver else out
-    return [int(g) if g.isdigit() else g for g in running.spec.gpu_ids]  # type: ignore[misc]
+    core = worker_state.require_core()
+    running = getattr(core.current, "task", None)
+    if running is None:
+        return []
+    return [int(g) for g in running.spec.gpu_ids if g.isdigit()]

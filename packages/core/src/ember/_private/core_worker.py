@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import functools
 import hashlib
 import os
 import queue
@@ -129,7 +130,6 @@ class CoreWorker(pbg.CoreWorkerServicer):
         for action in actions:
             if isinstance(action, FreeObject):
                 entry = self.memory_store.delete(action.object_id)
-                self.submitter.object_freed(action.object_id)
                 if entry is not None and entry.in_shm:
                     self.shm.release(action.object_id.hex())
                     frees.append(pb.SealedObject(object_id=action.object_id))
@@ -179,7 +179,7 @@ class CoreWorker(pbg.CoreWorkerServicer):
                 elif kind == "drain":
                     while self._deferred_decrefs:
                         oid = self._deferred_decrefs.popleft()
-                        self._run_rc(lambda oid=oid: self.refs.remove_local(oid))
+                        self._run_rc(functools.partial(self.refs.remove_local, oid))
                 elif kind == "free":
                     frees.extend(payload)
                 elif kind == "unborrow":
@@ -240,8 +240,10 @@ class CoreWorker(pbg.CoreWorkerServicer):
         from ..exceptions import GetTimeoutError
 
         deadline = None if timeout is None else time.monotonic() + timeout
-        owned = [r for r in refs if r._owner == self.address or not r._owner]
-        borrowed = [r for r in refs if r not in owned] if len(owned) != len(refs) else []
+        owned: list[ObjectRef] = []
+        borrowed: list[ObjectRef] = []
+        for r in refs:
+            (owned if r._owner in ("", self.address) else borrowed).append(r)
         if owned:
             oids = [r._id for r in owned]
             done = self.memory_store.wait_ready(oids, len(set(oids)), timeout,
@@ -281,7 +283,7 @@ class CoreWorker(pbg.CoreWorkerServicer):
                                       "its shared-memory copy is gone (freed or node lost)")
             value = serialization.deserialize(view)
         else:
-            value = serialization.deserialize(entry.data)
+            value = serialization.deserialize(entry.data or b"")
         if entry.is_error:
             raise _as_raisable(value)
         return value
@@ -333,8 +335,8 @@ class CoreWorker(pbg.CoreWorkerServicer):
 
     def wait(self, refs: list[ObjectRef], num_returns: int, timeout: float | None,
              fetch_local: bool) -> tuple[list[ObjectRef], list[ObjectRef]]:
-        owned_ids = [r._id for r in refs if r._owner == self.address or not r._owner]
-        borrowed = [r for r in refs if not (r._owner == self.address or not r._owner)]
+        owned_ids = [r._id for r in refs if r._owner in ("", self.address)]
+        borrowed = [r for r in refs if r._owner not in ("", self.address)]
         ready_borrowed: set[bytes] = set()
         futures: dict[bytes, concurrent.futures.Future] = {}
         for ref in borrowed:
@@ -360,7 +362,8 @@ class CoreWorker(pbg.CoreWorkerServicer):
             if blocked:
                 self._unblocked()
         ready_ids = done | ready_borrowed
-        ready, not_ready = [], []
+        ready: list[ObjectRef] = []
+        not_ready: list[ObjectRef] = []
         for ref in refs:
             (ready if ref._id in ready_ids and len(ready) < num_returns else not_ready).append(ref)
         return ready, not_ready

@@ -81,7 +81,6 @@ def start_local_cluster(*, total: dict[str, float], gpu_ids: list[str],
     env[rpc.TOKEN_ENV] = token
     procs = []
     ready_fds = []
-    logs = []
     commands = [
         ("control service", "gcs", ["-m", "ember._private.gcs_main", "--port", str(gcs_port)]),
         ("node manager", "node_manager", [

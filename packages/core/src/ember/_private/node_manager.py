@@ -76,7 +76,7 @@ class NodeManager(pbg.NodeManagerServicer):
         self._log_dir = os.path.join(session_dir, "logs")
         self.logs = LogMonitor(self._log_dir)
         self._resources_dirty = threading.Event()
-        self._gcs = None
+        self._gcs: rpc.Stub | None = None
 
     # ------------------------------------------------------------ lifecycle
     def start_background(self) -> None:

@@ -49,8 +49,8 @@ def main() -> None:
     process_util.install_term_handler(stop.set)
 
     gcs_chan = rpc.channel(args.gcs_address)
-    nm._gcs = rpc.Stub(gcs_chan, pbg.ControlServiceStub, token)
-    nm._gcs.RegisterNode(nm.node_info(), timeout=30, wait_for_ready=True)
+    gcs = nm._gcs = rpc.Stub(gcs_chan, pbg.ControlServiceStub, token)
+    gcs.RegisterNode(nm.node_info(), timeout=30, wait_for_ready=True)
     if args.ready_fd >= 0:
         process_util.report_ready(args.ready_fd, str(nm.port))
     stop.wait()

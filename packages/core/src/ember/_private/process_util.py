@@ -8,9 +8,11 @@ what lets a SIGKILLed driver leave no orphans and no shared-memory files.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
 import threading
+import time
 from typing import Callable
 
 
@@ -35,17 +37,13 @@ def report_ready(fd: int, message: str) -> None:
 
 def read_ready(fd: int, timeout: float, what: str, log_path: str | None = None) -> str:
     """Read one line a child writes when it is ready; fail fast if it died."""
-    import select
-
     buf = b""
-    deadline_left = timeout
-    import time
-    start = time.monotonic()
+    deadline = time.monotonic() + timeout
     while b"\n" not in buf:
-        deadline_left = timeout - (time.monotonic() - start)
-        if deadline_left <= 0:
+        left = deadline - time.monotonic()
+        if left <= 0:
             raise TimeoutError(f"{what} did not start within {timeout:.0f}s" + _log_hint(log_path))
-        ready, _, _ = select.select([fd], [], [], deadline_left)
+        ready, _, _ = select.select([fd], [], [], left)
         if not ready:
             continue
         chunk = os.read(fd, 4096)

@@ -28,7 +28,25 @@ class RemoteFunction(Generic[R]):
         self._options = validate_options(options or {})
         self._name = getattr(function, "__name__", "task")
         self._pickled: bytes | None = None
+        self._prepare()
         functools.update_wrapper(self, function)
+
+    def _prepare(self) -> None:
+        """Derive everything .remote() needs from the options once, not per call."""
+        opts = self._options
+        num_returns = opts.get("num_returns", DEFAULT_TASK_OPTIONS["num_returns"])
+        if num_returns in ("streaming", "dynamic"):
+            num_returns = -1
+        elif inspect.isgeneratorfunction(self._function) and "num_returns" not in opts:
+            num_returns = -1  # Ray: generator functions stream by default
+        self._num_returns = num_returns
+        self._submit_kwargs = dict(
+            name=opts.get("name") or self._name, num_returns=num_returns,
+            resources=resource_request(opts),
+            max_retries=opts.get("max_retries", DEFAULT_TASK_OPTIONS["max_retries"]),
+            retry_exceptions=opts.get("retry_exceptions", False),
+            max_calls=opts.get("max_calls", 0) or 0)
+        self._env_vars = dict((opts.get("runtime_env") or {}).get("env_vars", {}))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
@@ -43,29 +61,22 @@ class RemoteFunction(Generic[R]):
         clone = RemoteFunction.__new__(RemoteFunction)
         clone.__dict__.update(self.__dict__)
         clone._options = merge_options(self._options, validate_options(options))
+        clone._prepare()
         return clone
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         core = worker_state.require_core()
-        opts = self._options
         if self._pickled is None:
             import cloudpickle
             self._pickled = cloudpickle.dumps(self._function)
         function_id = core.export_function(self._function, self._pickled)
-        num_returns = opts.get("num_returns", DEFAULT_TASK_OPTIONS["num_returns"])
-        if num_returns in ("streaming", "dynamic"):
-            num_returns = -1
-        elif inspect.isgeneratorfunction(self._function) and "num_returns" not in opts:
-            num_returns = -1  # Ray: generator functions stream by default
-        env_vars = dict(core.runtime_env.get("env_vars", {}))
-        env_vars.update((opts.get("runtime_env") or {}).get("env_vars", {}))
-        refs = core.submitter.submit(
-            function_id=function_id, name=opts.get("name") or self._name,
-            args=args, kwargs=kwargs, num_returns=num_returns,
-            resources=resource_request(opts),
-            max_retries=opts.get("max_retries", DEFAULT_TASK_OPTIONS["max_retries"]),
-            retry_exceptions=opts.get("retry_exceptions", False),
-            max_calls=opts.get("max_calls", 0) or 0, env_vars=env_vars)
+        env_vars = self._env_vars
+        job_env = core.runtime_env.get("env_vars")
+        if job_env:
+            env_vars = {**job_env, **env_vars}
+        refs = core.submitter.submit(function_id=function_id, args=args, kwargs=kwargs,
+                                     env_vars=env_vars, **self._submit_kwargs)
+        num_returns = self._num_returns
         if num_returns == -1:
             return refs
         if num_returns == 1:

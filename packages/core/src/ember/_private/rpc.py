@@ -24,7 +24,7 @@ CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", _MAX_MESSAGE),
     ("grpc.max_receive_message_length", _MAX_MESSAGE),
     ("grpc.enable_retries", 0),
-    # Loopback connections between our own processes: skip Nagle delays.
+    # Two servers must never share a port (a stale process would steal calls).
     ("grpc.so_reuseport", 0),
 ]
 

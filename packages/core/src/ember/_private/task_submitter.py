@@ -156,7 +156,7 @@ class TaskSubmitter:
             core.refs.add_submitted(arg_ids)
         task = PendingTask(spec, key, arg_ids, return_ids, max_retries, retry_exceptions,
                            unresolved=len(deps))
-        refs = [ObjectRef(oid, core.address) for oid in return_ids]
+        refs: list[ObjectRef] = [ObjectRef(oid, core.address) for oid in return_ids]
         with self._lock:
             self._tasks[task_id] = task
             self._key_resources[key] = resources
@@ -436,7 +436,7 @@ class TaskSubmitter:
         if ret.contained:
             # The value holds refs: become a borrower of each before the
             # worker drops its pins (it waits for release_pins).
-            inner = [ObjectRef(c.object_id, c.owner.ip) for c in ret.contained]
+            inner: list[ObjectRef] = [ObjectRef(c.object_id, c.owner.ip) for c in ret.contained]
             owners = {c.object_id: c.owner.ip for c in ret.contained}
             core.flush_borrows()
             core._run_rc(lambda: core.refs.set_inner(ret.object_id, tuple(owners), owners))
@@ -532,9 +532,6 @@ class TaskSubmitter:
         if worker is not None and not worker.dead:
             worker.send(pb.TaskBatch(cancels=[pb.CancelRequest(
                 task_id=task_id, force=force, recursive=recursive)]))
-
-    def object_freed(self, object_id: bytes) -> None:
-        pass
 
     # ------------------------------------------------------------ timers
     def _schedule(self, delay: float, fn: Any) -> None:
