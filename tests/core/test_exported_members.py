@@ -11,13 +11,23 @@ DOCUMENTED = {
     "ObjectRef", "ObjectRefGenerator", "available_resources", "cancel", "cluster_resources",
     "exceptions", "get", "get_gpu_ids", "get_runtime_context", "init", "is_initialized",
     "nodes", "put", "remote", "shutdown", "wait", "__version__",
+    "actor", "get_actor", "kill", "method", "util",
 }
+ACTOR_MODULE = {"ActorClass", "ActorHandle", "ActorID", "ActorMethod", "exit_actor", "method"}
 
 
 def test_all_matches_docs():
     assert set(ember.__all__) == DOCUMENTED
     for name in ember.__all__:
         assert getattr(ember, name) is not None, name
+
+
+def test_actor_module_matches_docs():
+    import ember.actor
+    assert set(ember.actor.__all__) == ACTOR_MODULE
+    for name in ember.actor.__all__:
+        assert getattr(ember.actor, name) is not None, name
+    assert ember.method is ember.actor.method
 
 
 def test_exception_names_and_ray_aliases():

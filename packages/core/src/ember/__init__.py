@@ -30,24 +30,31 @@ __all__ = [
     "available_resources",
     "cancel",
     "cluster_resources",
+    "actor",
     "exceptions",
     "get",
+    "get_actor",
     "get_gpu_ids",
     "get_runtime_context",
     "init",
     "is_initialized",
+    "kill",
+    "method",
     "nodes",
     "put",
     "remote",
     "shutdown",
+    "util",
     "wait",
     "__version__",
 ]
 
 if TYPE_CHECKING:
-    from . import exceptions
-    from ._private.api import (available_resources, cancel, cluster_resources, get,
-                               get_gpu_ids, init, is_initialized, nodes, put, shutdown, wait)
+    from . import actor, exceptions, util
+    from ._private.actor_class import method
+    from ._private.api import (available_resources, cancel, cluster_resources, get, get_actor,
+                               get_gpu_ids, init, is_initialized, kill, nodes, put, shutdown,
+                               wait)
     from ._private.object_ref import ObjectRef, ObjectRefGenerator
     from ._remote import remote
     from .runtime_context import get_runtime_context
@@ -59,6 +66,9 @@ _LAZY = {
     "cancel": "._private.api",
     "cluster_resources": "._private.api",
     "get": "._private.api",
+    "get_actor": "._private.api",
+    "kill": "._private.api",
+    "method": "._private.actor_class",
     "get_gpu_ids": "._private.api",
     "init": "._private.api",
     "is_initialized": "._private.api",
@@ -79,7 +89,7 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)
         globals()[name] = value
         return value
-    if name in ("exceptions", "util", "runtime_context"):
+    if name in ("actor", "exceptions", "util", "runtime_context"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'ember' has no attribute {name!r}")
 

@@ -26,9 +26,13 @@ type ``.remote()`` as a single ``ObjectRef``, and an ``async def`` task types as
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import (TYPE_CHECKING, Any, Callable, Concatenate, Generic, ParamSpec, Protocol,
+                    TypeVar, overload)
 
 from ._private.object_ref import ObjectRef
+
+if TYPE_CHECKING:
+    from ._private.actor_class import ActorClass
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,6 +52,7 @@ _T6 = TypeVar("_T6")
 _T7 = TypeVar("_T7")
 _T8 = TypeVar("_T8")
 _Sig_co = TypeVar("_Sig_co", covariant=True)
+_C = TypeVar("_C")
 
 
 class _Signed(Protocol[_Sig_co]):
@@ -146,6 +151,20 @@ class RemoteFunction(Generic[P, R]):
         raise NotImplementedError  # pragma: no cover - only the runtime class runs
 
 
+class _Decorator(Protocol):
+    """What ``@ember.remote(...)`` with options returns: it decorates a class or a function."""
+
+    @overload
+    def __call__(self, target: type[_C], /) -> ActorClass[_C]: ...
+
+    @overload
+    def __call__(self, target: Callable[P, R], /) -> RemoteFunction[P, R]: ...
+
+
+@overload
+def remote(cls: type[_C], /) -> ActorClass[_C]: ...
+
+
 @overload
 def remote(function: Callable[P, R], /) -> RemoteFunction[P, R]: ...
 
@@ -155,11 +174,11 @@ def remote(*, num_returns: int | str = ..., num_cpus: float = ..., num_gpus: flo
            resources: dict[str, float] = ..., accelerator_type: str = ..., memory: float = ...,
            max_calls: int = ..., max_retries: int = ..., retry_exceptions: Any = ...,
            runtime_env: dict[str, Any] = ..., scheduling_strategy: Any = ..., name: str = ...,
-           **options: Any) -> Callable[[Callable[P, R]], RemoteFunction[P, R]]: ...
+           **options: Any) -> _Decorator: ...
 
 
 def remote(*args: Any, **options: Any) -> Any:
-    """Turn a function into a task that runs on the cluster.
+    """Turn a function into a task, or a class into an actor class.
 
     >>> @ember.remote
     ... def f(x): return x + 1
@@ -167,14 +186,16 @@ def remote(*args: Any, **options: Any) -> Any:
     ... def g(x): return x * 2
     >>> ember.get(f.remote(1))
     2
+    >>> @ember.remote(max_restarts=1)
+    ... class Counter:
+    ...     def incr(self): ...
     """
     from ._private.remote_function import RemoteFunction as _Runtime
 
     def wrap(target: Any) -> Any:
         if inspect.isclass(target):
-            raise NotImplementedError(
-                "@ember.remote on a class (actors) is not available yet in this version; "
-                "use remote functions for now")
+            from ._private.actor_class import ActorClass
+            return ActorClass(target, options)
         if not callable(target):
             raise TypeError(f"@ember.remote expects a function, got {type(target).__name__}")
         return _Runtime(target, options)
@@ -185,5 +206,13 @@ def remote(*args: Any, **options: Any) -> Any:
         raise TypeError("@ember.remote takes either a function or keyword options only, e.g. "
                         "@ember.remote(num_cpus=2)")
     from ._private.options import validate_options
-    validate_options(options)
+    # Check the options now, while the decorator line is on screen; whether they
+    # must suit a function or a class is only known once wrap() sees the target.
+    try:
+        validate_options(options)
+    except ValueError:
+        try:
+            validate_options(options, for_actor=True)
+        except ValueError:
+            validate_options(options)  # raise the function-flavoured message
     return wrap

@@ -42,7 +42,15 @@ class RuntimeContext:
         return task.spec.name if task is not None else None
 
     def get_actor_id(self) -> str | None:
-        return None
+        """The current actor's id in hex, or None outside an actor."""
+        actor_id = self._core.actor_id
+        return actor_id.hex() if actor_id is not None else None
+
+    def get_actor_name(self) -> str | None:
+        """The current actor's name ("" if unnamed), or None outside an actor."""
+        if self._core.actor_id is None:
+            return None
+        return getattr(self._core, "actor_name", "")
 
     def get_assigned_resources(self) -> dict[str, float]:
         task = self._task()
@@ -69,7 +77,13 @@ class RuntimeContext:
 
     @property
     def current_actor(self) -> Any:
-        raise RuntimeError("get_runtime_context().current_actor is only valid inside an actor")
+        """A handle to the actor this code runs in (for passing ``self`` to others)."""
+        core = self._core
+        if core.actor_id is None or core.actor_handle_meta is None:
+            raise RuntimeError("get_runtime_context().current_actor is only valid inside an "
+                               "actor method")
+        from ._private.actor_class import ActorHandle
+        return ActorHandle(core.actor_id, core.actor_handle_meta, None)
 
 
 def get_runtime_context() -> RuntimeContext:

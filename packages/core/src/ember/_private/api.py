@@ -106,10 +106,29 @@ def _connect_driver(token, gcs_address, nm_address, node_id, shm_dir, shm_prefix
         namespace=namespace or "", runtime_env=runtime_env)
     core.start()
     core.job_id = core.gcs.NextJobId(pb.Empty(), timeout=30).job_id
+    _watch_driver(core)
     if not namespace:
         core.namespace = f"anonymous-{core.job_id}"
     core_worker.install(core)
     return core
+
+
+def _watch_driver(core: Any) -> None:
+    """Hold a stream open to the control service: when this driver goes away (exit,
+    crash or shutdown) the stream ends and its non-detached actors are stopped."""
+    from .protos import ember_pb2 as pb
+    call = core.gcs.WatchDriver.raw(pb.DriverInfo(worker_id=core.worker_id, job_id=core.job_id),
+                                    metadata=core.gcs._md)
+    core._driver_watch = call
+
+    def drain() -> None:
+        try:
+            for _ in call:
+                pass
+        except Exception:  # noqa: BLE001 - cancelled at shutdown
+            pass
+
+    threading.Thread(target=drain, daemon=True, name="ember-driver-watch").start()
 
 
 def _find_token(address: str) -> str | None:
@@ -198,6 +217,9 @@ def shutdown() -> None:
                 import time
                 time.sleep(0.06)
                 call.cancel()
+            watch = getattr(core, "_driver_watch", None)
+            if watch is not None:
+                watch.cancel()
             from . import core_worker
             core_worker.uninstall()
             core.stop()
@@ -309,6 +331,45 @@ def cancel(object_ref: Any, *, force: bool = False, recursive: bool = True) -> N
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"ember.cancel() expects an ObjectRef, got {type(object_ref).__name__}")
     core.submitter.cancel(object_ref._id, force, recursive)
+
+
+def get_actor(name: str, namespace: str | None = None) -> Any:
+    """A handle to the named actor (in this job's namespace unless one is given).
+
+    >>> Counter.options(name="counter").remote()
+    >>> c = ember.get_actor("counter")
+    """
+    import pickle
+
+    from .actor_class import ActorHandle
+    from .actor_directory import DEAD
+    from .protos import ember_pb2 as pb
+    core = worker_state.require_core()
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"ember.get_actor() needs a non-empty actor name, got {name!r}")
+    ns = core.namespace if namespace is None else namespace
+    info = core.gcs.GetActor(pb.GetActorRequest(name=name, namespace=ns), timeout=30)
+    if not info.found or info.state == DEAD:
+        raise ValueError(f"Failed to look up actor with name {name!r} in namespace {ns!r}: "
+                         "no live actor has that name there. Check the name and namespace "
+                         "(ember.get_actor(name, namespace=...)), and that the actor was "
+                         "created with .options(name=...) and is still alive")
+    return ActorHandle(info.actor_id, pickle.loads(info.handle_meta), None)
+
+
+def kill(actor: Any, *, no_restart: bool = True) -> None:
+    """Stop an actor now: its calls fail with ActorDiedError and its resources are freed.
+
+    With ``no_restart=False`` an actor with restarts left is restarted instead.
+
+    >>> ember.kill(counter)
+    """
+    from .actor_class import ActorHandle
+    core = worker_state.require_core()
+    if not isinstance(actor, ActorHandle):
+        raise TypeError(f"ember.kill() expects an actor handle, got {type(actor).__name__}; "
+                        "to stop a task use ember.cancel(ref)")
+    core.actors.kill(actor._ember_actor_id, no_restart)
 
 
 def nodes() -> list[dict]:

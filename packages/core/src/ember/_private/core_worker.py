@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextvars
 import functools
 import hashlib
 import os
@@ -31,12 +32,31 @@ from .shm_store import ShmStore
 # shared memory (Ray uses the same 100 KiB cut-off).
 INLINE_THRESHOLD = 100 * 1024
 
+_NONE_BYTES = serialization.to_bytes(serialization.serialize(None))
+
+_current_task: contextvars.ContextVar[Any] = contextvars.ContextVar("ember_task", default=None)
+
+
+class _Current:
+    """The task running in this context: per thread, and per asyncio task in
+    async actors (a ContextVar, not a thread-local, so concurrent coroutines on
+    one event loop each see their own call)."""
+
+    @property
+    def task(self) -> Any:
+        return _current_task.get()
+
+    @task.setter
+    def task(self, value: Any) -> None:
+        _current_task.set(value)
+
 
 class CoreWorker(pbg.CoreWorkerServicer):
     def __init__(self, *, is_driver: bool, token: str, node_id: str, gcs_address: str,
                  node_manager_address: str, shm_dir: str, shm_prefix: str, job_id: int,
                  worker_id: str | None = None, namespace: str = "",
                  runtime_env: dict | None = None) -> None:
+        from .actor_submitter import ActorSubmitter
         from .task_submitter import TaskSubmitter
 
         self.is_driver = is_driver
@@ -60,8 +80,13 @@ class CoreWorker(pbg.CoreWorkerServicer):
         self._exported: dict[int, bytes] = {}
         self._outbox: queue.Queue = queue.Queue()
         self._stopped = threading.Event()
-        self.current = threading.local()  # current task context in workers
+        self.current = _Current()        # current task context in workers
         self.executor: Any = None         # set in worker processes
+        self.actor_id: bytes | None = None  # set in a worker hosting an actor
+        self.actor_handle_meta: Any = None
+        self.actor_name = ""
+        # Objects whose release means "the last handle to this actor is gone".
+        self.actor_lifetime_refs: dict[bytes, bytes] = {}
 
         self.server = rpc.make_server(token, max_workers=32)
         pbg.add_CoreWorkerServicer_to_server(self, self.server)
@@ -70,6 +95,7 @@ class CoreWorker(pbg.CoreWorkerServicer):
         self.gcs = rpc.Stub(rpc.channel(gcs_address), pbg.ControlServiceStub, token)
         self.node_manager = rpc.Stub(rpc.channel(node_manager_address), pbg.NodeManagerStub, token)
         self.submitter = TaskSubmitter(self)
+        self.actors = ActorSubmitter(self, self.submitter)
         self._sender = threading.Thread(target=self._sender_loop, name="ember-sender", daemon=True)
 
     def start(self) -> None:
@@ -80,6 +106,7 @@ class CoreWorker(pbg.CoreWorkerServicer):
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self.actors.stop()
         self.submitter.stop()
         self._outbox.put(None)
         self.server.stop(grace=0)
@@ -129,6 +156,9 @@ class CoreWorker(pbg.CoreWorkerServicer):
         frees: list[pb.SealedObject] = []
         for action in actions:
             if isinstance(action, FreeObject):
+                actor_id = self.actor_lifetime_refs.pop(action.object_id, None)
+                if actor_id is not None:
+                    self.actors.out_of_scope(actor_id)
                 entry = self.memory_store.delete(action.object_id)
                 if entry is not None and entry.in_shm:
                     self.shm.release(action.object_id.hex())
@@ -229,6 +259,16 @@ class CoreWorker(pbg.CoreWorkerServicer):
             self.refs.add_owned(object_id, inner)
         self.memory_store.put_ready(object_id, data=data, in_shm=data is None, size=size,
                                     node_id=self.node_id)
+        return ObjectRef(object_id, self.address)
+
+    def new_actor_lifetime_ref(self, actor_id: bytes) -> ObjectRef:
+        """An owned, empty object whose release stops the actor (see actor_class.py)."""
+        object_id = ids.object_id_for(ids.new_task_id(), 0)
+        with self._rc_lock:
+            self.refs.add_owned(object_id)
+        self.memory_store.put_ready(object_id, data=_NONE_BYTES, in_shm=False,
+                                    size=len(_NONE_BYTES), node_id=self.node_id)
+        self.actor_lifetime_refs[object_id] = actor_id
         return ObjectRef(object_id, self.address)
 
     def register_pending(self, object_id: bytes) -> None:
@@ -464,6 +504,11 @@ class CoreWorker(pbg.CoreWorkerServicer):
         if actions:
             self._perform(actions)
         return pb.Empty()
+
+    def StartActor(self, request: pb.StartActorRequest, context) -> pb.StartActorReply:
+        if self.executor is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this process does not run actors")
+        return self.executor.start_actor(request)
 
     def PushTasks(self, request_iterator, context):
         if self.executor is None:

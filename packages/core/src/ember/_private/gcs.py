@@ -1,6 +1,6 @@
-"""The control service: cluster membership, function registry and KV.
+"""The control service: cluster membership, function registry, KV and actors.
 
-One per cluster, on the head. State lives in memory and is written through to a
+One per cluster, on the head. Actor RPCs are delegated to actor_manager.py. State lives in memory and is written through to a
 SQLite file in the session directory so a restarted control service can reload
 it. Functions are stored in the KV under the ``fn`` namespace by content hash.
 """
@@ -61,10 +61,13 @@ class KVStore:
 
 
 class ControlService(pbg.ControlServiceServicer):
-    def __init__(self, db_path: str | None) -> None:
+    def __init__(self, db_path: str | None, token: str = "") -> None:
+        from .actor_manager import ActorManager
+
         self.kv = KVStore(db_path)
         self._lock = threading.Lock()
         self._nodes: dict[str, pb.NodeInfo] = {}
+        self.actors = ActorManager(token, self.node_list)
         stored = self.kv.get("meta", b"job_counter")
         self._job_counter = int(stored) if stored else 0
 
@@ -107,6 +110,33 @@ class ControlService(pbg.ControlServiceServicer):
             self._job_counter += 1
             self.kv.put("meta", b"job_counter", str(self._job_counter).encode(), True)
             return pb.JobReply(job_id=self._job_counter)
+
+    # ------------------------------------------------------------ actors
+    def CreateActor(self, request: pb.ActorSpec, context) -> pb.CreateActorReply:
+        return self.actors.create(request)
+
+    def GetActor(self, request: pb.GetActorRequest, context) -> pb.ActorInfo:
+        return self.actors.get(request)
+
+    def KillActor(self, request: pb.KillActorRequest, context) -> pb.Empty:
+        self.actors.kill(request)
+        return pb.Empty()
+
+    def ListActors(self, request: pb.Empty, context) -> pb.ActorList:
+        return self.actors.list()
+
+    def ReportWorkerDeath(self, request: pb.WorkerDeath, context) -> pb.Empty:
+        self.actors.worker_died(request)
+        return pb.Empty()
+
+    def WatchDriver(self, request: pb.DriverInfo, context):
+        gone = threading.Event()
+        if not context.add_callback(gone.set):
+            gone.set()
+        gone.wait()
+        self.actors.owner_died(request.worker_id)
+        return
+        yield  # pragma: no cover - a generator that never yields: the stream stays open
 
     def node_list(self) -> Iterable[pb.NodeInfo]:
         with self._lock:

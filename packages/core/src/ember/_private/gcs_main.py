@@ -20,8 +20,9 @@ def main() -> None:
     args = parser.parse_args()
     token = os.environ.pop(rpc.TOKEN_ENV)
 
-    service = ControlService(os.path.join(args.session_dir, "control.sqlite"))
-    server = rpc.make_server(token, max_workers=8)
+    service = ControlService(os.path.join(args.session_dir, "control.sqlite"), token)
+    # Long-polls (actor lookups) and one stream per driver each hold a thread.
+    server = rpc.make_server(token, max_workers=128)
     pbg.add_ControlServiceServicer_to_server(service, server)
     port = rpc.bind(server, args.host, args.port)
     server.start()
@@ -32,6 +33,7 @@ def main() -> None:
     if args.ready_fd >= 0:
         process_util.report_ready(args.ready_fd, str(port))
     stop.wait()
+    service.actors.stop()
     server.stop(grace=0.5).wait()
     service.kv.close()
 

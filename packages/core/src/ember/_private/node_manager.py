@@ -182,9 +182,25 @@ class NodeManager(pbg.NodeManagerServicer):
                 if wp.registered:
                     self._by_worker.pop(wp.worker_id, None)
                     self._apply(self.scheduler.worker_died(wp.worker_id))
+                    self._report_death(wp)
                 else:
                     self._apply(self.scheduler.worker_start_failed(wp.env_hash))
             self._apply(self.scheduler.tick(time.monotonic()))
+
+    def _report_death(self, wp: _WorkerProc) -> None:
+        """Tell the control service, which restarts or buries actors on (or owned by) it."""
+        gcs = self._gcs
+        if gcs is None or self._stopping.is_set():
+            return
+        code = wp.proc.returncode
+        reason = (f"its worker process (pid {wp.proc.pid}) was killed by signal {-code}"
+                  if code is not None and code < 0 else
+                  f"its worker process (pid {wp.proc.pid}) exited with code {code}")
+        request = pb.WorkerDeath(worker_id=wp.worker_id, node_id=self.node_id, reason=reason)
+        try:
+            gcs.ReportWorkerDeath.future(request, timeout=10)
+        except Exception:  # noqa: BLE001 - control service gone: the cluster is stopping
+            pass
 
     def _gcs_sync_loop(self) -> None:
         while not self._stopping.is_set():
@@ -215,7 +231,8 @@ class NodeManager(pbg.NodeManagerServicer):
             request_id = next(self._request_ids)
             self._pending[request_id] = pending
             self._apply(self.scheduler.request_lease(
-                request_id, dict(request.resources), request.runtime_env_hash, request.name))
+                request_id, dict(request.resources), request.runtime_env_hash, request.name,
+                placement=dict(request.placement_resources) or None))
         if not pending.event.wait(LEASE_POLL_SECONDS) or pending.reply is None:
             with self._lock:
                 if pending.reply is None:

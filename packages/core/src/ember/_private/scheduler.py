@@ -50,6 +50,13 @@ class _Request:
     env_hash: str
     name: str
     reported_infeasible: bool = False
+    # Must be free to grant, but only `resources` is held (an actor with no
+    # explicit resources needs 1 CPU to be placed and holds 0, as in Ray).
+    placement: ResourceSet | None = None
+
+    @property
+    def shape(self) -> ResourceSet:
+        return self.placement if self.placement is not None else self.resources
 
 
 @dataclass
@@ -85,10 +92,11 @@ class LeaseScheduler:
 
     # ------------------------------------------------------------ events
     def request_lease(self, request_id: int, resources: dict[str, float], env_hash: str = "",
-                      name: str = "") -> list:
-        request = _Request(request_id, ResourceSet(resources), env_hash, name)
+                      name: str = "", placement: dict[str, float] | None = None) -> list:
+        request = _Request(request_id, ResourceSet(resources), env_hash, name,
+                           placement=ResourceSet(placement) if placement else None)
         try:
-            self.resources.can_ever_fit(request.resources)
+            self.resources.can_ever_fit(request.shape)
         except ValueError as e:
             # A malformed request (e.g. GPU 1.5) must not poison the queue.
             return [Infeasible(request_id, f"invalid resource request {request.resources}: {e}")]
@@ -174,7 +182,7 @@ class LeaseScheduler:
         return sum(1 for w in self.workers.values() if w.lease_id is None)
 
     def infeasible(self) -> list[str]:
-        return [f"{r.name or 'task'} {r.resources}" for r in self.pending.values()
+        return [f"{r.name or 'task'} {r.shape}" for r in self.pending.values()
                 if r.reported_infeasible]
 
     # ------------------------------------------------------------ policy
@@ -182,17 +190,19 @@ class LeaseScheduler:
         actions: list = []
         waiting_for_worker: dict[str, int] = {}
         for req in list(self.pending.values()):
-            if not self.resources.can_ever_fit(req.resources):
+            if not self.resources.can_ever_fit(req.shape):
                 if not req.reported_infeasible:
                     req.reported_infeasible = True
                     actions.append(Infeasible(req.request_id, (
-                        f"{req.name or 'a task'} requests {req.resources} but this node has "
+                        f"{req.name or 'a task'} requests {req.shape} but this node has "
                         f"{self.resources.total} in total; it will wait until a node that fits "
                         "joins. Lower the request or add a node with these resources.")))
                 continue
             worker = self._idle_worker(req.env_hash)
             if worker is None:
                 waiting_for_worker[req.env_hash] = waiting_for_worker.get(req.env_hash, 0) + 1
+                continue
+            if req.placement is not None and not req.placement.fits_in(self.resources.available):
                 continue
             allocation = self.resources.try_allocate(req.resources)
             if allocation is None:
@@ -206,7 +216,7 @@ class LeaseScheduler:
         total_starting = sum(self.starting.values())
         for env_hash, count in waiting_for_worker.items():
             fits_now = sum(1 for r in self.pending.values()
-                           if r.env_hash == env_hash and r.resources.fits_in(self.resources.available))
+                           if r.env_hash == env_hash and r.shape.fits_in(self.resources.available))
             need = min(count, fits_now) - self.starting.get(env_hash, 0)
             while need > 0 and total_starting < self.max_starting:
                 self.worker_starting(env_hash)

@@ -4,11 +4,16 @@ Tasks arrive in batches on a PushTasks stream from the owner holding this
 worker's lease; they run one at a time on the main thread (so signal handling,
 ``KeyboardInterrupt`` and thread-local libraries behave as in a plain script),
 and each result is sent back on the same stream as soon as it is ready.
+
+A worker can instead be dedicated to one actor (StartActor): the constructor
+runs on the main thread, then method calls arrive on callers' streams and run
+as actor_host.py decides (main thread, thread pools or an event loop).
 """
 from __future__ import annotations
 
 import inspect
 import os
+import pickle
 import queue
 import signal
 import sys
@@ -49,6 +54,8 @@ class TaskExecutor:
         self._calls = 0
         self._pins: dict[bytes, list[ObjectRef]] = {}
         self._blocked = False
+        self.actor: Any = None          # actor_host.ActorHost once StartActor succeeded
+        self._exiting = False           # exit_actor() was called
 
     # ------------------------------------------------------------ stream (gRPC threads)
     def serve_stream(self, request_iterator, context):
@@ -85,7 +92,16 @@ class TaskExecutor:
                 threading.Timer(0.2, lambda: os._exit(0)).start()
 
     def _on_batch(self, batch: pb.TaskBatch, stream: _Stream) -> None:
+        host = self.actor
         for spec in batch.tasks:
+            if spec.actor_id and host is not None:
+                problem = self._check_actor_call(spec, host)
+                if problem is not None:
+                    stream.out.put(problem)
+                    continue
+                if host.mode != "main":
+                    host.dispatch(spec, stream)
+                    continue
             with self._lock:
                 self._queued[spec.task_id] = (spec, stream)
             self._tasks.put(spec.task_id)
@@ -101,6 +117,13 @@ class TaskExecutor:
         if queued is not None:
             spec, stream = queued
             stream.out.put(self._cancelled_result(spec))
+            return
+        host = self.actor
+        if host is not None:
+            # Actor calls off the main thread are cancelled by their host; a
+            # running call on the main thread runs on (its state must stay whole).
+            if host.mode != "main":
+                host.cancel(cancel.task_id)
             return
         if running is None or running.spec.task_id != cancel.task_id:
             return
@@ -138,6 +161,9 @@ class TaskExecutor:
         signal.signal(signal.SIGINT, self._on_sigint)
         while True:
             task_id = self._tasks.get()
+            if isinstance(task_id, tuple):      # StartActor: run the constructor here
+                self._create_actor(*task_id)
+                continue
             with self._lock:
                 item = self._queued.pop(task_id, None)
             if item is None:
@@ -152,19 +178,129 @@ class TaskExecutor:
             self._calls += 1
             if spec.max_calls and self._calls >= spec.max_calls:
                 result.worker_exiting = True
-            stream.out.put(result)
+            self.deliver(spec, result, stream)
+
+    def deliver(self, spec: pb.TaskSpec, result: pb.TaskResult, stream: _Stream) -> None:
+        stream.out.put(result)
+        if result.actor_exiting:
+            self._finish_exit()
+
+    # ------------------------------------------------------------ actors
+    def start_actor(self, request: pb.StartActorRequest) -> pb.StartActorReply:
+        """StartActor RPC: queue the constructor for the main thread and wait for it."""
+        done = threading.Event()
+        box: list[pb.StartActorReply] = []
+        self._tasks.put((request, done, box))
+        done.wait()
+        return box[0]
+
+    def _create_actor(self, request: pb.StartActorRequest, done: threading.Event,
+                      box: list) -> None:
+        from .actor_host import ActorHost
+        core = self.core
+        spec = request.spec
+        creation = spec.creation
+        # The actor's environment is set once, for its whole life.
+        env = dict(creation.env_vars)
+        env[_GPU_ENV] = ",".join(request.gpu_ids)
+        os.environ.update(env)
+        del creation.gpu_ids[:]
+        creation.gpu_ids.extend(request.gpu_ids)
+        creation.resources.update(spec.resources)
+        running = _Running(creation, None)  # type: ignore[arg-type]
+        core.current.task = running
+        _mark_task_name(f"{spec.class_name}.__init__")
+        try:
+            core.actor_id = spec.actor_id
+            core.actor_name = spec.name
+            core.actor_handle_meta = pickle.loads(spec.handle_meta) if spec.handle_meta else None
+            cls = core.load_function(creation.function_id)
+            args, kwargs = self._load_args(creation)
+            if core._pending_borrows:
+                core.flush_borrows()
+            instance = cls(*args, **kwargs)
+            self.actor = ActorHost(self, instance, spec, list(request.gpu_ids))
+            box.append(pb.StartActorReply(ok=True))
+        except BaseException as e:  # noqa: BLE001 - the error goes to every caller
+            core.actor_id = None
+            box.append(pb.StartActorReply(ok=False, error=self._error_bytes(creation, e)))
+        finally:
+            core.current.task = None
+            sys.stdout.flush()
+            sys.stderr.flush()
+            _mark_task_name(spec.class_name)
+            done.set()
+
+    def _check_actor_call(self, spec: pb.TaskSpec, host: Any) -> pb.TaskResult | None:
+        """An immediate error result for a call this actor cannot take, else None."""
+        if self._exiting:
+            return self._exit_result(spec, after=True)
+        if spec.actor_id != host.actor_id:
+            return self._error_result(spec, RuntimeError(
+                f"this worker hosts actor {host.actor_id.hex()}, not {spec.actor_id.hex()}"))
+        problem = host.check_group(spec)
+        if problem is not None:
+            return self._error_result(spec, ValueError(problem))
+        return None
+
+    def _exit_result(self, spec: pb.TaskSpec, after: bool = False) -> pb.TaskResult:
+        from ..exceptions import ActorDiedError
+        cause = ("the actor exited via exit_actor() before this call ran" if after else
+                 "the actor exited intentionally via exit_actor() in this call")
+        err = ActorDiedError(self.core.actor_id.hex() if self.core.actor_id else "", cause)
+        data = serialization.to_bytes(serialization.serialize(err))
+        result = pb.TaskResult(task_id=spec.task_id, actor_exiting=not after)
+        for i in range(max(spec.num_returns, 1)):
+            result.returns.add(object_id=ids.object_id_for(spec.task_id, i + 1), data=data,
+                               is_error=True, size=len(data))
+        if spec.num_returns == -1:
+            result.generator_done = True
+        return result
+
+    def _finish_exit(self) -> None:
+        """exit_actor(): the caller has its answer; have the control service bury us."""
+        core = self.core
+
+        def leave() -> None:
+            time.sleep(0.05)  # let the stream carry the last result out
+            try:
+                core.gcs.KillActor(pb.KillActorRequest(
+                    actor_id=core.actor_id, no_restart=True,
+                    reason="it exited intentionally via exit_actor()"), timeout=10)
+            finally:
+                time.sleep(1.0)
+                os._exit(0)
+
+        threading.Thread(target=leave, daemon=True, name="ember-actor-exit").start()
+
+    def _callable(self, spec: pb.TaskSpec) -> Any:
+        if not spec.actor_id:
+            return self.core.load_function(spec.function_id)
+        host = self.actor
+        if host is None:
+            raise RuntimeError("this worker hosts no actor (it was not created here)")
+        return getattr(host.instance, spec.method_name)
 
     def _execute(self, spec: pb.TaskSpec, stream: _Stream) -> pb.TaskResult:
+        from .actor_host import ActorExit
         core = self.core
         running = _Running(spec, stream)
-        saved_env = _apply_env(spec)
-        _mark_task_name(spec.name)
+        is_actor_call = bool(spec.actor_id)
+        on_main = threading.get_ident() == self._main_thread_id
+        saved_env = {} if is_actor_call else _apply_env(spec)
+        if on_main:
+            _mark_task_name(spec.name)
         start = time.perf_counter()
-        with self._lock:
-            self._running = running
+        if on_main:
+            with self._lock:
+                self._running = running
+        if is_actor_call and self.actor is not None:
+            self._attach_actor_resources(spec)
         core.current.task = running
         try:
-            fn = core.load_function(spec.function_id)
+            if self._exiting:
+                return self._exit_result(spec, after=True)
+            fn = self._callable(spec)
             args, kwargs = self._load_args(spec)
             if core._pending_borrows:
                 core.flush_borrows()
@@ -175,19 +311,83 @@ class TaskExecutor:
                 import asyncio
                 value = asyncio.run(value)
             result = self._returns(spec, value)
+        except ActorExit:
+            self._exiting = True
+            return self._exit_result(spec)
         except BaseException as e:  # noqa: BLE001 - every failure becomes the task's error
             if running.cancelled:
                 return self._cancelled_result(spec)
             result = self._error_result(spec, e)
         finally:
-            with self._lock:
-                self._running = None
+            if on_main:
+                with self._lock:
+                    self._running = None
             core.current.task = None
             _restore_env(saved_env)
-            sys.stdout.flush()
-            sys.stderr.flush()
+            if on_main:
+                sys.stdout.flush()
+                sys.stderr.flush()
         result.exec_seconds = time.perf_counter() - start
         return result
+
+    async def _execute_async(self, spec: pb.TaskSpec, stream: _Stream) -> pb.TaskResult:
+        """Run one call of an async actor on its event loop."""
+        import asyncio
+
+        from .actor_host import ActorExit, call_async
+        core = self.core
+        core.current.task = _Running(spec, stream)   # a ContextVar: this asyncio task only
+        self._attach_actor_resources(spec)
+        start = time.perf_counter()
+        try:
+            if self._exiting:
+                return self._exit_result(spec, after=True)
+            fn = self._callable(spec)
+            args, kwargs = self._load_args(spec)
+            if core._pending_borrows:
+                core.flush_borrows()
+            if spec.num_returns == -1:
+                return await self._run_async_generator(spec, fn, args, kwargs, stream)
+            result = self._returns(spec, await call_async(fn, args, kwargs))
+        except ActorExit:
+            self._exiting = True
+            return self._exit_result(spec)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as e:  # noqa: BLE001 - every failure becomes the call's error
+            result = self._error_result(spec, e)
+        result.exec_seconds = time.perf_counter() - start
+        return result
+
+    async def _run_async_generator(self, spec, fn, args, kwargs, stream: _Stream) -> pb.TaskResult:
+        import asyncio
+        index = 0
+        try:
+            gen = fn(*args, **kwargs)
+            if inspect.isasyncgen(gen):
+                async for value in gen:
+                    self._emit_item(spec, stream, index, value)
+                    index += 1
+            elif inspect.isgenerator(gen):
+                for value in gen:
+                    self._emit_item(spec, stream, index, value)
+                    index += 1
+            else:
+                raise TypeError(f"{spec.name} was declared num_returns='streaming' but is not "
+                                "a generator: use yield, or drop num_returns")
+        except asyncio.CancelledError:
+            raise
+        except BaseException as e:  # noqa: BLE001
+            self._emit_error_item(spec, stream, index, e)
+            index += 1
+        return pb.TaskResult(task_id=spec.task_id, generator_done=True,
+                             num_generator_items=index)
+
+    def _attach_actor_resources(self, spec: pb.TaskSpec) -> None:
+        host = self.actor
+        if host is not None and (host.gpu_ids or host.resources) and not spec.resources:
+            spec.gpu_ids.extend(host.gpu_ids)
+            spec.resources.update(host.resources)
 
     def _load_args(self, spec: pb.TaskSpec) -> tuple[list, dict]:
         values = []
@@ -247,19 +447,26 @@ class TaskExecutor:
                 raise TypeError(f"{spec.name} was declared num_returns='streaming' but is not a "
                                 "generator function: use yield, or drop num_returns")
             for value in gen:
-                item = pb.TaskResult(task_id=spec.task_id, generator_item=True, generator_index=index)
-                self._add_return(item, spec, ids.object_id_for(spec.task_id, index + 1), value)
-                stream.out.put(item)
+                self._emit_item(spec, stream, index, value)
                 index += 1
         except BaseException as e:  # noqa: BLE001
-            item = pb.TaskResult(task_id=spec.task_id, generator_item=True, generator_index=index)
-            err = self._error_bytes(spec, e)
-            item.returns.add(object_id=ids.object_id_for(spec.task_id, index + 1), data=err,
-                             is_error=True, size=len(err))
-            stream.out.put(item)
+            self._emit_error_item(spec, stream, index, e)
             index += 1
         return pb.TaskResult(task_id=spec.task_id, generator_done=True,
                              num_generator_items=index)
+
+    def _emit_item(self, spec: pb.TaskSpec, stream: _Stream, index: int, value: Any) -> None:
+        item = pb.TaskResult(task_id=spec.task_id, generator_item=True, generator_index=index)
+        self._add_return(item, spec, ids.object_id_for(spec.task_id, index + 1), value)
+        stream.out.put(item)
+
+    def _emit_error_item(self, spec: pb.TaskSpec, stream: _Stream, index: int,
+                         exc: BaseException) -> None:
+        item = pb.TaskResult(task_id=spec.task_id, generator_item=True, generator_index=index)
+        err = self._error_bytes(spec, exc)
+        item.returns.add(object_id=ids.object_id_for(spec.task_id, index + 1), data=err,
+                         is_error=True, size=len(err))
+        stream.out.put(item)
 
     def _error_bytes(self, spec: pb.TaskSpec, exc: BaseException) -> bytes:
         from ..exceptions import TaskError

@@ -58,6 +58,8 @@ class PendingTask:
     cancelled: bool = False
     force_cancel: bool = False
     children: list = field(default_factory=list)
+    sink: Any = None              # actor calls: where the task goes once resolved
+    actor: Any = None             # actor calls: the caller-side actor state
 
 
 @dataclass
@@ -119,12 +121,28 @@ class TaskSubmitter:
                num_returns: int, resources: dict[str, float], max_retries: int,
                retry_exceptions: Any, max_calls: int, env_vars: dict[str, str],
                runtime_env_hash: str = "") -> list[ObjectRef] | ObjectRefGenerator:
-        core = self.core
-        task_id = ids.new_task_id()
-        spec = pb.TaskSpec(task_id=task_id, job_id=core.job_id, function_id=function_id,
-                           name=name, num_returns=num_returns,
-                           owner=pb.Address(ip=core.address, node_id=core.node_id),
+        spec = pb.TaskSpec(function_id=function_id, name=name, num_returns=num_returns,
                            max_calls=max_calls, env_vars=env_vars, resources=resources)
+        key = (tuple(sorted(resources.items())), runtime_env_hash)
+        task, deps, refs = self.prepare(spec, args, kwargs, key, max_retries, retry_exceptions)
+        self.start(task, deps)
+        return refs
+
+    def prepare(self, spec: pb.TaskSpec, args: tuple, kwargs: dict, key: tuple,
+                max_retries: int, retry_exceptions: Any = False, sink: Any = None
+                ) -> tuple[PendingTask, list, Any]:
+        """Fill in ``spec``'s ids and arguments and register its returns.
+
+        Returns (task, top-level ref arguments to resolve, what ``.remote()``
+        returns). ``sink``, when given, receives the task once its arguments
+        are resolved instead of the lease queue (actor calls use it).
+        """
+        core = self.core
+        task_id = spec.task_id or ids.new_task_id()
+        spec.task_id = task_id
+        spec.job_id = core.job_id
+        spec.owner.ip = core.address
+        spec.owner.node_id = core.node_id
         all_args = list(args) + list(kwargs.values())
         spec.kwarg_names.extend(kwargs.keys())
         deps: list[tuple[int, ObjectRef]] = []
@@ -146,7 +164,7 @@ class TaskSubmitter:
                 spec.args.add()
             else:
                 spec.args.add(data=serialization.to_bytes(ser))
-        key = (tuple(sorted(resources.items())), runtime_env_hash)
+        num_returns = spec.num_returns
         streaming = num_returns == -1
         return_ids = [] if streaming else [ids.object_id_for(task_id, i + 1)
                                            for i in range(num_returns)]
@@ -155,24 +173,28 @@ class TaskSubmitter:
         with core._rc_lock:
             core.refs.add_submitted(arg_ids)
         task = PendingTask(spec, key, arg_ids, return_ids, max_retries, retry_exceptions,
-                           unresolved=len(deps))
-        refs: list[ObjectRef] = [ObjectRef(oid, core.address) for oid in return_ids]
+                           unresolved=len(deps), sink=sink)
+        refs: Any = [ObjectRef(oid, core.address) for oid in return_ids]
         with self._lock:
             self._tasks[task_id] = task
-            self._key_resources[key] = resources
+            if sink is None:
+                self._key_resources[key] = dict(spec.resources)
             if streaming:
                 self._generators[task_id] = _GeneratorState()
             parent = getattr(core.current, "task", None)
             if parent is not None:
                 parent.children.append(task_id)
+        if streaming:
+            refs = ObjectRefGenerator(task_id, core)
+        return task, deps, refs
+
+    def start(self, task: PendingTask, deps: list) -> None:
+        """Resolve the task's ref arguments, then hand it on (queue or sink)."""
         if not deps:
             self._enqueue(task)
         else:
             for index, ref in deps:
                 self._resolve_dep(task, index, ref)
-        if streaming:
-            return ObjectRefGenerator(task_id, core)
-        return refs
 
     def _resolve_dep(self, task: PendingTask, index: int, ref: ObjectRef) -> None:
         core = self.core
@@ -220,6 +242,9 @@ class TaskSubmitter:
             if task.state != "deps":
                 return
             task.state = "queued"
+            if task.sink is not None:
+                task.sink(task)
+                return
             self._queues[task.key].append(task)
             self._dispatch(task.key)
 
@@ -520,6 +545,9 @@ class TaskSubmitter:
             if task is None or task.state == "done":
                 return
             task.cancelled = True
+            if task.actor is not None:
+                self.core.actors.cancel(task, force, recursive)
+                return
             if task.state in ("deps", "queued"):
                 if task.state == "queued":
                     try:

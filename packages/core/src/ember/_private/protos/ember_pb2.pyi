@@ -1,10 +1,22 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ActorState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PENDING: _ClassVar[ActorState]
+    ALIVE: _ClassVar[ActorState]
+    RESTARTING: _ClassVar[ActorState]
+    DEAD: _ClassVar[ActorState]
+PENDING: ActorState
+ALIVE: ActorState
+RESTARTING: ActorState
+DEAD: ActorState
 
 class Empty(_message.Message):
     __slots__ = ()
@@ -111,9 +123,176 @@ class JobReply(_message.Message):
     job_id: int
     def __init__(self, job_id: _Optional[int] = ...) -> None: ...
 
-class LeaseRequest(_message.Message):
-    __slots__ = ("resources", "owner_worker_id", "runtime_env", "runtime_env_hash", "name")
+class ActorSpec(_message.Message):
+    __slots__ = ("actor_id", "class_name", "name", "namespace", "detached", "owner", "max_restarts", "resources", "placement_resources", "creation", "max_concurrency", "concurrency_groups", "is_async", "runtime_env_hash", "get_if_exists", "handle_meta")
     class ResourcesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class PlacementResourcesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class ConcurrencyGroupsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    DETACHED_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    MAX_RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    CREATION_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    IS_ASYNC_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_HASH_FIELD_NUMBER: _ClassVar[int]
+    GET_IF_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    HANDLE_META_FIELD_NUMBER: _ClassVar[int]
+    actor_id: bytes
+    class_name: str
+    name: str
+    namespace: str
+    detached: bool
+    owner: Address
+    max_restarts: int
+    resources: _containers.ScalarMap[str, float]
+    placement_resources: _containers.ScalarMap[str, float]
+    creation: TaskSpec
+    max_concurrency: int
+    concurrency_groups: _containers.ScalarMap[str, int]
+    is_async: bool
+    runtime_env_hash: str
+    get_if_exists: bool
+    handle_meta: bytes
+    def __init__(self, actor_id: _Optional[bytes] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., detached: _Optional[bool] = ..., owner: _Optional[_Union[Address, _Mapping]] = ..., max_restarts: _Optional[int] = ..., resources: _Optional[_Mapping[str, float]] = ..., placement_resources: _Optional[_Mapping[str, float]] = ..., creation: _Optional[_Union[TaskSpec, _Mapping]] = ..., max_concurrency: _Optional[int] = ..., concurrency_groups: _Optional[_Mapping[str, int]] = ..., is_async: _Optional[bool] = ..., runtime_env_hash: _Optional[str] = ..., get_if_exists: _Optional[bool] = ..., handle_meta: _Optional[bytes] = ...) -> None: ...
+
+class ActorInfo(_message.Message):
+    __slots__ = ("actor_id", "state", "address", "name", "namespace", "death_cause", "creation_error", "num_restarts", "handle_meta", "version", "class_name", "detached", "owner_worker_id", "node_id", "pid", "resources", "found")
+    class ResourcesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    DEATH_CAUSE_FIELD_NUMBER: _ClassVar[int]
+    CREATION_ERROR_FIELD_NUMBER: _ClassVar[int]
+    NUM_RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    HANDLE_META_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    DETACHED_FIELD_NUMBER: _ClassVar[int]
+    OWNER_WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    actor_id: bytes
+    state: ActorState
+    address: Address
+    name: str
+    namespace: str
+    death_cause: str
+    creation_error: bytes
+    num_restarts: int
+    handle_meta: bytes
+    version: int
+    class_name: str
+    detached: bool
+    owner_worker_id: str
+    node_id: str
+    pid: int
+    resources: _containers.ScalarMap[str, float]
+    found: bool
+    def __init__(self, actor_id: _Optional[bytes] = ..., state: _Optional[_Union[ActorState, str]] = ..., address: _Optional[_Union[Address, _Mapping]] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., death_cause: _Optional[str] = ..., creation_error: _Optional[bytes] = ..., num_restarts: _Optional[int] = ..., handle_meta: _Optional[bytes] = ..., version: _Optional[int] = ..., class_name: _Optional[str] = ..., detached: _Optional[bool] = ..., owner_worker_id: _Optional[str] = ..., node_id: _Optional[str] = ..., pid: _Optional[int] = ..., resources: _Optional[_Mapping[str, float]] = ..., found: _Optional[bool] = ...) -> None: ...
+
+class CreateActorReply(_message.Message):
+    __slots__ = ("created", "info", "error")
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    created: bool
+    info: ActorInfo
+    error: str
+    def __init__(self, created: _Optional[bool] = ..., info: _Optional[_Union[ActorInfo, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class GetActorRequest(_message.Message):
+    __slots__ = ("actor_id", "name", "namespace", "after_version", "timeout")
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    actor_id: bytes
+    name: str
+    namespace: str
+    after_version: int
+    timeout: float
+    def __init__(self, actor_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., after_version: _Optional[int] = ..., timeout: _Optional[float] = ...) -> None: ...
+
+class KillActorRequest(_message.Message):
+    __slots__ = ("actor_id", "no_restart", "reason")
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    NO_RESTART_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    actor_id: bytes
+    no_restart: bool
+    reason: str
+    def __init__(self, actor_id: _Optional[bytes] = ..., no_restart: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class WorkerDeath(_message.Message):
+    __slots__ = ("worker_id", "node_id", "reason")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    node_id: str
+    reason: str
+    def __init__(self, worker_id: _Optional[str] = ..., node_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ActorList(_message.Message):
+    __slots__ = ("actors",)
+    ACTORS_FIELD_NUMBER: _ClassVar[int]
+    actors: _containers.RepeatedCompositeFieldContainer[ActorInfo]
+    def __init__(self, actors: _Optional[_Iterable[_Union[ActorInfo, _Mapping]]] = ...) -> None: ...
+
+class DriverInfo(_message.Message):
+    __slots__ = ("worker_id", "job_id")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    job_id: int
+    def __init__(self, worker_id: _Optional[str] = ..., job_id: _Optional[int] = ...) -> None: ...
+
+class LeaseRequest(_message.Message):
+    __slots__ = ("resources", "owner_worker_id", "runtime_env", "runtime_env_hash", "name", "placement_resources", "for_actor")
+    class ResourcesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class PlacementResourcesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -125,12 +304,16 @@ class LeaseRequest(_message.Message):
     RUNTIME_ENV_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_ENV_HASH_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    FOR_ACTOR_FIELD_NUMBER: _ClassVar[int]
     resources: _containers.ScalarMap[str, float]
     owner_worker_id: str
     runtime_env: bytes
     runtime_env_hash: str
     name: str
-    def __init__(self, resources: _Optional[_Mapping[str, float]] = ..., owner_worker_id: _Optional[str] = ..., runtime_env: _Optional[bytes] = ..., runtime_env_hash: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+    placement_resources: _containers.ScalarMap[str, float]
+    for_actor: bool
+    def __init__(self, resources: _Optional[_Mapping[str, float]] = ..., owner_worker_id: _Optional[str] = ..., runtime_env: _Optional[bytes] = ..., runtime_env_hash: _Optional[str] = ..., name: _Optional[str] = ..., placement_resources: _Optional[_Mapping[str, float]] = ..., for_actor: _Optional[bool] = ...) -> None: ...
 
 class LeaseReply(_message.Message):
     __slots__ = ("granted", "lease_id", "worker", "gpu_ids", "resources", "error")
@@ -264,7 +447,7 @@ class Arg(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., shm_object_id: _Optional[bytes] = ..., is_shm: _Optional[bool] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("task_id", "job_id", "function_id", "name", "args", "kwarg_names", "num_returns", "owner", "max_calls", "env_vars", "gpu_ids", "resources", "generator_backpressure")
+    __slots__ = ("task_id", "job_id", "function_id", "name", "args", "kwarg_names", "num_returns", "owner", "max_calls", "env_vars", "gpu_ids", "resources", "generator_backpressure", "actor_id", "method_name", "concurrency_group")
     class EnvVarsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -292,6 +475,9 @@ class TaskSpec(_message.Message):
     GPU_IDS_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     GENERATOR_BACKPRESSURE_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    METHOD_NAME_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_GROUP_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
     job_id: int
     function_id: bytes
@@ -305,7 +491,10 @@ class TaskSpec(_message.Message):
     gpu_ids: _containers.RepeatedScalarFieldContainer[str]
     resources: _containers.ScalarMap[str, float]
     generator_backpressure: bool
-    def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[int] = ..., function_id: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[_Iterable[_Union[Arg, _Mapping]]] = ..., kwarg_names: _Optional[_Iterable[str]] = ..., num_returns: _Optional[int] = ..., owner: _Optional[_Union[Address, _Mapping]] = ..., max_calls: _Optional[int] = ..., env_vars: _Optional[_Mapping[str, str]] = ..., gpu_ids: _Optional[_Iterable[str]] = ..., resources: _Optional[_Mapping[str, float]] = ..., generator_backpressure: _Optional[bool] = ...) -> None: ...
+    actor_id: bytes
+    method_name: str
+    concurrency_group: str
+    def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[int] = ..., function_id: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[_Iterable[_Union[Arg, _Mapping]]] = ..., kwarg_names: _Optional[_Iterable[str]] = ..., num_returns: _Optional[int] = ..., owner: _Optional[_Union[Address, _Mapping]] = ..., max_calls: _Optional[int] = ..., env_vars: _Optional[_Mapping[str, str]] = ..., gpu_ids: _Optional[_Iterable[str]] = ..., resources: _Optional[_Mapping[str, float]] = ..., generator_backpressure: _Optional[bool] = ..., actor_id: _Optional[bytes] = ..., method_name: _Optional[str] = ..., concurrency_group: _Optional[str] = ...) -> None: ...
 
 class CancelRequest(_message.Message):
     __slots__ = ("task_id", "force", "recursive")
@@ -344,7 +533,7 @@ class ReturnObject(_message.Message):
     def __init__(self, object_id: _Optional[bytes] = ..., data: _Optional[bytes] = ..., in_shm: _Optional[bool] = ..., size: _Optional[int] = ..., is_error: _Optional[bool] = ..., contained: _Optional[_Iterable[_Union[ObjectRefProto, _Mapping]]] = ...) -> None: ...
 
 class TaskResult(_message.Message):
-    __slots__ = ("task_id", "returns", "generator_item", "generator_index", "generator_done", "num_generator_items", "worker_exiting", "exec_seconds", "cancelled")
+    __slots__ = ("task_id", "returns", "generator_item", "generator_index", "generator_done", "num_generator_items", "worker_exiting", "exec_seconds", "cancelled", "actor_exiting")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     RETURNS_FIELD_NUMBER: _ClassVar[int]
     GENERATOR_ITEM_FIELD_NUMBER: _ClassVar[int]
@@ -354,6 +543,7 @@ class TaskResult(_message.Message):
     WORKER_EXITING_FIELD_NUMBER: _ClassVar[int]
     EXEC_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_EXITING_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
     returns: _containers.RepeatedCompositeFieldContainer[ReturnObject]
     generator_item: bool
@@ -363,7 +553,8 @@ class TaskResult(_message.Message):
     worker_exiting: bool
     exec_seconds: float
     cancelled: bool
-    def __init__(self, task_id: _Optional[bytes] = ..., returns: _Optional[_Iterable[_Union[ReturnObject, _Mapping]]] = ..., generator_item: _Optional[bool] = ..., generator_index: _Optional[int] = ..., generator_done: _Optional[bool] = ..., num_generator_items: _Optional[int] = ..., worker_exiting: _Optional[bool] = ..., exec_seconds: _Optional[float] = ..., cancelled: _Optional[bool] = ...) -> None: ...
+    actor_exiting: bool
+    def __init__(self, task_id: _Optional[bytes] = ..., returns: _Optional[_Iterable[_Union[ReturnObject, _Mapping]]] = ..., generator_item: _Optional[bool] = ..., generator_index: _Optional[int] = ..., generator_done: _Optional[bool] = ..., num_generator_items: _Optional[int] = ..., worker_exiting: _Optional[bool] = ..., exec_seconds: _Optional[float] = ..., cancelled: _Optional[bool] = ..., actor_exiting: _Optional[bool] = ...) -> None: ...
 
 class ResultBatch(_message.Message):
     __slots__ = ("results",)
@@ -398,3 +589,19 @@ class BorrowUpdate(_message.Message):
     remove: _containers.RepeatedScalarFieldContainer[bytes]
     borrower: Address
     def __init__(self, add: _Optional[_Iterable[bytes]] = ..., remove: _Optional[_Iterable[bytes]] = ..., borrower: _Optional[_Union[Address, _Mapping]] = ...) -> None: ...
+
+class StartActorRequest(_message.Message):
+    __slots__ = ("spec", "gpu_ids")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    GPU_IDS_FIELD_NUMBER: _ClassVar[int]
+    spec: ActorSpec
+    gpu_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, spec: _Optional[_Union[ActorSpec, _Mapping]] = ..., gpu_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StartActorReply(_message.Message):
+    __slots__ = ("ok", "error")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    error: bytes
+    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[bytes] = ...) -> None: ...

@@ -74,6 +74,36 @@ class ControlServiceStub:
                 request_serializer=ember__pb2.Empty.SerializeToString,
                 response_deserializer=ember__pb2.JobReply.FromString,
                 _registered_method=True)
+        self.CreateActor = channel.unary_unary(
+                '/ember.ControlService/CreateActor',
+                request_serializer=ember__pb2.ActorSpec.SerializeToString,
+                response_deserializer=ember__pb2.CreateActorReply.FromString,
+                _registered_method=True)
+        self.GetActor = channel.unary_unary(
+                '/ember.ControlService/GetActor',
+                request_serializer=ember__pb2.GetActorRequest.SerializeToString,
+                response_deserializer=ember__pb2.ActorInfo.FromString,
+                _registered_method=True)
+        self.KillActor = channel.unary_unary(
+                '/ember.ControlService/KillActor',
+                request_serializer=ember__pb2.KillActorRequest.SerializeToString,
+                response_deserializer=ember__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ListActors = channel.unary_unary(
+                '/ember.ControlService/ListActors',
+                request_serializer=ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember__pb2.ActorList.FromString,
+                _registered_method=True)
+        self.ReportWorkerDeath = channel.unary_unary(
+                '/ember.ControlService/ReportWorkerDeath',
+                request_serializer=ember__pb2.WorkerDeath.SerializeToString,
+                response_deserializer=ember__pb2.Empty.FromString,
+                _registered_method=True)
+        self.WatchDriver = channel.unary_stream(
+                '/ember.ControlService/WatchDriver',
+                request_serializer=ember__pb2.DriverInfo.SerializeToString,
+                response_deserializer=ember__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class ControlServiceServicer:
@@ -127,6 +157,44 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateActor(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetActor(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def KillActor(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListActors(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportWorkerDeath(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchDriver(self, request, context):
+        """A driver holds this stream open for its lifetime; when it ends the
+        control service treats the driver as dead (its actors die with it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -169,6 +237,36 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.NextJobId,
                     request_deserializer=ember__pb2.Empty.FromString,
                     response_serializer=ember__pb2.JobReply.SerializeToString,
+            ),
+            'CreateActor': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateActor,
+                    request_deserializer=ember__pb2.ActorSpec.FromString,
+                    response_serializer=ember__pb2.CreateActorReply.SerializeToString,
+            ),
+            'GetActor': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetActor,
+                    request_deserializer=ember__pb2.GetActorRequest.FromString,
+                    response_serializer=ember__pb2.ActorInfo.SerializeToString,
+            ),
+            'KillActor': grpc.unary_unary_rpc_method_handler(
+                    servicer.KillActor,
+                    request_deserializer=ember__pb2.KillActorRequest.FromString,
+                    response_serializer=ember__pb2.Empty.SerializeToString,
+            ),
+            'ListActors': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListActors,
+                    request_deserializer=ember__pb2.Empty.FromString,
+                    response_serializer=ember__pb2.ActorList.SerializeToString,
+            ),
+            'ReportWorkerDeath': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportWorkerDeath,
+                    request_deserializer=ember__pb2.WorkerDeath.FromString,
+                    response_serializer=ember__pb2.Empty.SerializeToString,
+            ),
+            'WatchDriver': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchDriver,
+                    request_deserializer=ember__pb2.DriverInfo.FromString,
+                    response_serializer=ember__pb2.Empty.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -387,6 +485,168 @@ class ControlService:
             '/ember.ControlService/NextJobId',
             ember__pb2.Empty.SerializeToString,
             ember__pb2.JobReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateActor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.ControlService/CreateActor',
+            ember__pb2.ActorSpec.SerializeToString,
+            ember__pb2.CreateActorReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetActor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.ControlService/GetActor',
+            ember__pb2.GetActorRequest.SerializeToString,
+            ember__pb2.ActorInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KillActor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.ControlService/KillActor',
+            ember__pb2.KillActorRequest.SerializeToString,
+            ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListActors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.ControlService/ListActors',
+            ember__pb2.Empty.SerializeToString,
+            ember__pb2.ActorList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportWorkerDeath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.ControlService/ReportWorkerDeath',
+            ember__pb2.WorkerDeath.SerializeToString,
+            ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchDriver(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ember.ControlService/WatchDriver',
+            ember__pb2.DriverInfo.SerializeToString,
+            ember__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
@@ -823,6 +1083,11 @@ class CoreWorkerStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.StartActor = channel.unary_unary(
+                '/ember.CoreWorker/StartActor',
+                request_serializer=ember__pb2.StartActorRequest.SerializeToString,
+                response_deserializer=ember__pb2.StartActorReply.FromString,
+                _registered_method=True)
         self.PushTasks = channel.stream_stream(
                 '/ember.CoreWorker/PushTasks',
                 request_serializer=ember__pb2.TaskBatch.SerializeToString,
@@ -847,6 +1112,12 @@ class CoreWorkerStub:
 
 class CoreWorkerServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def StartActor(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def PushTasks(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
@@ -875,6 +1146,11 @@ class CoreWorkerServicer:
 
 def add_CoreWorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'StartActor': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartActor,
+                    request_deserializer=ember__pb2.StartActorRequest.FromString,
+                    response_serializer=ember__pb2.StartActorReply.SerializeToString,
+            ),
             'PushTasks': grpc.stream_stream_rpc_method_handler(
                     servicer.PushTasks,
                     request_deserializer=ember__pb2.TaskBatch.FromString,
@@ -905,6 +1181,33 @@ def add_CoreWorkerServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class CoreWorker:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def StartActor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.CoreWorker/StartActor',
+            ember__pb2.StartActorRequest.SerializeToString,
+            ember__pb2.StartActorReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def PushTasks(request_iterator,
