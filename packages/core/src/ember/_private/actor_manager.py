@@ -193,8 +193,15 @@ class ActorManager:
                 self._cond.wait(left)
 
     def kill(self, request: pb.KillActorRequest) -> None:
-        self._event(lambda: self.directory.kill(
-            request.actor_id, request.no_restart, request.reason or "killed by ember.kill()"))
+        """Kill synchronously: once the caller hears back, the worker is gone and
+        its resources are free."""
+        with self._cond:
+            actions = self.directory.kill(request.actor_id, request.no_restart,
+                                          request.reason or "killed by ember.kill()")
+            stops = [a for a in actions if isinstance(a, StopWorker)]
+            self._apply([a for a in actions if not isinstance(a, StopWorker)])
+        for stop in stops:
+            self._stop_worker(stop)
 
     def worker_died(self, request: pb.WorkerDeath) -> None:
         self._event(lambda: self.directory.worker_died(

@@ -130,9 +130,16 @@ class ActorSubmitter:
         core.notify(lambda: core.gcs.KillActor(request, timeout=10))
 
     def kill(self, actor_id: bytes, no_restart: bool) -> None:
+        reason = "killed by ember.kill()"
         self.core.gcs.KillActor(pb.KillActorRequest(
-            actor_id=actor_id, no_restart=no_restart, reason="killed by ember.kill()"),
-            timeout=30)
+            actor_id=actor_id, no_restart=no_restart, reason=reason), timeout=30)
+        if no_restart:
+            # Calls made after kill() returns must fail, even ones that would
+            # beat the news of the death over the still-open stream.
+            with self._lock:
+                actor = self._actors.get(actor_id)
+                if actor is not None:
+                    self._bury(actor, reason)
 
     # ------------------------------------------------------------ calls
     def submit(self, actor_id: bytes, class_name: str, method: str, args: tuple,
