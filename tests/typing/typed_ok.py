@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import ember
 from ember import ObjectRef
+from ember.actor import ActorClass, ActorHandle
 
 if TYPE_CHECKING:
     # typing.assert_type is 3.11+; the config checks as Python 3.10.
@@ -59,6 +60,20 @@ def nothing() -> None:
 
 async def awaited() -> int:
     return await square.remote(6)
+
+
+class Tally:
+    def __init__(self, start: int) -> None:
+        self.n = start
+
+    def add(self, k: int) -> int:
+        self.n += k
+        return self.n
+
+
+# mypy ignores what a class decorator returns (python/mypy#3135), so typed code
+# wraps the class with a call instead of `@ember.remote` to get ActorClass[Tally].
+TallyActor = ember.remote(max_restarts=1)(Tally)
 
 
 def run() -> None:
@@ -112,6 +127,13 @@ def run() -> None:
     assert_type(nothing.remote(), ObjectRef[None])
     assert ember.get(nothing.remote()) is None
     assert asyncio.run(awaited()) == 36
+
+    # Actors: the class and handle keep the user's class as their type parameter.
+    assert_type(TallyActor, ActorClass[Tally])
+    tally = TallyActor.options(name="typed-tally").remote(1)
+    assert_type(tally, ActorHandle[Tally])
+    assert ember.get(tally.add.remote(2)) == 3
+    ember.kill(tally)
 
 
 def main() -> None:

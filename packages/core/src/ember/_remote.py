@@ -22,6 +22,12 @@ positionally), so is a ref to a generic function (``def f(x: list[T]) -> T``;
 values are fine), ``num_returns`` other than 1 and streaming generators still
 type ``.remote()`` as a single ``ObjectRef``, and an ``async def`` task types as
 ``ObjectRef[Coroutine[...]]`` although the task returns the awaited value.
+
+Classes: ``ember.remote(Cls)`` types as ``ActorClass[Cls]`` and its ``.remote()``
+as ``ActorHandle[Cls]``; method calls on a handle are not checked. Written as a
+decorator (``@ember.remote class Cls``) the class keeps its own type under mypy,
+which ignores what class decorators return (python/mypy#3135), so typed code
+writes ``CounterActor = ember.remote(Counter)``.
 """
 from __future__ import annotations
 
@@ -154,15 +160,16 @@ class RemoteFunction(Generic[P, R]):
 class _Decorator(Protocol):
     """What ``@ember.remote(...)`` with options returns: it decorates a class or a function."""
 
+    # A class is also a Callable; the class overload must win (so it overlaps on purpose).
     @overload
-    def __call__(self, target: type[_C], /) -> ActorClass[_C]: ...
+    def __call__(self, target: type[_C], /) -> ActorClass[_C]: ...  # type: ignore[overload-overlap]
 
     @overload
     def __call__(self, target: Callable[P, R], /) -> RemoteFunction[P, R]: ...
 
 
 @overload
-def remote(cls: type[_C], /) -> ActorClass[_C]: ...
+def remote(cls: type[_C], /) -> ActorClass[_C]: ...  # type: ignore[overload-overlap]
 
 
 @overload

@@ -90,7 +90,8 @@ class ActorHost:
             fut = self._pools[group].submit(self._run_sync, spec, stream)
             with self._lock:
                 self._futures[spec.task_id] = (fut, spec, stream)
-            fut.add_done_callback(lambda f, tid=spec.task_id: self._forget(tid))
+            task_id = spec.task_id
+            fut.add_done_callback(lambda _f: self._forget(task_id))
         else:
             assert self.loop is not None
             asyncio.run_coroutine_threadsafe(self._run_async(spec, stream, group), self.loop)

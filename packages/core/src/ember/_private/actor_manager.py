@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import grpc
 
@@ -32,7 +32,7 @@ RETRY_PLACEMENT_SECONDS = 0.5
 
 
 class ActorManager:
-    def __init__(self, token: str, nodes: Callable[[], list[pb.NodeInfo]]) -> None:
+    def __init__(self, token: str, nodes: Callable[[], Iterable[pb.NodeInfo]]) -> None:
         self._token = token
         self._nodes = nodes
         self.directory = ActorDirectory()

@@ -198,7 +198,7 @@ class NodeManager(pbg.NodeManagerServicer):
                   f"its worker process (pid {wp.proc.pid}) exited with code {code}")
         request = pb.WorkerDeath(worker_id=wp.worker_id, node_id=self.node_id, reason=reason)
         try:
-            gcs.ReportWorkerDeath.future(request, timeout=10)
+            gcs.ReportWorkerDeath.future(request, timeout=10)  # type: ignore[attr-defined]
         except Exception:  # noqa: BLE001 - control service gone: the cluster is stopping
             pass
 
