@@ -181,7 +181,7 @@ class ActorDirectory:
 
     def _lost(self, record: ActorRecord, reason: str, worker_gone: bool = False) -> list:
         """The actor's worker is gone (or going): restart if allowed, else bury."""
-        if record.state == PENDING and not record.worker_id:
+        if record.state in (PENDING, RESTARTING) and not record.worker_id:
             return []  # not placed yet: nothing was lost
         if self._can_restart(record):
             stop = self._stop(record)
@@ -191,6 +191,7 @@ class ActorDirectory:
             record.state = RESTARTING
             record.death_cause = reason
             record.address = ""
+            record.pid = 0
             record.node_id = ""
             return stop + self._place(record)
         actions = self._die(record, reason)
@@ -201,6 +202,7 @@ class ActorDirectory:
         record.state = DEAD
         record.death_cause = cause
         record.address = ""
+        record.pid = 0
         record.attempt += 1  # results of an in-flight placement are now stale
         if record.name and self.names.get((record.namespace, record.name)) == record.actor_id:
             del self.names[(record.namespace, record.name)]

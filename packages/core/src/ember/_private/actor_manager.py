@@ -157,7 +157,7 @@ class ActorManager:
                 worker_id, f"its worker died while running __init__ ({e.code().name})"))
             return
         if reply.ok:
-            self._event(lambda: self.directory.created(actor_id, attempt, address))
+            self._event(lambda: self.directory.created(actor_id, attempt, address, reply.pid))
         else:
             self._event(lambda: self.directory.creation_failed(
                 actor_id, attempt, reply.error, "its constructor (__init__) raised an error"))

@@ -36,6 +36,8 @@ def main() -> None:
     service.actors.stop()
     server.stop(grace=0.5).wait()
     service.kv.close()
+    # Placement threads may sit in a lease long-poll; do not wait for them.
+    os._exit(0)
 
 
 if __name__ == "__main__":

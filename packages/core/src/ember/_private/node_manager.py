@@ -197,10 +197,16 @@ class NodeManager(pbg.NodeManagerServicer):
                   if code is not None and code < 0 else
                   f"its worker process (pid {wp.proc.pid}) exited with code {code}")
         request = pb.WorkerDeath(worker_id=wp.worker_id, node_id=self.node_id, reason=reason)
-        try:
-            gcs.ReportWorkerDeath.future(request, timeout=10)  # type: ignore[attr-defined]
-        except Exception:  # noqa: BLE001 - control service gone: the cluster is stopping
-            pass
+
+        def send() -> None:
+            # A blocking call on its own thread: a dropped gRPC future would
+            # cancel the call, and the reaper must not wait on the network.
+            try:
+                gcs.ReportWorkerDeath(request, timeout=10)
+            except Exception:  # noqa: BLE001 - control service gone: the cluster is stopping
+                pass
+
+        threading.Thread(target=send, daemon=True, name="ember-report-death").start()
 
     def _gcs_sync_loop(self) -> None:
         while not self._stopping.is_set():

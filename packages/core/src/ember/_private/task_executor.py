@@ -220,7 +220,7 @@ class TaskExecutor:
                 core.flush_borrows()
             instance = cls(*args, **kwargs)
             self.actor = ActorHost(self, instance, spec, list(request.gpu_ids))
-            box.append(pb.StartActorReply(ok=True))
+            box.append(pb.StartActorReply(ok=True, pid=os.getpid()))
         except BaseException as e:  # noqa: BLE001 - the error goes to every caller
             core.actor_id = None
             box.append(pb.StartActorReply(ok=False, error=self._error_bytes(creation, e)))

@@ -109,6 +109,7 @@ class TaskSubmitter:
         self._exec_ema: dict[tuple, float] = {}
         self._warned_infeasible: set[tuple] = set()
         self._generators: dict[bytes, _GeneratorState] = {}
+        self._lease_futures: set = set()
         self._gen_cond = threading.Condition(self._lock)
         self._timers: list = []
         self._timer_seq = itertools.count()
@@ -305,9 +306,13 @@ class TaskSubmitter:
         except Exception as e:  # noqa: BLE001 - channel closed during shutdown
             self._lease_failed(key, e)
             return
+        # gRPC cancels a call whose future is garbage-collected, and the
+        # future's only other reference is a cycle through its callback: hold it.
+        self._lease_futures.add(fut)
         fut.add_done_callback(lambda f: self._on_lease_reply(key, f))
 
     def _on_lease_reply(self, key: tuple, fut: Any) -> None:
+        self._lease_futures.discard(fut)
         try:
             reply = fut.result()
         except grpc.RpcError as e:

@@ -599,9 +599,11 @@ class StartActorRequest(_message.Message):
     def __init__(self, spec: _Optional[_Union[ActorSpec, _Mapping]] = ..., gpu_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StartActorReply(_message.Message):
-    __slots__ = ("ok", "error")
+    __slots__ = ("ok", "error", "pid")
     OK_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     error: bytes
-    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[bytes] = ...) -> None: ...
+    pid: int
+    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[bytes] = ..., pid: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,38 @@
+"""Utilities built on Ember's public API, with the names of ``ray.util``.
+
+>>> from ember.util import ActorPool           # spread work over a fixed set of actors
+>>> from ember.util.queue import Queue         # a FIFO queue shared by tasks and actors
+>>> from ember.util.multiprocessing import Pool  # multiprocessing.Pool, backed by actors
+
+Everything here uses only the public ``ember`` API (``remote``, ``get``, ``wait``,
+``kill``, ...), the way a library would. Importing ``ember.util`` is cheap: the
+submodules load on first use.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["ActorPool", "multiprocessing", "queue"]
+
+if TYPE_CHECKING:
+    from . import multiprocessing, queue
+    from .actor_pool import ActorPool
+
+_SUBMODULES = ("multiprocessing", "queue")
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, like ember/__init__.py: `import ember.util` loads no submodule.
+    import importlib
+
+    if name == "ActorPool":
+        value = importlib.import_module(".actor_pool", __name__).ActorPool
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'ember.util' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
