@@ -480,3 +480,26 @@ def test_max_pending_calls_refuses_more_calls(cluster):
         b.nap.remote()
     ember.get(refs)
     ember.get(b.nap.remote())
+
+
+def test_builtin_methods_ready_call_and_terminate(cluster):
+    c = Counter.remote(5)
+    assert ember.get(c.__ray_ready__.remote()) is True
+    assert ember.get(c.__ray_call__.remote(lambda self, k: self.n + k, 2)) == 7
+    with pytest.raises(ActorDiedError):
+        ember.get(c.__ray_terminate__.remote(), timeout=30)
+    with pytest.raises(ActorDiedError):
+        ember.get(c.value.remote(), timeout=30)
+
+
+def test_list_named_actors(cluster):
+    a = Counter.options(name="listed").remote()
+    b = Counter.options(name="elsewhere", namespace="other-ns").remote()
+    ember.get([a.value.remote(), b.value.remote()])
+    assert "listed" in ember.util.list_named_actors()
+    assert "elsewhere" not in ember.util.list_named_actors()
+    everywhere = ember.util.list_named_actors(all_namespaces=True)
+    assert {"name": "elsewhere", "namespace": "other-ns"} in everywhere
+    ember.kill(a)
+    assert "listed" not in ember.util.list_named_actors()
+    ember.kill(b)

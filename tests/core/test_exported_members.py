@@ -13,6 +13,7 @@ DOCUMENTED = {
     "nodes", "put", "remote", "shutdown", "wait", "__version__",
     "actor", "get_actor", "kill", "method", "util",
 }
+UTIL_MODULE = {"ActorPool", "list_named_actors", "multiprocessing", "queue"}
 ACTOR_MODULE = {"ActorClass", "ActorHandle", "ActorID", "ActorMethod", "exit_actor", "method"}
 
 
@@ -28,6 +29,14 @@ def test_actor_module_matches_docs():
     for name in ember.actor.__all__:
         assert getattr(ember.actor, name) is not None, name
     assert ember.method is ember.actor.method
+
+
+def test_util_module_matches_docs():
+    import ember.util
+    assert set(ember.util.__all__) == UTIL_MODULE
+    for name in ember.util.__all__:
+        assert getattr(ember.util, name) is not None, name
+    assert ember.util.queue.Queue and ember.util.multiprocessing.Pool
 
 
 def test_exception_names_and_ray_aliases():

@@ -83,6 +83,10 @@ def _class_meta(cls: type) -> dict[str, Any]:
             "concurrency_group": opts.get("concurrency_group", ""),
             "max_task_retries": opts.get("max_task_retries"),
         }
+    # Built into every actor, as in Ray: `ember.get(h.__ray_ready__.remote())` waits
+    # for the constructor; `__ray_call__(fn, *a)` runs fn(actor_instance, *a) there.
+    for builtin in ("__ray_ready__", "__ray_terminate__", "__ray_call__"):
+        methods[builtin] = {"num_returns": 1, "concurrency_group": "", "max_task_retries": None}
     return {"class_name": cls.__name__, "module": cls.__module__, "methods": methods,
             "is_async": is_async}
 

@@ -72,6 +72,18 @@ class ActorHost:
         self.loop.call_soon(ready.set)
         self.loop.run_forever()
 
+    def builtin(self, name: str) -> Any:
+        """Methods every actor has (Ray's names): readiness, termination, run-a-function."""
+        if name == "__ray_ready__":
+            return lambda: True
+        if name == "__ray_terminate__":
+            def terminate() -> None:
+                raise ActorExit(0)
+            return terminate
+        if name == "__ray_call__":
+            return lambda fn, *args, **kwargs: fn(self.instance, *args, **kwargs)
+        return None
+
     # ------------------------------------------------------------ dispatch
     def check_group(self, spec: pb.TaskSpec) -> str | None:
         """An error message if the call names a concurrency group the actor lacks."""

@@ -357,6 +357,24 @@ def get_actor(name: str, namespace: str | None = None) -> Any:
     return ActorHandle(info.actor_id, pickle.loads(info.handle_meta), None)
 
 
+def list_named_actors(all_namespaces: bool = False) -> list:
+    """Names of live named actors: in this namespace, or everywhere as dicts.
+
+    >>> ember.util.list_named_actors()
+    ['counter']
+    >>> ember.util.list_named_actors(all_namespaces=True)
+    [{'name': 'counter', 'namespace': 'anonymous-1'}]
+    """
+    from .actor_directory import DEAD
+    from .protos import ember_pb2 as pb
+    core = worker_state.require_core()
+    actors = [a for a in core.gcs.ListActors(pb.Empty(), timeout=30).actors
+              if a.name and a.state != DEAD]
+    if all_namespaces:
+        return [{"name": a.name, "namespace": a.namespace} for a in actors]
+    return [a.name for a in actors if a.namespace == core.namespace]
+
+
 def kill(actor: Any, *, no_restart: bool = True) -> None:
     """Stop an actor now: its calls fail with ActorDiedError and its resources are freed.
 

@@ -96,6 +96,9 @@ class NodeManager(pbg.NodeManagerServicer):
         self._stopping.set()
         with self._lock:
             procs = list(self._procs.values())
+            for pending in self._pending.values():
+                pending.reply = pb.LeaseReply(granted=False, error="the node is shutting down")
+                pending.event.set()
         for wp in procs:
             _signal(wp.proc, signal.SIGKILL)
         for wp in procs:

@@ -57,6 +57,8 @@ def main() -> None:
     nm.stop()
     server.stop(grace=0.2)
     os.close(watch_w)
+    # RPC threads may sit in a lease long-poll; exiting must not wait for them.
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -279,6 +279,9 @@ class TaskExecutor:
         host = self.actor
         if host is None:
             raise RuntimeError("this worker hosts no actor (it was not created here)")
+        builtin = host.builtin(spec.method_name)
+        if builtin is not None:
+            return builtin
         return getattr(host.instance, spec.method_name)
 
     def _execute(self, spec: pb.TaskSpec, stream: _Stream) -> pb.TaskResult:

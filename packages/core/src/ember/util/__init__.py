@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["ActorPool", "multiprocessing", "queue"]
+__all__ = ["ActorPool", "list_named_actors", "multiprocessing", "queue"]
 
 if TYPE_CHECKING:
     from . import multiprocessing, queue
+    from .._private.api import list_named_actors
     from .actor_pool import ActorPool
 
 _SUBMODULES = ("multiprocessing", "queue")
@@ -29,6 +30,10 @@ def __getattr__(name: str) -> Any:
         value = importlib.import_module(".actor_pool", __name__).ActorPool
         globals()[name] = value
         return value
+    if name == "list_named_actors":
+        from .._private.api import list_named_actors
+        globals()[name] = list_named_actors
+        return list_named_actors
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'ember.util' has no attribute {name!r}")
