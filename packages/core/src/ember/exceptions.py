@@ -28,6 +28,8 @@ Hierarchy, and what to do when you see each error::
     +-- OutOfMemoryError                   a node ran low on RAM and killed a worker; use
     |                                      fewer/smaller tasks or request more memory
     +-- NodeDiedError                      a node left the cluster; check that host
+    +-- TaskUnschedulableError             no node can ever run the task (e.g. hard node
+    |                                      affinity to a dead node); change its strategy
     +-- RuntimeEnvSetupError               runtime_env could not be installed; fix the env
     +-- AuthenticationError                cluster token rejected; use the cluster's token
     +-- ObjectRefStreamEndOfStreamError    streaming generator exhausted; stop iterating
@@ -57,7 +59,7 @@ __all__ = [
     "ObjectReconstructionFailedLineageEvictedError", "ObjectFetchTimedOutError",
     "ReferenceCountingAssertionError", "OwnerDiedError", "GetTimeoutError",
     "TaskCancelledError", "ObjectStoreFullError", "OutOfMemoryError", "NodeDiedError",
-    "RuntimeEnvSetupError", "AuthenticationError", "ObjectRefStreamEndOfStreamError",
+    "RuntimeEnvSetupError", "AuthenticationError", "TaskUnschedulableError", "ObjectRefStreamEndOfStreamError",
     "PendingCallsLimitExceeded", "CrossLanguageError", "EmberSystemError",
     "SerializationError",
     # Ray spellings
@@ -461,6 +463,16 @@ class NodeDiedError(_HintedError):
 
     _default = "A node in the cluster died."
     _hint = "Check that host and its logs; set max_retries= so work moves elsewhere."
+
+
+class TaskUnschedulableError(_HintedError):
+    """No node can ever run the task as requested.
+
+    Example: ``TaskUnschedulableError("node abc is not alive")``"""
+
+    _default = "The task cannot be scheduled on any node."
+    _hint = ("Relax its scheduling_strategy (e.g. soft=True) or resources, or add a node "
+             "that fits.")
 
 
 class RuntimeEnvSetupError(_HintedError):

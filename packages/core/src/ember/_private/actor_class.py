@@ -191,6 +191,10 @@ class ActorClass(Generic[T]):
             concurrency_groups=dict(opts.get("concurrency_groups") or {}),
             is_async=meta["is_async"], get_if_exists=bool(opts.get("get_if_exists")),
             handle_meta=pickle.dumps(handle_meta))
+        from .scheduling_hints import hints_from_options
+        hints = hints_from_options(opts)
+        if hints is not None:
+            spec.hints.CopyFrom(hints)
         lifetime = None if detached else core.new_actor_lifetime_ref(actor_id)
         try:
             existing = core.actors.create(spec, args, kwargs)

@@ -125,17 +125,29 @@ class ActorManager:
             request = pb.LeaseRequest(
                 resources=spec.resources, placement_resources=spec.placement_resources,
                 owner_worker_id=spec.owner.worker_id, runtime_env_hash=spec.runtime_env_hash,
-                name=f"actor {spec.class_name}", for_actor=True)
+                name=f"actor {spec.class_name}", for_actor=True, hints=spec.hints)
+            node_id = node.node_id
             try:
                 reply = nm.RequestWorkerLease(request, timeout=30)
+                if reply.spillback.port:
+                    # That node manager knows a better node: ask it, once.
+                    node_id = reply.spillback.node_id
+                    nm = self._stub(f"{reply.spillback.ip}:{reply.spillback.port}",
+                                    pbg.NodeManagerStub)
+                    request.spilled = True
+                    reply = nm.RequestWorkerLease(request, timeout=30)
             except grpc.RpcError:
                 time.sleep(RETRY_PLACEMENT_SECONDS)
                 continue
             if not reply.granted:
+                if reply.fatal:
+                    self._event(lambda: self.directory.creation_failed(
+                        actor_id, attempt, b"", f"it cannot be placed: {reply.error}"))
+                    return
                 if reply.error:
                     time.sleep(RETRY_PLACEMENT_SECONDS)
                 continue
-            self._start_on_worker(actor_id, attempt, node.node_id, reply)
+            self._start_on_worker(actor_id, attempt, node_id, reply)
             return
 
     def _start_on_worker(self, actor_id: bytes, attempt: int, node_id: str,

@@ -97,13 +97,13 @@ def _start_local(num_cpus, num_gpus, resources, object_store_memory):
 
 
 def _connect_driver(token, gcs_address, nm_address, node_id, shm_dir, shm_prefix,
-                    namespace, runtime_env):
+                    namespace, runtime_env, bind_ip="127.0.0.1"):
     from . import core_worker
     from .protos import ember_pb2 as pb
     core = core_worker.CoreWorker(
         is_driver=True, token=token, node_id=node_id, gcs_address=gcs_address,
         node_manager_address=nm_address, shm_dir=shm_dir, shm_prefix=shm_prefix, job_id=0,
-        namespace=namespace or "", runtime_env=runtime_env)
+        namespace=namespace or "", runtime_env=runtime_env, bind_ip=bind_ip)
     core.start()
     core.job_id = core.gcs.NextJobId(pb.Empty(), timeout=30).job_id
     _watch_driver(core)
@@ -176,7 +176,8 @@ def _connect_existing(address: str, namespace, runtime_env):
         raise ConnectionError(f"the cluster at {address} has no live nodes")
     node = live[0]
     return _connect_driver(token, address, f"{node.ip}:{node.port}", node.node_id,
-                           node.shm_dir, node.shm_prefix, namespace, runtime_env)
+                           node.shm_dir, node.shm_prefix, namespace, runtime_env,
+                           bind_ip=node.ip)
 
 
 def _start_log_printer(core: Any) -> None:

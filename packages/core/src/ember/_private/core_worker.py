@@ -55,7 +55,7 @@ class CoreWorker(pbg.CoreWorkerServicer):
     def __init__(self, *, is_driver: bool, token: str, node_id: str, gcs_address: str,
                  node_manager_address: str, shm_dir: str, shm_prefix: str, job_id: int,
                  worker_id: str | None = None, namespace: str = "",
-                 runtime_env: dict | None = None) -> None:
+                 runtime_env: dict | None = None, bind_ip: str = "127.0.0.1") -> None:
         from .actor_submitter import ActorSubmitter
         from .task_submitter import TaskSubmitter
 
@@ -90,10 +90,16 @@ class CoreWorker(pbg.CoreWorkerServicer):
 
         self.server = rpc.make_server(token, max_workers=32)
         pbg.add_CoreWorkerServicer_to_server(self, self.server)
-        port = rpc.bind(self.server, "127.0.0.1", 0)
-        self.address = f"127.0.0.1:{port}"
+        # Bound to the node's address (loopback unless the node was started with
+        # --node-ip-address), so owners on other nodes can reach this process.
+        port = rpc.bind(self.server, bind_ip, 0)
+        self.address = f"{bind_ip}:{port}"
         self.gcs = rpc.Stub(rpc.channel(gcs_address), pbg.ControlServiceStub, token)
         self.node_manager = rpc.Stub(rpc.channel(node_manager_address), pbg.NodeManagerStub, token)
+        nm_ip, _, nm_port = node_manager_address.rpartition(":")
+        # Where this process's shared-memory objects live, as other nodes reach it.
+        self.location = pb.Address(node_id=node_id, ip=nm_ip, port=int(nm_port))
+        self._nm_stubs: dict[str, rpc.Stub] = {node_manager_address: self.node_manager}
         self.submitter = TaskSubmitter(self)
         self.actors = ActorSubmitter(self, self.submitter)
         self._sender = threading.Thread(target=self._sender_loop, name="ember-sender", daemon=True)
@@ -122,6 +128,15 @@ class CoreWorker(pbg.CoreWorkerServicer):
             if stub is None:
                 stub = self._stubs[address] = rpc.Stub(
                     rpc.channel(address), pbg.CoreWorkerStub, self.token)
+            return stub
+
+    def node_manager_stub(self, address: str) -> rpc.Stub:
+        """A stub for any node's manager (this node's, or one a lease spilled to)."""
+        with self._stubs_lock:
+            stub = self._nm_stubs.get(address)
+            if stub is None:
+                stub = self._nm_stubs[address] = rpc.Stub(
+                    rpc.channel(address), pbg.NodeManagerStub, self.token)
             return stub
 
     # ------------------------------------------------------------ reference counting
@@ -153,7 +168,7 @@ class CoreWorker(pbg.CoreWorkerServicer):
             self._perform(actions)
 
     def _perform(self, actions: list) -> None:
-        frees: list[pb.SealedObject] = []
+        frees: dict[str, list[pb.SealedObject]] = {}
         for action in actions:
             if isinstance(action, FreeObject):
                 actor_id = self.actor_lifetime_refs.pop(action.object_id, None)
@@ -162,11 +177,14 @@ class CoreWorker(pbg.CoreWorkerServicer):
                 entry = self.memory_store.delete(action.object_id)
                 if entry is not None and entry.in_shm:
                     self.shm.release(action.object_id.hex())
-                    frees.append(pb.SealedObject(object_id=action.object_id))
+                    # Every copy goes: the one where it was made and any pulled since.
+                    for loc in entry.locations or [self.location]:
+                        frees.setdefault(f"{loc.ip}:{loc.port}", []).append(
+                            pb.SealedObject(object_id=action.object_id))
             elif isinstance(action, SendRemoveBorrow):
                 self._outbox.put(("unborrow", (action.owner, action.object_id)))
-        if frees:
-            self._outbox.put(("free", frees))
+        for address, objects in frees.items():
+            self._outbox.put(("free", (address, objects)))
 
     def flush_borrows(self) -> None:
         """Register this process as a borrower with the refs' owners, synchronously.
@@ -201,7 +219,7 @@ class CoreWorker(pbg.CoreWorkerServicer):
                     self._outbox.put(None)
                     break
                 batch.append(nxt)
-            frees: list[pb.SealedObject] = []
+            frees: dict[str, list[pb.SealedObject]] = {}
             unborrow: dict[str, list[bytes]] = {}
             for kind, payload in batch:
                 if kind == "actions":
@@ -211,7 +229,7 @@ class CoreWorker(pbg.CoreWorkerServicer):
                         oid = self._deferred_decrefs.popleft()
                         self._run_rc(functools.partial(self.refs.remove_local, oid))
                 elif kind == "free":
-                    frees.extend(payload)
+                    frees.setdefault(payload[0], []).extend(payload[1])
                 elif kind == "unborrow":
                     unborrow.setdefault(payload[0], []).append(payload[1])
                 elif kind == "call":
@@ -220,9 +238,13 @@ class CoreWorker(pbg.CoreWorkerServicer):
                     except Exception:  # noqa: BLE001 - best-effort notifications
                         pass
             # Actions performed above may have queued more; pick them up next loop.
+            for address, objects in frees.items():
+                try:
+                    self.node_manager_stub(address).FreeObjects(
+                        pb.ObjectsRequest(objects=objects), timeout=10)
+                except grpc.RpcError:
+                    pass  # that node is gone, and its copies with it
             try:
-                if frees:
-                    self.node_manager.FreeObjects(pb.ObjectsRequest(objects=frees), timeout=10)
                 for owner, object_ids in unborrow.items():
                     self.core_stub(owner).UpdateBorrowers(
                         pb.BorrowUpdate(remove=object_ids, borrower=pb.Address(ip=self.address)),
@@ -258,7 +280,8 @@ class CoreWorker(pbg.CoreWorkerServicer):
         with self._rc_lock:
             self.refs.add_owned(object_id, inner)
         self.memory_store.put_ready(object_id, data=data, in_shm=data is None, size=size,
-                                    node_id=self.node_id)
+                                    node_id=self.node_id,
+                                    locations=[self.location] if data is None else None)
         return ObjectRef(object_id, self.address)
 
     def new_actor_lifetime_ref(self, actor_id: bytes) -> ObjectRef:
@@ -317,7 +340,7 @@ class CoreWorker(pbg.CoreWorkerServicer):
             raise ObjectLostError(ref.hex(), self.address,
                                   "the object was freed; keep an ObjectRef to it while you need it")
         if entry.in_shm:
-            view = self.shm.get(ref._id.hex())
+            view = self.local_view(ref._id, entry.locations, self.address)
             if view is None:
                 raise ObjectLostError(ref.hex(), self.address,
                                       "its shared-memory copy is gone (freed or node lost)")
@@ -327,6 +350,20 @@ class CoreWorker(pbg.CoreWorkerServicer):
         if entry.is_error:
             raise _as_raisable(value)
         return value
+
+    def local_view(self, object_id: bytes, locations: Any, owner: str) -> memoryview | None:
+        """This node's copy of a shared-memory object, pulled from another node if need be."""
+        view = self.shm.get(object_id.hex())
+        if view is not None or not locations:
+            return view
+        if all(loc.node_id == self.node_id for loc in locations):
+            return None  # it was here and is gone
+        reply = self.node_manager.PullObject(pb.PullRequest(
+            object_id=object_id, locations=locations, owner=pb.Address(ip=owner)), timeout=600)
+        if not reply.ok:
+            from ..exceptions import ObjectFetchTimedOutError
+            raise ObjectFetchTimedOutError(object_id.hex(), owner, reply.error)
+        return self.shm.get(object_id.hex())
 
     def _fetch_borrowed(self, ref: ObjectRef, timeout: float | None) -> tuple[pb.ReturnObject, Any]:
         from ..exceptions import GetTimeoutError, OwnerDiedError, ObjectLostError
@@ -363,7 +400,7 @@ class CoreWorker(pbg.CoreWorkerServicer):
         from ..exceptions import ObjectLostError
 
         if obj.in_shm:
-            view = self.shm.get(ref._id.hex())
+            view = self.local_view(ref._id, obj.locations, ref._owner)
             if view is None:
                 raise ObjectLostError(ref.hex(), ref._owner, "its shared-memory copy is gone")
             value = serialization.deserialize(view)
@@ -491,7 +528,16 @@ class CoreWorker(pbg.CoreWorkerServicer):
             return pb.GetObjectReply(error="the owner no longer has this object (it was freed)")
         return pb.GetObjectReply(ready=True, object=pb.ReturnObject(
             object_id=oid, data=bytes(entry.data) if entry.data is not None else b"",
-            in_shm=entry.in_shm, size=entry.size, is_error=entry.is_error))
+            in_shm=entry.in_shm, size=entry.size, is_error=entry.is_error,
+            locations=entry.locations))
+
+    def AddObjectLocation(self, request: pb.LocationUpdate, context) -> pb.Empty:
+        if not self.memory_store.add_location(request.object_id, request.location):
+            # Freed meanwhile: that copy must not outlive it.
+            loc = request.location
+            objects = [pb.SealedObject(object_id=request.object_id)]
+            self._outbox.put(("free", (f"{loc.ip}:{loc.port}", objects)))
+        return pb.Empty()
 
     def UpdateBorrowers(self, request: pb.BorrowUpdate, context) -> pb.Empty:
         borrower = request.borrower.ip

@@ -21,6 +21,9 @@ class Entry:
     is_error: bool = False
     size: int = 0
     node_id: str = ""
+    # in_shm values: the nodes holding a copy (pb.Address: node id + node
+    # manager ip:port); the owner frees every one of them.
+    locations: list = field(default_factory=list)
     callbacks: list[Callable[["Entry"], None]] = field(default_factory=list)
 
 
@@ -35,7 +38,7 @@ class MemoryStore:
 
     def set_ready(self, object_id: bytes, *, data: bytes | memoryview | None = None,
                   in_shm: bool = False, is_error: bool = False, size: int = 0,
-                  node_id: str = "") -> bool:
+                  node_id: str = "", locations: list | None = None) -> bool:
         """Record a value; returns False if the object was already freed or set."""
         with self._cond:
             entry = self._entries.get(object_id)
@@ -43,6 +46,8 @@ class MemoryStore:
                 return False
             entry.data, entry.in_shm, entry.is_error = data, in_shm, is_error
             entry.size, entry.node_id, entry.ready = size, node_id, True
+            if locations:
+                entry.locations = list(locations)
             callbacks, entry.callbacks = entry.callbacks, []
             self._cond.notify_all()
         for cb in callbacks:
@@ -53,6 +58,15 @@ class MemoryStore:
         with self._cond:
             self._entries[object_id] = Entry()
         self.set_ready(object_id, **kw)
+
+    def add_location(self, object_id: bytes, location: object) -> bool:
+        """Record another copy; False if the object is gone (free that copy)."""
+        with self._cond:
+            entry = self._entries.get(object_id)
+            if entry is None:
+                return False
+            entry.locations.append(location)
+            return True
 
     def get(self, object_id: bytes) -> Entry | None:
         with self._cond:

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from . import rpc
+from . import cluster_policy, rpc
 from .log_monitor import LogMonitor
+from .object_transfer import ObjectTransfer
 from .protos import ember_pb2 as pb
 from .protos import ember_pb2_grpc as pbg
 from .resources import NodeResources
@@ -50,7 +51,8 @@ class _WorkerProc:
 class NodeManager(pbg.NodeManagerServicer):
     def __init__(self, *, node_id: str, session_dir: str, token: str, gcs_address: str,
                  total: dict[str, float], gpu_ids: list[str], ip: str = "127.0.0.1",
-                 shm_dir: str, shm_prefix: str, worker_watch_fd: int) -> None:
+                 shm_dir: str, shm_prefix: str, worker_watch_fd: int,
+                 labels: dict[str, str] | None = None) -> None:
         self.node_id = node_id
         self.session_dir = session_dir
         self.token = token
@@ -58,6 +60,7 @@ class NodeManager(pbg.NodeManagerServicer):
         self.ip = ip
         self.port = 0
         self.total = total
+        self.labels = dict(labels or {})
         self.shm_dir = shm_dir
         self.shm_prefix = shm_prefix
         self.store = ShmStore(shm_dir, shm_prefix)
@@ -77,6 +80,12 @@ class NodeManager(pbg.NodeManagerServicer):
         self.logs = LogMonitor(self._log_dir)
         self._resources_dirty = threading.Event()
         self._gcs: rpc.Stub | None = None
+        # The cluster as last heard from the control service (this node's own
+        # entry is replaced by live state when deciding).
+        self._view: dict[str, cluster_policy.NodeView] = {}
+        self._spread_turn = 0
+        self._stubs: dict[tuple[str, type], rpc.Stub] = {}
+        self.transfer = ObjectTransfer(self.store, node_id, self._stub_for, self._copy_sealed)
 
     # ------------------------------------------------------------ lifecycle
     def start_background(self) -> None:
@@ -106,6 +115,7 @@ class NodeManager(pbg.NodeManagerServicer):
                 wp.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
+        self.transfer.stop()
         self.store.cleanup_all()
         self.logs.stop()
 
@@ -121,6 +131,7 @@ class NodeManager(pbg.NodeManagerServicer):
         env["EMBER_NODE_ID"] = self.node_id
         env["EMBER_SHM_DIR"] = self.shm_dir
         env["EMBER_SHM_PREFIX"] = self.shm_prefix
+        env["EMBER_NODE_IP"] = self.ip
         env.setdefault("PYTHONUNBUFFERED", "1")
         stamp = f"{time.time():.6f}".replace(".", "")
         out = open(os.path.join(self._log_dir, f"worker-{stamp}.out"), "ab")
@@ -211,32 +222,87 @@ class NodeManager(pbg.NodeManagerServicer):
 
         threading.Thread(target=send, daemon=True, name="ember-report-death").start()
 
+    def _stub_for(self, address: str, kind: type) -> rpc.Stub:
+        key = (address, kind)
+        stub = self._stubs.get(key)
+        if stub is None:
+            stub = self._stubs[key] = rpc.Stub(rpc.channel(address), kind, self.token)
+        return stub
+
+    def _copy_sealed(self, object_id: bytes, size: int) -> None:
+        with self._lock:
+            self._objects[object_id] = size
+
     def _gcs_sync_loop(self) -> None:
+        last_view = 0.0
         while not self._stopping.is_set():
-            if not self._resources_dirty.wait(0.5):
-                continue
-            time.sleep(0.05)  # coalesce bursts of grants into one update
-            self._resources_dirty.clear()
+            dirty = self._resources_dirty.wait(0.2)
             if self._gcs is None:
                 continue
-            with self._lock:
-                available = self.scheduler.resources.available.to_dict()
-            try:
-                self._gcs.UpdateNode(pb.NodeInfo(node_id=self.node_id, available=available,
-                                                 alive=True), timeout=5)
-            except grpc.RpcError:
-                pass
+            if dirty:
+                time.sleep(0.02)  # coalesce bursts of grants into one update
+                self._resources_dirty.clear()
+                with self._lock:
+                    available = self.scheduler.resources.available.to_dict()
+                try:
+                    self._gcs.UpdateNode(pb.NodeInfo(node_id=self.node_id, available=available,
+                                                     alive=True), timeout=5)
+                except grpc.RpcError:
+                    pass
+            if time.monotonic() - last_view >= 0.2:
+                last_view = time.monotonic()
+                self._refresh_view()
+
+    def _refresh_view(self) -> None:
+        try:
+            nodes = self._gcs.GetNodes(pb.Empty(), timeout=5).nodes  # type: ignore[union-attr]
+        except grpc.RpcError:
+            return
+        self._view = {n.node_id: cluster_policy.NodeView(
+            n.node_id, f"{n.ip}:{n.port}", dict(n.total), dict(n.available), dict(n.labels),
+            n.alive) for n in nodes}
+
+    def _decide(self, request: pb.LeaseRequest) -> cluster_policy.Decision:
+        """Serve here, or send the owner to a better node (called with self._lock held)."""
+        view = dict(self._view)
+        view[self.node_id] = cluster_policy.NodeView(
+            self.node_id, f"{self.ip}:{self.port}", dict(self.total),
+            self.scheduler.resources.available.to_dict(), self.labels, True)
+        hints = request.hints
+        ask = cluster_policy.Ask(
+            shape=dict(request.placement_resources) or dict(request.resources),
+            strategy=hints.strategy or "DEFAULT", affinity_node_id=hints.affinity_node_id,
+            affinity_soft=hints.affinity_soft, label_selector=dict(hints.label_selector),
+            spilled=request.spilled)
+        if ask.strategy == "SPREAD":
+            self._spread_turn += 1
+        return cluster_policy.choose(ask, self.node_id, view, self._spread_turn)
 
     def node_info(self) -> pb.NodeInfo:
         return pb.NodeInfo(node_id=self.node_id, ip=self.ip, port=self.port, total=self.total,
                            available=self.scheduler.resources.available.to_dict(), alive=True,
                            shm_dir=self.shm_dir, shm_prefix=self.shm_prefix,
-                           start_time=time.time())
+                           labels=self.labels, start_time=time.time())
 
     # ------------------------------------------------------------ RPCs
     def RequestWorkerLease(self, request: pb.LeaseRequest, context) -> pb.LeaseReply:
         pending = _PendingLease()
         with self._lock:
+            decision = self._decide(request)
+            if decision.kind == "spill":
+                target = self._view.get(decision.node_id)
+                if target is not None:
+                    ip, _, port = target.address.rpartition(":")
+                    return pb.LeaseReply(granted=False, spillback=pb.Address(
+                        node_id=target.node_id, ip=ip, port=int(port)))
+            elif decision.kind == "fail":
+                return pb.LeaseReply(granted=False, error=decision.message, fatal=True)
+            elif decision.kind == "infeasible" and len(self._view) > 1:
+                # Nothing in the cluster fits; with one node the local scheduler
+                # words it (and reports it in GetStatus).
+                return pb.LeaseReply(granted=False, error=(
+                    f"{request.name or 'a task'}: {decision.message}. Lower the request or "
+                    "add a node that fits."))
             request_id = next(self._request_ids)
             self._pending[request_id] = pending
             self._apply(self.scheduler.request_lease(
@@ -310,6 +376,25 @@ class NodeManager(pbg.NodeManagerServicer):
                 yield pb.LogBatch(lines=lines)
         finally:
             self.logs.unsubscribe(q)
+
+    def PullObject(self, request: pb.PullRequest, context) -> pb.PullReply:
+        reply = self.transfer.pull(request)
+        if reply.ok and request.owner.ip:
+            self._tell_owner(request)
+        return reply
+
+    def _tell_owner(self, request: pb.PullRequest) -> None:
+        """The owner frees every copy when the object goes: it must know of this one."""
+        update = pb.LocationUpdate(object_id=request.object_id, location=pb.Address(
+            node_id=self.node_id, ip=self.ip, port=self.port))
+        stub = self._stub_for(request.owner.ip, pbg.CoreWorkerStub)
+        try:
+            stub.AddObjectLocation(update, timeout=10)
+        except grpc.RpcError:
+            pass  # the owner is gone; so is the object, and this copy goes at shutdown
+
+    def ReadObject(self, request: pb.ReadRequest, context):
+        return self.transfer.read(request)
 
     def GetStatus(self, request: pb.Empty, context) -> pb.NodeStatus:
         with self._lock:

@@ -47,6 +47,10 @@ class RemoteFunction(Generic[R]):
             retry_exceptions=opts.get("retry_exceptions", False),
             max_calls=opts.get("max_calls", 0) or 0)
         self._env_vars = dict((opts.get("runtime_env") or {}).get("env_vars", {}))
+        # Built on first .remote() (it needs the protobuf module); a flag, not a
+        # sentinel object, because pickling this function would copy the sentinel.
+        self._hints: Any = None
+        self._hints_ready = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
@@ -74,8 +78,12 @@ class RemoteFunction(Generic[R]):
         job_env = core.runtime_env.get("env_vars")
         if job_env:
             env_vars = {**job_env, **env_vars}
+        if not self._hints_ready:
+            from .scheduling_hints import hints_from_options
+            self._hints = hints_from_options(self._options)
+            self._hints_ready = True
         refs = core.submitter.submit(function_id=function_id, args=args, kwargs=kwargs,
-                                     env_vars=env_vars, **self._submit_kwargs)
+                                     env_vars=env_vars, hints=self._hints, **self._submit_kwargs)
         num_returns = self._num_returns
         if num_returns == -1:
             return refs

@@ -100,6 +100,11 @@ class ShmStore:
 
         return self._create(object_id_hex, src.nbytes, fill)
 
+    def create_with(self, object_id_hex: str, size: int,
+                    fill: Callable[[memoryview], None]) -> int:
+        """Create an object of ``size`` bytes that ``fill`` writes in place, then seal it."""
+        return self._create(object_id_hex, size, fill)
+
     def _create(self, object_id_hex: str, size: int, fill: Callable[[memoryview], None]) -> int:
         final = self._path(object_id_hex)
         existing = self._file_size(final)

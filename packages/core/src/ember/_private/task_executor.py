@@ -396,7 +396,7 @@ class TaskExecutor:
         values = []
         for arg in spec.args:
             if arg.is_shm:
-                view = self.core.shm.get(arg.shm_object_id.hex())
+                view = self.core.local_view(arg.shm_object_id, arg.locations, spec.owner.ip)
                 if view is None:
                     from ..exceptions import ObjectLostError
                     raise ObjectLostError(arg.shm_object_id.hex(), spec.owner.ip,
@@ -435,6 +435,8 @@ class TaskExecutor:
         ret = result.returns.add(object_id=object_id, in_shm=data is None, size=size)
         if data is not None:
             ret.data = data
+        else:
+            ret.locations.append(self.core.location)
         if ser.contained_refs:
             # Keep the refs alive until the caller has registered as a borrower.
             self._pins.setdefault(spec.task_id, []).extend(ser.contained_refs)

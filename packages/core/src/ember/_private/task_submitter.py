@@ -69,8 +69,10 @@ class _GeneratorState:
 
 
 class _LeasedWorker:
-    def __init__(self, submitter: "TaskSubmitter", key: tuple, reply: pb.LeaseReply) -> None:
+    def __init__(self, submitter: "TaskSubmitter", key: tuple, reply: pb.LeaseReply,
+                 nm_address: str) -> None:
         self.key = key
+        self.nm_address = nm_address    # the node manager that granted the lease
         self.lease_id = reply.lease_id
         self.address = f"{reply.worker.ip}:{reply.worker.port}"
         self.worker_id = reply.worker.worker_id
@@ -106,6 +108,7 @@ class TaskSubmitter:
         self._workers: dict[tuple, list[_LeasedWorker]] = collections.defaultdict(list)
         self._lease_requests: dict[tuple, int] = collections.defaultdict(int)
         self._key_resources: dict[tuple, dict] = {}
+        self._key_hints: dict[tuple, pb.SchedulingHints] = {}
         self._exec_ema: dict[tuple, float] = {}
         self._warned_infeasible: set[tuple] = set()
         self._generators: dict[bytes, _GeneratorState] = {}
@@ -121,10 +124,15 @@ class TaskSubmitter:
     def submit(self, *, function_id: bytes, name: str, args: tuple, kwargs: dict,
                num_returns: int, resources: dict[str, float], max_retries: int,
                retry_exceptions: Any, max_calls: int, env_vars: dict[str, str],
-               runtime_env_hash: str = "") -> list[ObjectRef] | ObjectRefGenerator:
+               runtime_env_hash: str = "", hints: pb.SchedulingHints | None = None
+               ) -> list[ObjectRef] | ObjectRefGenerator:
         spec = pb.TaskSpec(function_id=function_id, name=name, num_returns=num_returns,
                            max_calls=max_calls, env_vars=env_vars, resources=resources)
-        key = (tuple(sorted(resources.items())), runtime_env_hash)
+        hint_key = hints.SerializeToString(deterministic=True) if hints is not None else b""
+        key = (tuple(sorted(resources.items())), runtime_env_hash, hint_key)
+        if hints is not None and key not in self._key_hints:
+            with self._lock:
+                self._key_hints[key] = hints
         task, deps, refs = self.prepare(spec, args, kwargs, key, max_retries, retry_exceptions)
         self.start(task, deps)
         return refs
@@ -200,7 +208,7 @@ class TaskSubmitter:
     def _resolve_dep(self, task: PendingTask, index: int, ref: ObjectRef) -> None:
         core = self.core
 
-        def done(data: bytes | None, in_shm: bool, is_error: bool) -> None:
+        def done(data: bytes | None, in_shm: bool, is_error: bool, locations: Any = ()) -> None:
             with self._lock:
                 if task.state != "deps":
                     return
@@ -211,6 +219,8 @@ class TaskSubmitter:
                 if in_shm:
                     arg.is_shm = True
                     arg.shm_object_id = ref._id
+                    # Where copies are: a worker on another node pulls one.
+                    arg.locations.extend(locations or [core.location])
                 else:
                     arg.data = bytes(data or b"")
                 task.unresolved -= 1
@@ -220,7 +230,7 @@ class TaskSubmitter:
 
         if ref._owner in ("", core.address):
             if not core.memory_store.on_ready(
-                    ref._id, lambda e: done(e.data, e.in_shm, e.is_error)):
+                    ref._id, lambda e: done(e.data, e.in_shm, e.is_error, e.locations)):
                 from ..exceptions import ObjectLostError
                 err = ObjectLostError(ref.hex(), core.address, "it was freed before the task ran")
                 done(serialization.to_bytes(serialization.serialize(err)), False, True)
@@ -230,7 +240,7 @@ class TaskSubmitter:
             try:
                 obj, _ = core._fetch_borrowed(ref, None)
                 if obj.in_shm:
-                    done(None, True, False)
+                    done(None, True, False, list(obj.locations))
                 else:
                     done(obj.data, False, obj.is_error)
             except Exception as e:  # noqa: BLE001 - the error becomes the task's result
@@ -297,38 +307,60 @@ class TaskSubmitter:
             return 1
         return MAX_PIPELINE_DEPTH
 
-    def _request_lease(self, key: tuple) -> None:
+    def _request_lease(self, key: tuple, nm_address: str = "", spilled: bool = False) -> None:
+        """Ask a node manager (the local one, or one it redirected us to) for a worker."""
         core = self.core
         request = pb.LeaseRequest(resources=self._key_resources[key],
-                                  owner_worker_id=core.worker_id, runtime_env_hash=key[1])
+                                  owner_worker_id=core.worker_id, runtime_env_hash=key[1],
+                                  spilled=spilled)
+        hints = self._key_hints.get(key)
+        if hints is not None:
+            request.hints.CopyFrom(hints)
+        nm_address = nm_address or core.node_manager_address
         try:
-            fut = core.node_manager.RequestWorkerLease.future(request, timeout=60)
+            stub = core.node_manager_stub(nm_address)
+            fut = stub.RequestWorkerLease.future(request, timeout=60)
         except Exception as e:  # noqa: BLE001 - channel closed during shutdown
             self._lease_failed(key, e)
             return
         # gRPC cancels a call whose future is garbage-collected, and the
         # future's only other reference is a cycle through its callback: hold it.
         self._lease_futures.add(fut)
-        fut.add_done_callback(lambda f: self._on_lease_reply(key, f))
+        fut.add_done_callback(lambda f: self._on_lease_reply(key, f, nm_address))
 
-    def _on_lease_reply(self, key: tuple, fut: Any) -> None:
+    def _on_lease_reply(self, key: tuple, fut: Any, nm_address: str) -> None:
         self._lease_futures.discard(fut)
         try:
             reply = fut.result()
         except grpc.RpcError as e:
+            if nm_address != self.core.node_manager_address:
+                # The node we were sent to is gone: start over from the local node.
+                with self._lock:
+                    if not self._stopped:
+                        self._request_lease(key)
+                        return
             self._lease_failed(key, e)
             return
         with self._lock:
-            self._lease_requests[key] -= 1
             if self._stopped:
+                self._lease_requests[key] -= 1
                 return
+            if reply.spillback.port:
+                # Redirected to a node with room: the request stays outstanding.
+                self._request_lease(key, f"{reply.spillback.ip}:{reply.spillback.port}",
+                                    spilled=True)
+                return
+            self._lease_requests[key] -= 1
             if reply.granted:
                 try:
-                    worker = _LeasedWorker(self, key, reply)
+                    worker = _LeasedWorker(self, key, reply, nm_address)
                 except Exception as e:  # noqa: BLE001
                     self._lease_failed(key, e, counted=True)
                     return
                 self._workers[key].append(worker)
+            elif reply.error and reply.fatal:
+                self._unschedulable(key, reply.error)
+                return
             elif reply.error:
                 if key not in self._warned_infeasible:
                     self._warned_infeasible.add(key)
@@ -346,6 +378,15 @@ class TaskSubmitter:
                 self._request_lease(key)
             else:
                 self._lease_requests[key] -= 1
+
+    def _unschedulable(self, key: tuple, message: str) -> None:
+        """No node can ever run these tasks (e.g. hard affinity to a dead node)."""
+        from ..exceptions import TaskUnschedulableError
+        tasks = list(self._queues[key])
+        self._queues[key].clear()
+        for task in tasks:
+            self._finish_with_exception(task, TaskUnschedulableError(
+                f"{task.spec.name} cannot be scheduled: {message}"))
 
     def _lease_failed(self, key: tuple, error: Exception, counted: bool = False) -> None:
         from ..exceptions import EmberError
@@ -376,9 +417,13 @@ class TaskSubmitter:
         if worker in self._workers[worker.key]:
             self._workers[worker.key].remove(worker)
         worker.close()
-        lease_id = worker.lease_id
-        self.core.notify(lambda: self.core.node_manager.ReturnWorkerLease(
-            pb.ReturnLease(lease_id=lease_id, kill_worker=kill), timeout=10))
+        self._return_lease(worker, kill)
+
+    def _return_lease(self, worker: _LeasedWorker, kill: bool) -> None:
+        core = self.core
+        request = pb.ReturnLease(lease_id=worker.lease_id, kill_worker=kill)
+        address = worker.nm_address
+        core.notify(lambda: core.node_manager_stub(address).ReturnWorkerLease(request, timeout=10))
 
     # ------------------------------------------------------------ results
     def _read_results(self, worker: _LeasedWorker) -> None:
@@ -398,9 +443,7 @@ class TaskSubmitter:
             for task in lost:
                 self._worker_lost(task)
             if not was_dead and not self._stopped:
-                lease_id = worker.lease_id
-                self.core.notify(lambda: self.core.node_manager.ReturnWorkerLease(
-                    pb.ReturnLease(lease_id=lease_id, kill_worker=True), timeout=10))
+                self._return_lease(worker, kill=True)
             if not self._stopped:
                 self._dispatch(worker.key)
 
@@ -473,7 +516,8 @@ class TaskSubmitter:
             del inner
         core.memory_store.set_ready(ret.object_id, data=None if ret.in_shm else ret.data,
                                     in_shm=ret.in_shm, is_error=ret.is_error, size=ret.size,
-                                    node_id=core.node_id)
+                                    node_id=ret.locations[0].node_id if ret.locations else "",
+                                    locations=list(ret.locations))
 
     def _should_retry(self, task: PendingTask, result: pb.TaskResult) -> bool:
         if task.retries_left == 0 or task.cancelled or not task.retry_exceptions:

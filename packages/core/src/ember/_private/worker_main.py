@@ -27,7 +27,7 @@ def main() -> None:
         is_driver=False, token=token, node_id=os.environ["EMBER_NODE_ID"],
         gcs_address=os.environ["EMBER_GCS_ADDRESS"], node_manager_address=nm_address,
         shm_dir=os.environ["EMBER_SHM_DIR"], shm_prefix=os.environ["EMBER_SHM_PREFIX"],
-        job_id=0, worker_id=worker_id)
+        job_id=0, worker_id=worker_id, bind_ip=os.environ.get("EMBER_NODE_IP", "127.0.0.1"))
     executor = TaskExecutor(core)
     core.executor = executor
     core.start()

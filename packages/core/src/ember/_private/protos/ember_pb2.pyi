@@ -124,7 +124,7 @@ class JobReply(_message.Message):
     def __init__(self, job_id: _Optional[int] = ...) -> None: ...
 
 class ActorSpec(_message.Message):
-    __slots__ = ("actor_id", "class_name", "name", "namespace", "detached", "owner", "max_restarts", "resources", "placement_resources", "creation", "max_concurrency", "concurrency_groups", "is_async", "runtime_env_hash", "get_if_exists", "handle_meta")
+    __slots__ = ("actor_id", "class_name", "name", "namespace", "detached", "owner", "max_restarts", "resources", "placement_resources", "creation", "max_concurrency", "concurrency_groups", "is_async", "runtime_env_hash", "get_if_exists", "handle_meta", "hints")
     class ResourcesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -162,6 +162,7 @@ class ActorSpec(_message.Message):
     RUNTIME_ENV_HASH_FIELD_NUMBER: _ClassVar[int]
     GET_IF_EXISTS_FIELD_NUMBER: _ClassVar[int]
     HANDLE_META_FIELD_NUMBER: _ClassVar[int]
+    HINTS_FIELD_NUMBER: _ClassVar[int]
     actor_id: bytes
     class_name: str
     name: str
@@ -178,7 +179,8 @@ class ActorSpec(_message.Message):
     runtime_env_hash: str
     get_if_exists: bool
     handle_meta: bytes
-    def __init__(self, actor_id: _Optional[bytes] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., detached: _Optional[bool] = ..., owner: _Optional[_Union[Address, _Mapping]] = ..., max_restarts: _Optional[int] = ..., resources: _Optional[_Mapping[str, float]] = ..., placement_resources: _Optional[_Mapping[str, float]] = ..., creation: _Optional[_Union[TaskSpec, _Mapping]] = ..., max_concurrency: _Optional[int] = ..., concurrency_groups: _Optional[_Mapping[str, int]] = ..., is_async: _Optional[bool] = ..., runtime_env_hash: _Optional[str] = ..., get_if_exists: _Optional[bool] = ..., handle_meta: _Optional[bytes] = ...) -> None: ...
+    hints: SchedulingHints
+    def __init__(self, actor_id: _Optional[bytes] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., detached: _Optional[bool] = ..., owner: _Optional[_Union[Address, _Mapping]] = ..., max_restarts: _Optional[int] = ..., resources: _Optional[_Mapping[str, float]] = ..., placement_resources: _Optional[_Mapping[str, float]] = ..., creation: _Optional[_Union[TaskSpec, _Mapping]] = ..., max_concurrency: _Optional[int] = ..., concurrency_groups: _Optional[_Mapping[str, int]] = ..., is_async: _Optional[bool] = ..., runtime_env_hash: _Optional[str] = ..., get_if_exists: _Optional[bool] = ..., handle_meta: _Optional[bytes] = ..., hints: _Optional[_Union[SchedulingHints, _Mapping]] = ...) -> None: ...
 
 class ActorInfo(_message.Message):
     __slots__ = ("actor_id", "state", "address", "name", "namespace", "death_cause", "creation_error", "num_restarts", "handle_meta", "version", "class_name", "detached", "owner_worker_id", "node_id", "pid", "resources", "found")
@@ -283,8 +285,27 @@ class DriverInfo(_message.Message):
     job_id: int
     def __init__(self, worker_id: _Optional[str] = ..., job_id: _Optional[int] = ...) -> None: ...
 
+class SchedulingHints(_message.Message):
+    __slots__ = ("strategy", "affinity_node_id", "affinity_soft", "label_selector")
+    class LabelSelectorEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    AFFINITY_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    AFFINITY_SOFT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    strategy: str
+    affinity_node_id: str
+    affinity_soft: bool
+    label_selector: _containers.ScalarMap[str, str]
+    def __init__(self, strategy: _Optional[str] = ..., affinity_node_id: _Optional[str] = ..., affinity_soft: _Optional[bool] = ..., label_selector: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
 class LeaseRequest(_message.Message):
-    __slots__ = ("resources", "owner_worker_id", "runtime_env", "runtime_env_hash", "name", "placement_resources", "for_actor")
+    __slots__ = ("resources", "owner_worker_id", "runtime_env", "runtime_env_hash", "name", "placement_resources", "for_actor", "hints", "spilled")
     class ResourcesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -306,6 +327,8 @@ class LeaseRequest(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_RESOURCES_FIELD_NUMBER: _ClassVar[int]
     FOR_ACTOR_FIELD_NUMBER: _ClassVar[int]
+    HINTS_FIELD_NUMBER: _ClassVar[int]
+    SPILLED_FIELD_NUMBER: _ClassVar[int]
     resources: _containers.ScalarMap[str, float]
     owner_worker_id: str
     runtime_env: bytes
@@ -313,10 +336,12 @@ class LeaseRequest(_message.Message):
     name: str
     placement_resources: _containers.ScalarMap[str, float]
     for_actor: bool
-    def __init__(self, resources: _Optional[_Mapping[str, float]] = ..., owner_worker_id: _Optional[str] = ..., runtime_env: _Optional[bytes] = ..., runtime_env_hash: _Optional[str] = ..., name: _Optional[str] = ..., placement_resources: _Optional[_Mapping[str, float]] = ..., for_actor: _Optional[bool] = ...) -> None: ...
+    hints: SchedulingHints
+    spilled: bool
+    def __init__(self, resources: _Optional[_Mapping[str, float]] = ..., owner_worker_id: _Optional[str] = ..., runtime_env: _Optional[bytes] = ..., runtime_env_hash: _Optional[str] = ..., name: _Optional[str] = ..., placement_resources: _Optional[_Mapping[str, float]] = ..., for_actor: _Optional[bool] = ..., hints: _Optional[_Union[SchedulingHints, _Mapping]] = ..., spilled: _Optional[bool] = ...) -> None: ...
 
 class LeaseReply(_message.Message):
-    __slots__ = ("granted", "lease_id", "worker", "gpu_ids", "resources", "error")
+    __slots__ = ("granted", "lease_id", "worker", "gpu_ids", "resources", "error", "spillback", "fatal")
     class ResourcesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -330,13 +355,17 @@ class LeaseReply(_message.Message):
     GPU_IDS_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    SPILLBACK_FIELD_NUMBER: _ClassVar[int]
+    FATAL_FIELD_NUMBER: _ClassVar[int]
     granted: bool
     lease_id: bytes
     worker: Address
     gpu_ids: _containers.RepeatedScalarFieldContainer[str]
     resources: _containers.ScalarMap[str, float]
     error: str
-    def __init__(self, granted: _Optional[bool] = ..., lease_id: _Optional[bytes] = ..., worker: _Optional[_Union[Address, _Mapping]] = ..., gpu_ids: _Optional[_Iterable[str]] = ..., resources: _Optional[_Mapping[str, float]] = ..., error: _Optional[str] = ...) -> None: ...
+    spillback: Address
+    fatal: bool
+    def __init__(self, granted: _Optional[bool] = ..., lease_id: _Optional[bytes] = ..., worker: _Optional[_Union[Address, _Mapping]] = ..., gpu_ids: _Optional[_Iterable[str]] = ..., resources: _Optional[_Mapping[str, float]] = ..., error: _Optional[str] = ..., spillback: _Optional[_Union[Address, _Mapping]] = ..., fatal: _Optional[bool] = ...) -> None: ...
 
 class ReturnLease(_message.Message):
     __slots__ = ("lease_id", "kill_worker")
@@ -418,6 +447,46 @@ class LogBatch(_message.Message):
     lines: _containers.RepeatedCompositeFieldContainer[LogLine]
     def __init__(self, lines: _Optional[_Iterable[_Union[LogLine, _Mapping]]] = ...) -> None: ...
 
+class PullRequest(_message.Message):
+    __slots__ = ("object_id", "locations", "owner")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    LOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    locations: _containers.RepeatedCompositeFieldContainer[Address]
+    owner: Address
+    def __init__(self, object_id: _Optional[bytes] = ..., locations: _Optional[_Iterable[_Union[Address, _Mapping]]] = ..., owner: _Optional[_Union[Address, _Mapping]] = ...) -> None: ...
+
+class PullReply(_message.Message):
+    __slots__ = ("ok", "error", "size")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    error: str
+    size: int
+    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+
+class ReadRequest(_message.Message):
+    __slots__ = ("object_id", "offset", "length")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    offset: int
+    length: int
+    def __init__(self, object_id: _Optional[bytes] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
+
+class Chunk(_message.Message):
+    __slots__ = ("offset", "data", "total_size")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    data: bytes
+    total_size: int
+    def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ..., total_size: _Optional[int] = ...) -> None: ...
+
 class NodeStatus(_message.Message):
     __slots__ = ("node", "num_workers", "num_idle_workers", "pending_leases", "infeasible", "store_used_bytes", "store_num_objects")
     NODE_FIELD_NUMBER: _ClassVar[int]
@@ -437,14 +506,16 @@ class NodeStatus(_message.Message):
     def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., pending_leases: _Optional[int] = ..., infeasible: _Optional[_Iterable[str]] = ..., store_used_bytes: _Optional[int] = ..., store_num_objects: _Optional[int] = ...) -> None: ...
 
 class Arg(_message.Message):
-    __slots__ = ("data", "shm_object_id", "is_shm")
+    __slots__ = ("data", "shm_object_id", "is_shm", "locations")
     DATA_FIELD_NUMBER: _ClassVar[int]
     SHM_OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     IS_SHM_FIELD_NUMBER: _ClassVar[int]
+    LOCATIONS_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     shm_object_id: bytes
     is_shm: bool
-    def __init__(self, data: _Optional[bytes] = ..., shm_object_id: _Optional[bytes] = ..., is_shm: _Optional[bool] = ...) -> None: ...
+    locations: _containers.RepeatedCompositeFieldContainer[Address]
+    def __init__(self, data: _Optional[bytes] = ..., shm_object_id: _Optional[bytes] = ..., is_shm: _Optional[bool] = ..., locations: _Optional[_Iterable[_Union[Address, _Mapping]]] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
     __slots__ = ("task_id", "job_id", "function_id", "name", "args", "kwarg_names", "num_returns", "owner", "max_calls", "env_vars", "gpu_ids", "resources", "generator_backpressure", "actor_id", "method_name", "concurrency_group")
@@ -517,20 +588,22 @@ class TaskBatch(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[TaskSpec, _Mapping]]] = ..., cancels: _Optional[_Iterable[_Union[CancelRequest, _Mapping]]] = ..., release_pins: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class ReturnObject(_message.Message):
-    __slots__ = ("object_id", "data", "in_shm", "size", "is_error", "contained")
+    __slots__ = ("object_id", "data", "in_shm", "size", "is_error", "contained", "locations")
     OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     IN_SHM_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     IS_ERROR_FIELD_NUMBER: _ClassVar[int]
     CONTAINED_FIELD_NUMBER: _ClassVar[int]
+    LOCATIONS_FIELD_NUMBER: _ClassVar[int]
     object_id: bytes
     data: bytes
     in_shm: bool
     size: int
     is_error: bool
     contained: _containers.RepeatedCompositeFieldContainer[ObjectRefProto]
-    def __init__(self, object_id: _Optional[bytes] = ..., data: _Optional[bytes] = ..., in_shm: _Optional[bool] = ..., size: _Optional[int] = ..., is_error: _Optional[bool] = ..., contained: _Optional[_Iterable[_Union[ObjectRefProto, _Mapping]]] = ...) -> None: ...
+    locations: _containers.RepeatedCompositeFieldContainer[Address]
+    def __init__(self, object_id: _Optional[bytes] = ..., data: _Optional[bytes] = ..., in_shm: _Optional[bool] = ..., size: _Optional[int] = ..., is_error: _Optional[bool] = ..., contained: _Optional[_Iterable[_Union[ObjectRefProto, _Mapping]]] = ..., locations: _Optional[_Iterable[_Union[Address, _Mapping]]] = ...) -> None: ...
 
 class TaskResult(_message.Message):
     __slots__ = ("task_id", "returns", "generator_item", "generator_index", "generator_done", "num_generator_items", "worker_exiting", "exec_seconds", "cancelled", "actor_exiting")
@@ -579,6 +652,14 @@ class GetObjectReply(_message.Message):
     object: ReturnObject
     error: str
     def __init__(self, ready: _Optional[bool] = ..., object: _Optional[_Union[ReturnObject, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class LocationUpdate(_message.Message):
+    __slots__ = ("object_id", "location")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    location: Address
+    def __init__(self, object_id: _Optional[bytes] = ..., location: _Optional[_Union[Address, _Mapping]] = ...) -> None: ...
 
 class BorrowUpdate(_message.Message):
     __slots__ = ("add", "remove", "borrower")

@@ -712,6 +712,16 @@ class NodeManagerStub:
                 request_serializer=ember__pb2.Empty.SerializeToString,
                 response_deserializer=ember__pb2.NodeStatus.FromString,
                 _registered_method=True)
+        self.PullObject = channel.unary_unary(
+                '/ember.NodeManager/PullObject',
+                request_serializer=ember__pb2.PullRequest.SerializeToString,
+                response_deserializer=ember__pb2.PullReply.FromString,
+                _registered_method=True)
+        self.ReadObject = channel.unary_stream(
+                '/ember.NodeManager/ReadObject',
+                request_serializer=ember__pb2.ReadRequest.SerializeToString,
+                response_deserializer=ember__pb2.Chunk.FromString,
+                _registered_method=True)
 
 
 class NodeManagerServicer:
@@ -771,6 +781,20 @@ class NodeManagerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PullObject(self, request, context):
+        """Objects across nodes: a local process asks its node manager to make a copy
+        local (PullObject); node managers read each other's copies in chunks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadObject(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeManagerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -818,6 +842,16 @@ def add_NodeManagerServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=ember__pb2.Empty.FromString,
                     response_serializer=ember__pb2.NodeStatus.SerializeToString,
+            ),
+            'PullObject': grpc.unary_unary_rpc_method_handler(
+                    servicer.PullObject,
+                    request_deserializer=ember__pb2.PullRequest.FromString,
+                    response_serializer=ember__pb2.PullReply.SerializeToString,
+            ),
+            'ReadObject': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadObject,
+                    request_deserializer=ember__pb2.ReadRequest.FromString,
+                    response_serializer=ember__pb2.Chunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1073,6 +1107,60 @@ class NodeManager:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def PullObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeManager/PullObject',
+            ember__pb2.PullRequest.SerializeToString,
+            ember__pb2.PullReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ember.NodeManager/ReadObject',
+            ember__pb2.ReadRequest.SerializeToString,
+            ember__pb2.Chunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class CoreWorkerStub:
     """Missing associated documentation comment in .proto file."""
@@ -1101,6 +1189,11 @@ class CoreWorkerStub:
         self.UpdateBorrowers = channel.unary_unary(
                 '/ember.CoreWorker/UpdateBorrowers',
                 request_serializer=ember__pb2.BorrowUpdate.SerializeToString,
+                response_deserializer=ember__pb2.Empty.FromString,
+                _registered_method=True)
+        self.AddObjectLocation = channel.unary_unary(
+                '/ember.CoreWorker/AddObjectLocation',
+                request_serializer=ember__pb2.LocationUpdate.SerializeToString,
                 response_deserializer=ember__pb2.Empty.FromString,
                 _registered_method=True)
         self.Exit = channel.unary_unary(
@@ -1137,6 +1230,12 @@ class CoreWorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddObjectLocation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Exit(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -1164,6 +1263,11 @@ def add_CoreWorkerServicer_to_server(servicer, server):
             'UpdateBorrowers': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateBorrowers,
                     request_deserializer=ember__pb2.BorrowUpdate.FromString,
+                    response_serializer=ember__pb2.Empty.SerializeToString,
+            ),
+            'AddObjectLocation': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddObjectLocation,
+                    request_deserializer=ember__pb2.LocationUpdate.FromString,
                     response_serializer=ember__pb2.Empty.SerializeToString,
             ),
             'Exit': grpc.unary_unary_rpc_method_handler(
@@ -1279,6 +1383,33 @@ class CoreWorker:
             target,
             '/ember.CoreWorker/UpdateBorrowers',
             ember__pb2.BorrowUpdate.SerializeToString,
+            ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddObjectLocation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.CoreWorker/AddObjectLocation',
+            ember__pb2.LocationUpdate.SerializeToString,
             ember__pb2.Empty.FromString,
             options,
             channel_credentials,

@@ -1,0 +1,160 @@
+"""Moving shared-memory objects between nodes, run by each node manager.
+
+A process that needs an object whose copies are on other nodes asks its own
+node manager (PullObject). The node manager pulls it from a node that has a
+copy (ReadObject: a server stream of chunks), writing straight into a new file
+in its shared-memory store, and tells the object's owner about the new copy so
+that later readers can pull from here and the owner frees it with the rest.
+
+* Bounded memory: chunks are CHUNK_BYTES; gRPC flow control keeps only a few
+  in flight per stream, and they are written into the mapped file as they come.
+* Parallel: objects over PARALLEL_MIN_BYTES are read as PARALLEL_STREAMS
+  ranges at once.
+* Spread load: the source is picked at random among the known copies, so many
+  nodes fetching one object do not all read from its origin.
+* Deduplicated: concurrent pulls of one object on one node share one transfer.
+"""
+from __future__ import annotations
+
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+import grpc
+
+from .protos import ember_pb2 as pb
+from .protos import ember_pb2_grpc as pbg
+from .shm_store import ShmStore
+
+CHUNK_BYTES = 4 << 20
+PARALLEL_STREAMS = 4
+PARALLEL_MIN_BYTES = 32 << 20
+
+
+class _Pull:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.reply: pb.PullReply | None = None
+
+
+class ObjectTransfer:
+    def __init__(self, store: ShmStore, node_id: str, stub_for: Callable[[str, Any], Any],
+                 on_sealed: Callable[[bytes, int], None]) -> None:
+        self.store = store
+        self.node_id = node_id
+        self._stub_for = stub_for          # (address, stub class) -> token-carrying stub
+        self._on_sealed = on_sealed        # bookkeeping in the node manager
+        self._lock = threading.Lock()
+        self._pulls: dict[bytes, _Pull] = {}
+        self._pool = ThreadPoolExecutor(max_workers=PARALLEL_STREAMS * 2,
+                                        thread_name_prefix="ember-pull")
+
+    # ------------------------------------------------------------ serving copies
+    def read(self, request: pb.ReadRequest) -> Any:
+        """ReadObject: stream a local copy (or a range of it) in chunks."""
+        hex_id = request.object_id.hex()
+        view = self.store.get(hex_id)
+        if view is None:
+            return
+        try:
+            total = len(view)
+            start = max(0, request.offset)
+            end = total if request.length <= 0 else min(total, start + request.length)
+            if start >= end:
+                yield pb.Chunk(offset=start, data=b"", total_size=total)
+                return
+            for off in range(start, end, CHUNK_BYTES):
+                yield pb.Chunk(offset=off, data=bytes(view[off:min(end, off + CHUNK_BYTES)]),
+                               total_size=total)
+        finally:
+            del view
+            self.store.release(hex_id)
+
+    # ------------------------------------------------------------ fetching copies
+    def pull(self, request: pb.PullRequest) -> pb.PullReply:
+        """PullObject: make a local copy; concurrent callers share one transfer."""
+        oid = request.object_id
+        size = self.store.size(oid.hex())
+        if size is not None:
+            return pb.PullReply(ok=True, size=size)
+        with self._lock:
+            pull = self._pulls.get(oid)
+            leader = pull is None
+            if leader:
+                pull = self._pulls[oid] = _Pull()
+        assert pull is not None
+        if not leader:
+            pull.done.wait()
+            return pull.reply or pb.PullReply(ok=False, error="pull failed")
+        try:
+            pull.reply = self._transfer(request)
+        except Exception as e:  # noqa: BLE001 - reported to every waiter
+            pull.reply = pb.PullReply(ok=False, error=f"{type(e).__name__}: {e}")
+        finally:
+            with self._lock:
+                self._pulls.pop(oid, None)
+            pull.done.set()
+        return pull.reply
+
+    def _transfer(self, request: pb.PullRequest) -> pb.PullReply:
+        sources = [loc for loc in request.locations if loc.node_id != self.node_id and loc.port]
+        random.shuffle(sources)
+        errors = []
+        for source in sources:
+            address = f"{source.ip}:{source.port}"
+            try:
+                size = self._copy_from(request.object_id, address)
+            except grpc.RpcError as e:
+                errors.append(f"{address}: {e.code().name}")
+                continue
+            if size is None:
+                errors.append(f"{address}: no copy there")
+                continue
+            self._on_sealed(request.object_id, size)
+            return pb.PullReply(ok=True, size=size)
+        detail = "; ".join(errors) or "no other node is known to hold it"
+        return pb.PullReply(ok=False, error=f"could not fetch the object ({detail})")
+
+    def _copy_from(self, object_id: bytes, address: str) -> int | None:
+        stub = self._stub_for(address, pbg.NodeManagerStub)
+        first = stub.ReadObject.raw(pb.ReadRequest(object_id=object_id, offset=0,
+                                                   length=CHUNK_BYTES), metadata=stub._md,
+                                    timeout=300)
+        head: pb.Chunk | None = next(iter(first), None)
+        if head is None:
+            return None
+        total = head.total_size
+        ranges = []
+        if total > len(head.data):
+            rest = total - len(head.data)
+            n = PARALLEL_STREAMS if total >= PARALLEL_MIN_BYTES else 1
+            step = -(-rest // n)
+            step = -(-step // CHUNK_BYTES) * CHUNK_BYTES
+            for start in range(len(head.data), total, step):
+                ranges.append((start, min(step, total - start)))
+
+        def fill(mv: memoryview) -> None:
+            mv[0:len(head.data)] = head.data
+            futures = [self._pool.submit(self._copy_range, stub, object_id, start, length, mv)
+                       for start, length in ranges]
+            for fut in futures:
+                fut.result()
+
+        self.store.create_with(object_id.hex(), total, fill)
+        return total
+
+    @staticmethod
+    def _copy_range(stub: Any, object_id: bytes, start: int, length: int, mv: memoryview) -> None:
+        call = stub.ReadObject.raw(pb.ReadRequest(object_id=object_id, offset=start,
+                                                  length=length), metadata=stub._md, timeout=600)
+        got = 0
+        for chunk in call:
+            n = len(chunk.data)
+            mv[chunk.offset:chunk.offset + n] = chunk.data
+            got += n
+        if got != length:
+            raise RuntimeError(f"short read: {got} of {length} bytes at offset {start}")
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
