@@ -13,7 +13,9 @@ DOCUMENTED = {
     "nodes", "put", "remote", "shutdown", "wait", "__version__",
     "actor", "get_actor", "kill", "method", "util",
 }
-UTIL_MODULE = {"ActorPool", "list_named_actors", "multiprocessing", "queue"}
+UTIL_MODULE = {"ActorPool", "get_current_placement_group", "get_placement_group",
+               "list_named_actors", "multiprocessing", "placement_group", "placement_group_table",
+               "queue", "remove_placement_group", "scheduling_strategies"}
 ACTOR_MODULE = {"ActorClass", "ActorHandle", "ActorID", "ActorMethod", "exit_actor", "method"}
 
 

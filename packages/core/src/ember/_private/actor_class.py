@@ -166,6 +166,15 @@ class ActorClass(Generic[T]):
             self._pickled = cloudpickle.dumps(self._cls)
         class_id = core.export_function(self._cls, self._pickled)
         placement, held = actor_resource_request(opts)
+        from .scheduling_hints import in_placement_group, placement_from_options
+        group = placement_from_options(opts)
+        if group is None and "scheduling_strategy" not in opts:
+            parent = core.current.task
+            if parent is not None and parent.spec.capture_child_tasks:
+                group = (parent.spec.placement_group_id, -1, True)
+        if group is not None:
+            placement = in_placement_group(placement, group)
+            held = in_placement_group(held, group)
         detached = opts.get("lifetime") == "detached"
         name = opts.get("name") or ""
         namespace = opts.get("namespace")
@@ -186,7 +195,9 @@ class ActorClass(Generic[T]):
             owner=pb.Address(ip=core.address, node_id=core.node_id, worker_id=core.worker_id),
             resources=held, placement_resources=placement if placement != held else {},
             creation=pb.TaskSpec(function_id=class_id, name=f"{meta['class_name']}.__init__",
-                                 env_vars=env_vars),
+                                 env_vars=env_vars,
+                                 placement_group_id=group[0] if group else b"",
+                                 capture_child_tasks=bool(group and group[2])),
             max_concurrency=max_concurrency,
             concurrency_groups=dict(opts.get("concurrency_groups") or {}),
             is_async=meta["is_async"], get_if_exists=bool(opts.get("get_if_exists")),

@@ -85,6 +85,7 @@ class CoreWorker(pbg.CoreWorkerServicer):
         self.actor_id: bytes | None = None  # set in a worker hosting an actor
         self.actor_handle_meta: Any = None
         self.actor_name = ""
+        self.actor_placement_group = b""
         # Objects whose release means "the last handle to this actor is gone".
         self.actor_lifetime_refs: dict[bytes, bytes] = {}
 

@@ -68,6 +68,8 @@ class ControlService(pbg.ControlServiceServicer):
         self._lock = threading.Lock()
         self._nodes: dict[str, pb.NodeInfo] = {}
         self.actors = ActorManager(token, self.node_list)
+        from .placement_group_manager import PlacementGroupManager
+        self.placement_groups = PlacementGroupManager(token, self.node_list)
         stored = self.kv.get("meta", b"job_counter")
         self._job_counter = int(stored) if stored else 0
 
@@ -85,6 +87,9 @@ class ControlService(pbg.ControlServiceServicer):
             if node is not None:
                 node.available.clear()
                 node.available.update(request.available)
+                if request.total:
+                    node.total.clear()
+                    node.total.update(request.total)
                 node.alive = request.alive
         return pb.Empty()
 
@@ -127,7 +132,24 @@ class ControlService(pbg.ControlServiceServicer):
 
     def ReportWorkerDeath(self, request: pb.WorkerDeath, context) -> pb.Empty:
         self.actors.worker_died(request)
+        self.placement_groups.owner_died(request.worker_id)
         return pb.Empty()
+
+    # ------------------------------------------------------------ placement groups
+    def CreatePlacementGroup(self, request: pb.PlacementGroupSpec, context
+                             ) -> pb.PlacementGroupInfo:
+        return self.placement_groups.create(request)
+
+    def GetPlacementGroup(self, request: pb.PlacementGroupRequest, context
+                          ) -> pb.PlacementGroupInfo:
+        return self.placement_groups.get(request)
+
+    def RemovePlacementGroup(self, request: pb.PlacementGroupRequest, context) -> pb.Empty:
+        self.placement_groups.remove(request.pg_id)
+        return pb.Empty()
+
+    def ListPlacementGroups(self, request: pb.Empty, context) -> pb.PlacementGroupList:
+        return self.placement_groups.list()
 
     def WatchDriver(self, request: pb.DriverInfo, context):
         gone = threading.Event()
@@ -135,6 +157,7 @@ class ControlService(pbg.ControlServiceServicer):
             gone.set()
         gone.wait()
         self.actors.owner_died(request.worker_id)
+        self.placement_groups.owner_died(request.worker_id)
         return
         yield  # pragma: no cover - a generator that never yields: the stream stays open
 

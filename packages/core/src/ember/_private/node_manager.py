@@ -21,6 +21,7 @@ import grpc
 from . import cluster_policy, rpc
 from .log_monitor import LogMonitor
 from .object_transfer import ObjectTransfer
+from .pg_policy import bundle_resource_names
 from .protos import ember_pb2 as pb
 from .protos import ember_pb2_grpc as pbg
 from .resources import NodeResources
@@ -85,6 +86,9 @@ class NodeManager(pbg.NodeManagerServicer):
         self._view: dict[str, cluster_policy.NodeView] = {}
         self._spread_turn = 0
         self._stubs: dict[tuple[str, type], rpc.Stub] = {}
+        # Placement-group bundles held here: pg id -> index -> (allocation,
+        # resources added once committed, or None while only prepared).
+        self._bundles: dict[bytes, dict[int, list]] = {}
         self.transfer = ObjectTransfer(self.store, node_id, self._stub_for, self._copy_sealed)
 
     # ------------------------------------------------------------ lifecycle
@@ -158,7 +162,7 @@ class NodeManager(pbg.NodeManagerServicer):
                     granted=True, lease_id=action.lease_id,
                     worker=pb.Address(node_id=self.node_id, ip=self.ip,
                                       port=wp.port if wp else 0, worker_id=action.worker_id),
-                    gpu_ids=list(action.allocation.gpu_ids),
+                    gpu_ids=list(action.allocation.gpu_ids) or self._bundle_gpus(action.allocation),
                     resources=action.allocation.resources.to_dict())
                 if pending is None:
                     # The requester went away; give the lease straight back.
@@ -242,16 +246,23 @@ class NodeManager(pbg.NodeManagerServicer):
             if dirty:
                 time.sleep(0.02)  # coalesce bursts of grants into one update
                 self._resources_dirty.clear()
-                with self._lock:
-                    available = self.scheduler.resources.available.to_dict()
-                try:
-                    self._gcs.UpdateNode(pb.NodeInfo(node_id=self.node_id, available=available,
-                                                     alive=True), timeout=5)
-                except grpc.RpcError:
-                    pass
+                self._push_resources()
             if time.monotonic() - last_view >= 0.2:
                 last_view = time.monotonic()
                 self._refresh_view()
+
+    def _push_resources(self) -> None:
+        if self._gcs is None:
+            return
+        with self._lock:
+            available = self.scheduler.resources.available.to_dict()
+            # Total changes too, as placement-group bundles come and go.
+            total = self.scheduler.resources.total.to_dict()
+        try:
+            self._gcs.UpdateNode(pb.NodeInfo(node_id=self.node_id, available=available,
+                                             total=total, alive=True), timeout=5)
+        except grpc.RpcError:
+            pass
 
     def _refresh_view(self) -> None:
         try:
@@ -266,7 +277,7 @@ class NodeManager(pbg.NodeManagerServicer):
         """Serve here, or send the owner to a better node (called with self._lock held)."""
         view = dict(self._view)
         view[self.node_id] = cluster_policy.NodeView(
-            self.node_id, f"{self.ip}:{self.port}", dict(self.total),
+            self.node_id, f"{self.ip}:{self.port}", self.scheduler.resources.total.to_dict(),
             self.scheduler.resources.available.to_dict(), self.labels, True)
         hints = request.hints
         ask = cluster_policy.Ask(
@@ -289,6 +300,13 @@ class NodeManager(pbg.NodeManagerServicer):
         pending = _PendingLease()
         with self._lock:
             decision = self._decide(request)
+        if decision.kind == "infeasible":
+            # The view may predate a node joining or a bundle being committed:
+            # look again before calling it infeasible.
+            self._refresh_view()
+        with self._lock:
+            if decision.kind == "infeasible":
+                decision = self._decide(request)
             if decision.kind == "spill":
                 target = self._view.get(decision.node_id)
                 if target is not None:
@@ -395,6 +413,77 @@ class NodeManager(pbg.NodeManagerServicer):
 
     def ReadObject(self, request: pb.ReadRequest, context):
         return self.transfer.read(request)
+
+    # ------------------------------------------------------------ placement-group bundles
+    def _bundle_gpus(self, allocation: object) -> list[str]:
+        """GPU ids behind a lease that draws GPU_group_* from a bundle (lock held)."""
+        ids: list[str] = []
+        for name in getattr(allocation, "resources", {}):
+            if not name.startswith("GPU_group_"):
+                continue
+            rest = name[len("GPU_group_"):]
+            index_s, _, pg_hex = rest.rpartition("_")
+            for pg_id, held in self._bundles.items():
+                if pg_id.hex() != (pg_hex if index_s else rest):
+                    continue
+                for index, (alloc, _) in held.items():
+                    if not index_s or index == int(index_s):
+                        ids.extend(g for g in alloc.gpu_ids if g not in ids)
+        return ids
+
+    def PrepareBundles(self, request: pb.BundleRequest, context) -> pb.BundleReply:
+        """Phase one: reserve every bundle sent here, or none of them."""
+        with self._lock:
+            if request.pg_id in self._bundles:
+                return pb.BundleReply(ok=True)
+            resources = self.scheduler.resources
+            taken: dict[int, list] = {}
+            for bundle in request.bundles:
+                alloc = resources.try_allocate(dict(bundle.resources))
+                if alloc is None:
+                    for held in taken.values():
+                        resources.release(held[0])
+                    return pb.BundleReply(ok=False, error=(
+                        f"bundle {bundle.index} {dict(bundle.resources)} does not fit in "
+                        f"{resources.available} on node {self.node_id[:12]}"))
+                taken[bundle.index] = [alloc, None]
+            self._bundles[request.pg_id] = taken
+            self._resources_dirty.set()
+        return pb.BundleReply(ok=True)
+
+    def CommitBundles(self, request: pb.BundleRequest, context) -> pb.BundleReply:
+        """Phase two: make the reserved bundles usable as R_group_<i>_<pg> resources."""
+        pg_hex = request.pg_id.hex()
+        with self._lock:
+            held = self._bundles.get(request.pg_id)
+            if held is None:
+                return pb.BundleReply(ok=False, error="no bundles prepared for this group")
+            for index, entry in held.items():
+                if entry[1] is None:
+                    added = bundle_resource_names(entry[0].resources.to_dict(), pg_hex, index)
+                    self.scheduler.resources.add_capacity(added)
+                    entry[1] = added
+            self._apply(self.scheduler.resources_changed())
+        # The group counts as created once this returns: publish the new
+        # resources first, or other nodes would not yet know where they are.
+        self._push_resources()
+        return pb.BundleReply(ok=True)
+
+    def CancelBundles(self, request: pb.BundleRequest, context) -> pb.BundleReply:
+        """Give the bundles back; work running in them is stopped (as in Ray)."""
+        pg_hex = request.pg_id.hex()
+        with self._lock:
+            held = self._bundles.pop(request.pg_id, None)
+            if held is None:
+                return pb.BundleReply(ok=True)
+            self._apply(self.scheduler.kill_leases_using(pg_hex, time.monotonic()))
+            resources = self.scheduler.resources
+            for alloc, added in held.values():
+                if added is not None:
+                    resources.remove_capacity(added)
+                resources.release(alloc)
+            self._apply(self.scheduler.resources_changed())
+        return pb.BundleReply(ok=True)
 
     def GetStatus(self, request: pb.Empty, context) -> pb.NodeStatus:
         with self._lock:

@@ -50,6 +50,7 @@ class RemoteFunction(Generic[R]):
         # Built on first .remote() (it needs the protobuf module); a flag, not a
         # sentinel object, because pickling this function would copy the sentinel.
         self._hints: Any = None
+        self._placement: Any = None
         self._hints_ready = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -79,11 +80,24 @@ class RemoteFunction(Generic[R]):
         if job_env:
             env_vars = {**job_env, **env_vars}
         if not self._hints_ready:
-            from .scheduling_hints import hints_from_options
+            from .scheduling_hints import hints_from_options, placement_from_options
             self._hints = hints_from_options(self._options)
+            self._placement = placement_from_options(self._options)
             self._hints_ready = True
+        submit_kwargs = self._submit_kwargs
+        placement = self._placement
+        if placement is None and "scheduling_strategy" not in self._options:
+            # Inside a task that captures its children, default to its group.
+            parent = core.current.task
+            if parent is not None and parent.spec.capture_child_tasks:
+                placement = (parent.spec.placement_group_id, -1, True)
+        if placement is not None:
+            from .scheduling_hints import in_placement_group
+            submit_kwargs = dict(submit_kwargs, placement=placement,
+                                 resources=in_placement_group(submit_kwargs["resources"],
+                                                              placement))
         refs = core.submitter.submit(function_id=function_id, args=args, kwargs=kwargs,
-                                     env_vars=env_vars, hints=self._hints, **self._submit_kwargs)
+                                     env_vars=env_vars, hints=self._hints, **submit_kwargs)
         num_returns = self._num_returns
         if num_returns == -1:
             return refs

@@ -334,6 +334,27 @@ class NodeResources:
         free_ids = [gpu_id for gpu_id, free in self._gpu_free.items() if free == UNIT_SCALE]
         return free_ids[:wanted] if len(free_ids) >= wanted else None
 
+    def add_capacity(self, extra: Mapping[str, float]) -> None:
+        """Add resources to total and available (a committed placement-group bundle)."""
+        units = _as_resource_set(extra)._units
+        total = dict(self._total._units)
+        for name, value in units.items():
+            total[name] = total.get(name, 0) + value
+            self._available[name] = self._available.get(name, 0) + value
+        self._total = ResourceSet._from_units(total)
+
+    def remove_capacity(self, extra: Mapping[str, float]) -> None:
+        """Take back what add_capacity added (the bundle was removed)."""
+        units = _as_resource_set(extra)._units
+        total = dict(self._total._units)
+        for name, value in units.items():
+            total[name] = total.get(name, 0) - value
+            self._available[name] = self._available.get(name, 0) - value
+            if total[name] <= 0:
+                total.pop(name)
+                self._available.pop(name, None)
+        self._total = ResourceSet._from_units(total)
+
     def release(self, alloc: Allocation) -> None:
         """Return ``alloc`` to the pool. Raises ValueError if it is not held here."""
         if alloc not in self._live:

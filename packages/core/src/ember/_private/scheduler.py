@@ -158,6 +158,19 @@ class LeaseScheduler:
         self.resources.reclaim_cpu(lease.allocation)
         return []
 
+    def resources_changed(self) -> list:
+        """Capacity changed (bundles committed or removed): serve what fits now."""
+        return self._schedule()
+
+    def kill_leases_using(self, suffix: str, now: float) -> list:
+        """Stop every lease holding a resource whose name ends with ``suffix``
+        (a removed placement group's bundle resources)."""
+        actions: list = []
+        for lease in list(self.leases.values()):
+            if any(name.endswith(suffix) for name in lease.allocation.resources):
+                actions += self.return_lease(lease.lease_id, True, now)
+        return actions
+
     def tick(self, now: float) -> list:
         """Reap workers idle for too long beyond the soft limit."""
         idle = sorted((w for w in self.workers.values() if w.lease_id is None),

@@ -213,6 +213,7 @@ class TaskExecutor:
         try:
             core.actor_id = spec.actor_id
             core.actor_name = spec.name
+            core.actor_placement_group = creation.placement_group_id
             core.actor_handle_meta = pickle.loads(spec.handle_meta) if spec.handle_meta else None
             cls = core.load_function(creation.function_id)
             args, kwargs = self._load_args(creation)
@@ -387,10 +388,17 @@ class TaskExecutor:
                              num_generator_items=index)
 
     def _attach_actor_resources(self, spec: pb.TaskSpec) -> None:
+        """An actor call runs with the actor's resources, GPUs and placement group."""
         host = self.actor
-        if host is not None and (host.gpu_ids or host.resources) and not spec.resources:
+        if host is None:
+            return
+        if (host.gpu_ids or host.resources) and not spec.resources:
             spec.gpu_ids.extend(host.gpu_ids)
             spec.resources.update(host.resources)
+        creation = host.spec.creation
+        if creation.placement_group_id and not spec.placement_group_id:
+            spec.placement_group_id = creation.placement_group_id
+            spec.capture_child_tasks = creation.capture_child_tasks
 
     def _load_args(self, spec: pb.TaskSpec) -> tuple[list, dict]:
         values = []

@@ -124,10 +124,14 @@ class TaskSubmitter:
     def submit(self, *, function_id: bytes, name: str, args: tuple, kwargs: dict,
                num_returns: int, resources: dict[str, float], max_retries: int,
                retry_exceptions: Any, max_calls: int, env_vars: dict[str, str],
-               runtime_env_hash: str = "", hints: pb.SchedulingHints | None = None
+               runtime_env_hash: str = "", hints: pb.SchedulingHints | None = None,
+               placement: tuple[bytes, int, bool] | None = None
                ) -> list[ObjectRef] | ObjectRefGenerator:
         spec = pb.TaskSpec(function_id=function_id, name=name, num_returns=num_returns,
                            max_calls=max_calls, env_vars=env_vars, resources=resources)
+        if placement is not None:
+            spec.placement_group_id = placement[0]
+            spec.capture_child_tasks = placement[2]
         hint_key = hints.SerializeToString(deterministic=True) if hints is not None else b""
         key = (tuple(sorted(resources.items())), runtime_env_hash, hint_key)
         if hints is not None and key not in self._key_hints:

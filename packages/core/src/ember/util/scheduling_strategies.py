@@ -10,7 +10,40 @@ spread) and ``"SPREAD"`` (round-robin over nodes) work too.
 """
 from __future__ import annotations
 
-__all__ = ["NodeAffinitySchedulingStrategy"]
+from typing import Any
+
+__all__ = ["NodeAffinitySchedulingStrategy", "PlacementGroupSchedulingStrategy"]
+
+
+class PlacementGroupSchedulingStrategy:
+    """Run inside a placement group: in bundle ``placement_group_bundle_index``,
+    or any bundle with room when it is -1. With ``placement_group_capture_child_tasks``
+    the tasks and actors it starts default to the same group.
+
+    >>> pg = ember.util.placement_group([{"CPU": 1}])
+    >>> f.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 0)).remote()
+    """
+
+    def __init__(self, placement_group: Any, placement_group_bundle_index: int = -1,
+                 placement_group_capture_child_tasks: bool | None = None) -> None:
+        from .._private.placement_group import PlacementGroup
+        if not isinstance(placement_group, PlacementGroup):
+            raise TypeError(f"PlacementGroupSchedulingStrategy needs a PlacementGroup (from "
+                            f"ember.util.placement_group(...)), got "
+                            f"{type(placement_group).__name__}")
+        index = placement_group_bundle_index
+        if isinstance(index, bool) or not isinstance(index, int) or index < -1 \
+                or index >= placement_group.bundle_count:
+            raise ValueError(f"placement_group_bundle_index={index!r} is out of range for a "
+                             f"group of {placement_group.bundle_count} bundles: use -1 (any) "
+                             f"or 0..{placement_group.bundle_count - 1}")
+        self.placement_group = placement_group
+        self.placement_group_bundle_index = index
+        self.placement_group_capture_child_tasks = bool(placement_group_capture_child_tasks)
+
+    def __repr__(self) -> str:
+        return (f"PlacementGroupSchedulingStrategy({self.placement_group!r}, "
+                f"bundle_index={self.placement_group_bundle_index})")
 
 
 class NodeAffinitySchedulingStrategy:

@@ -277,6 +277,101 @@ class ActorList(_message.Message):
     actors: _containers.RepeatedCompositeFieldContainer[ActorInfo]
     def __init__(self, actors: _Optional[_Iterable[_Union[ActorInfo, _Mapping]]] = ...) -> None: ...
 
+class Bundle(_message.Message):
+    __slots__ = ("index", "resources", "node_id")
+    class ResourcesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    resources: _containers.ScalarMap[str, float]
+    node_id: str
+    def __init__(self, index: _Optional[int] = ..., resources: _Optional[_Mapping[str, float]] = ..., node_id: _Optional[str] = ...) -> None: ...
+
+class PlacementGroupSpec(_message.Message):
+    __slots__ = ("pg_id", "name", "namespace", "strategy", "bundles", "detached", "owner_worker_id")
+    PG_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    DETACHED_FIELD_NUMBER: _ClassVar[int]
+    OWNER_WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    pg_id: bytes
+    name: str
+    namespace: str
+    strategy: str
+    bundles: _containers.RepeatedCompositeFieldContainer[Bundle]
+    detached: bool
+    owner_worker_id: str
+    def __init__(self, pg_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., strategy: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[Bundle, _Mapping]]] = ..., detached: _Optional[bool] = ..., owner_worker_id: _Optional[str] = ...) -> None: ...
+
+class PlacementGroupInfo(_message.Message):
+    __slots__ = ("pg_id", "name", "namespace", "strategy", "state", "bundles", "version", "found", "error", "detached")
+    PG_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DETACHED_FIELD_NUMBER: _ClassVar[int]
+    pg_id: bytes
+    name: str
+    namespace: str
+    strategy: str
+    state: str
+    bundles: _containers.RepeatedCompositeFieldContainer[Bundle]
+    version: int
+    found: bool
+    error: str
+    detached: bool
+    def __init__(self, pg_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., strategy: _Optional[str] = ..., state: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[Bundle, _Mapping]]] = ..., version: _Optional[int] = ..., found: _Optional[bool] = ..., error: _Optional[str] = ..., detached: _Optional[bool] = ...) -> None: ...
+
+class PlacementGroupRequest(_message.Message):
+    __slots__ = ("pg_id", "name", "namespace", "after_version", "timeout")
+    PG_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    pg_id: bytes
+    name: str
+    namespace: str
+    after_version: int
+    timeout: float
+    def __init__(self, pg_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., after_version: _Optional[int] = ..., timeout: _Optional[float] = ...) -> None: ...
+
+class PlacementGroupList(_message.Message):
+    __slots__ = ("groups",)
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[PlacementGroupInfo]
+    def __init__(self, groups: _Optional[_Iterable[_Union[PlacementGroupInfo, _Mapping]]] = ...) -> None: ...
+
+class BundleRequest(_message.Message):
+    __slots__ = ("pg_id", "bundles")
+    PG_ID_FIELD_NUMBER: _ClassVar[int]
+    BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    pg_id: bytes
+    bundles: _containers.RepeatedCompositeFieldContainer[Bundle]
+    def __init__(self, pg_id: _Optional[bytes] = ..., bundles: _Optional[_Iterable[_Union[Bundle, _Mapping]]] = ...) -> None: ...
+
+class BundleReply(_message.Message):
+    __slots__ = ("ok", "error")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    error: str
+    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+
 class DriverInfo(_message.Message):
     __slots__ = ("worker_id", "job_id")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -518,7 +613,7 @@ class Arg(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., shm_object_id: _Optional[bytes] = ..., is_shm: _Optional[bool] = ..., locations: _Optional[_Iterable[_Union[Address, _Mapping]]] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("task_id", "job_id", "function_id", "name", "args", "kwarg_names", "num_returns", "owner", "max_calls", "env_vars", "gpu_ids", "resources", "generator_backpressure", "actor_id", "method_name", "concurrency_group")
+    __slots__ = ("task_id", "job_id", "function_id", "name", "args", "kwarg_names", "num_returns", "owner", "max_calls", "env_vars", "gpu_ids", "resources", "generator_backpressure", "actor_id", "method_name", "concurrency_group", "placement_group_id", "capture_child_tasks")
     class EnvVarsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -549,6 +644,8 @@ class TaskSpec(_message.Message):
     ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
     METHOD_NAME_FIELD_NUMBER: _ClassVar[int]
     CONCURRENCY_GROUP_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_CHILD_TASKS_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
     job_id: int
     function_id: bytes
@@ -565,7 +662,9 @@ class TaskSpec(_message.Message):
     actor_id: bytes
     method_name: str
     concurrency_group: str
-    def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[int] = ..., function_id: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[_Iterable[_Union[Arg, _Mapping]]] = ..., kwarg_names: _Optional[_Iterable[str]] = ..., num_returns: _Optional[int] = ..., owner: _Optional[_Union[Address, _Mapping]] = ..., max_calls: _Optional[int] = ..., env_vars: _Optional[_Mapping[str, str]] = ..., gpu_ids: _Optional[_Iterable[str]] = ..., resources: _Optional[_Mapping[str, float]] = ..., generator_backpressure: _Optional[bool] = ..., actor_id: _Optional[bytes] = ..., method_name: _Optional[str] = ..., concurrency_group: _Optional[str] = ...) -> None: ...
+    placement_group_id: bytes
+    capture_child_tasks: bool
+    def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[int] = ..., function_id: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[_Iterable[_Union[Arg, _Mapping]]] = ..., kwarg_names: _Optional[_Iterable[str]] = ..., num_returns: _Optional[int] = ..., owner: _Optional[_Union[Address, _Mapping]] = ..., max_calls: _Optional[int] = ..., env_vars: _Optional[_Mapping[str, str]] = ..., gpu_ids: _Optional[_Iterable[str]] = ..., resources: _Optional[_Mapping[str, float]] = ..., generator_backpressure: _Optional[bool] = ..., actor_id: _Optional[bytes] = ..., method_name: _Optional[str] = ..., concurrency_group: _Optional[str] = ..., placement_group_id: _Optional[bytes] = ..., capture_child_tasks: _Optional[bool] = ...) -> None: ...
 
 class CancelRequest(_message.Message):
     __slots__ = ("task_id", "force", "recursive")

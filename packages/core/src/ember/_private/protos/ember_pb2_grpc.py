@@ -104,6 +104,26 @@ class ControlServiceStub:
                 request_serializer=ember__pb2.DriverInfo.SerializeToString,
                 response_deserializer=ember__pb2.Empty.FromString,
                 _registered_method=True)
+        self.CreatePlacementGroup = channel.unary_unary(
+                '/ember.ControlService/CreatePlacementGroup',
+                request_serializer=ember__pb2.PlacementGroupSpec.SerializeToString,
+                response_deserializer=ember__pb2.PlacementGroupInfo.FromString,
+                _registered_method=True)
+        self.GetPlacementGroup = channel.unary_unary(
+                '/ember.ControlService/GetPlacementGroup',
+                request_serializer=ember__pb2.PlacementGroupRequest.SerializeToString,
+                response_deserializer=ember__pb2.PlacementGroupInfo.FromString,
+                _registered_method=True)
+        self.RemovePlacementGroup = channel.unary_unary(
+                '/ember.ControlService/RemovePlacementGroup',
+                request_serializer=ember__pb2.PlacementGroupRequest.SerializeToString,
+                response_deserializer=ember__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ListPlacementGroups = channel.unary_unary(
+                '/ember.ControlService/ListPlacementGroups',
+                request_serializer=ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember__pb2.PlacementGroupList.FromString,
+                _registered_method=True)
 
 
 class ControlServiceServicer:
@@ -195,6 +215,30 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreatePlacementGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPlacementGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemovePlacementGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPlacementGroups(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -267,6 +311,26 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.WatchDriver,
                     request_deserializer=ember__pb2.DriverInfo.FromString,
                     response_serializer=ember__pb2.Empty.SerializeToString,
+            ),
+            'CreatePlacementGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePlacementGroup,
+                    request_deserializer=ember__pb2.PlacementGroupSpec.FromString,
+                    response_serializer=ember__pb2.PlacementGroupInfo.SerializeToString,
+            ),
+            'GetPlacementGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPlacementGroup,
+                    request_deserializer=ember__pb2.PlacementGroupRequest.FromString,
+                    response_serializer=ember__pb2.PlacementGroupInfo.SerializeToString,
+            ),
+            'RemovePlacementGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemovePlacementGroup,
+                    request_deserializer=ember__pb2.PlacementGroupRequest.FromString,
+                    response_serializer=ember__pb2.Empty.SerializeToString,
+            ),
+            'ListPlacementGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlacementGroups,
+                    request_deserializer=ember__pb2.Empty.FromString,
+                    response_serializer=ember__pb2.PlacementGroupList.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -657,6 +721,114 @@ class ControlService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def CreatePlacementGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.ControlService/CreatePlacementGroup',
+            ember__pb2.PlacementGroupSpec.SerializeToString,
+            ember__pb2.PlacementGroupInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPlacementGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.ControlService/GetPlacementGroup',
+            ember__pb2.PlacementGroupRequest.SerializeToString,
+            ember__pb2.PlacementGroupInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemovePlacementGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.ControlService/RemovePlacementGroup',
+            ember__pb2.PlacementGroupRequest.SerializeToString,
+            ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlacementGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.ControlService/ListPlacementGroups',
+            ember__pb2.Empty.SerializeToString,
+            ember__pb2.PlacementGroupList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class NodeManagerStub:
     """Missing associated documentation comment in .proto file."""
@@ -721,6 +893,21 @@ class NodeManagerStub:
                 '/ember.NodeManager/ReadObject',
                 request_serializer=ember__pb2.ReadRequest.SerializeToString,
                 response_deserializer=ember__pb2.Chunk.FromString,
+                _registered_method=True)
+        self.PrepareBundles = channel.unary_unary(
+                '/ember.NodeManager/PrepareBundles',
+                request_serializer=ember__pb2.BundleRequest.SerializeToString,
+                response_deserializer=ember__pb2.BundleReply.FromString,
+                _registered_method=True)
+        self.CommitBundles = channel.unary_unary(
+                '/ember.NodeManager/CommitBundles',
+                request_serializer=ember__pb2.BundleRequest.SerializeToString,
+                response_deserializer=ember__pb2.BundleReply.FromString,
+                _registered_method=True)
+        self.CancelBundles = channel.unary_unary(
+                '/ember.NodeManager/CancelBundles',
+                request_serializer=ember__pb2.BundleRequest.SerializeToString,
+                response_deserializer=ember__pb2.BundleReply.FromString,
                 _registered_method=True)
 
 
@@ -795,6 +982,25 @@ class NodeManagerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PrepareBundles(self, request, context):
+        """Placement-group bundles, two-phase: reserve, then make usable (or give back).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CommitBundles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelBundles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeManagerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -852,6 +1058,21 @@ def add_NodeManagerServicer_to_server(servicer, server):
                     servicer.ReadObject,
                     request_deserializer=ember__pb2.ReadRequest.FromString,
                     response_serializer=ember__pb2.Chunk.SerializeToString,
+            ),
+            'PrepareBundles': grpc.unary_unary_rpc_method_handler(
+                    servicer.PrepareBundles,
+                    request_deserializer=ember__pb2.BundleRequest.FromString,
+                    response_serializer=ember__pb2.BundleReply.SerializeToString,
+            ),
+            'CommitBundles': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitBundles,
+                    request_deserializer=ember__pb2.BundleRequest.FromString,
+                    response_serializer=ember__pb2.BundleReply.SerializeToString,
+            ),
+            'CancelBundles': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelBundles,
+                    request_deserializer=ember__pb2.BundleRequest.FromString,
+                    response_serializer=ember__pb2.BundleReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1151,6 +1372,87 @@ class NodeManager:
             '/ember.NodeManager/ReadObject',
             ember__pb2.ReadRequest.SerializeToString,
             ember__pb2.Chunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PrepareBundles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeManager/PrepareBundles',
+            ember__pb2.BundleRequest.SerializeToString,
+            ember__pb2.BundleReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitBundles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeManager/CommitBundles',
+            ember__pb2.BundleRequest.SerializeToString,
+            ember__pb2.BundleReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelBundles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeManager/CancelBundles',
+            ember__pb2.BundleRequest.SerializeToString,
+            ember__pb2.BundleReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,198 @@
+"""The control service's placement groups: placement, two-phase reservation, removal.
+
+A group is PENDING until every bundle is reserved, then CREATED, and REMOVED
+when removed or when its (non-detached) owner dies. Placement picks nodes with
+pg_policy.place over the latest free resources, then reserves in two phases:
+PrepareBundles on every chosen node (each reserves all its bundles or none),
+and only if all succeeded CommitBundles (the bundles become usable as
+``R_group_<i>_<pg>`` resources); otherwise the prepared ones are cancelled and
+placement is retried shortly. So bundles are all-or-nothing.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Iterable
+
+import grpc
+
+from . import pg_policy, rpc
+from .protos import ember_pb2 as pb
+from .protos import ember_pb2_grpc as pbg
+
+RETRY_SECONDS = 0.2
+MAX_POLL_SECONDS = 5.0
+
+
+class _Group:
+    def __init__(self, spec: pb.PlacementGroupSpec) -> None:
+        self.spec = spec
+        self.state = "PENDING"
+        self.nodes: list[str] = []          # node id per bundle, once created
+        self.version = 0
+        self.error = ""
+
+
+class PlacementGroupManager:
+    def __init__(self, token: str, nodes: Callable[[], Iterable[pb.NodeInfo]]) -> None:
+        self._token = token
+        self._nodes = nodes
+        self._cond = threading.Condition()
+        self._groups: dict[bytes, _Group] = {}
+        self._names: dict[tuple[str, str], bytes] = {}
+        self._versions = 0
+        self._stubs: dict[str, rpc.Stub] = {}
+        self._stopped = False
+        self._wake = threading.Event()
+        threading.Thread(target=self._loop, daemon=True, name="ember-pg").start()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+
+    # ------------------------------------------------------------ RPC bodies
+    def create(self, spec: pb.PlacementGroupSpec) -> pb.PlacementGroupInfo:
+        with self._cond:
+            if spec.name:
+                existing = self._names.get((spec.namespace, spec.name))
+                if existing is not None:
+                    return pb.PlacementGroupInfo(found=False, error=(
+                        f"a placement group named {spec.name!r} already exists in namespace "
+                        f"{spec.namespace!r}: pick another name or remove it first"))
+                self._names[(spec.namespace, spec.name)] = spec.pg_id
+            group = self._groups[spec.pg_id] = _Group(spec)
+            self._bump(group)
+            info = self._info(group)
+        self._wake.set()
+        return info
+
+    def get(self, request: pb.PlacementGroupRequest) -> pb.PlacementGroupInfo:
+        deadline = time.monotonic() + min(max(request.timeout, 0.0), MAX_POLL_SECONDS)
+        with self._cond:
+            while True:
+                pg_id = request.pg_id or self._names.get((request.namespace, request.name))
+                group = self._groups.get(pg_id) if pg_id else None
+                if group is None:
+                    return pb.PlacementGroupInfo(found=False)
+                if group.version > request.after_version or time.monotonic() >= deadline:
+                    return self._info(group)
+                self._cond.wait(max(0.0, deadline - time.monotonic()))
+
+    def remove(self, pg_id: bytes) -> None:
+        with self._cond:
+            group = self._groups.get(pg_id)
+            if group is None or group.state == "REMOVED":
+                return
+            nodes = list(group.nodes)
+            self._mark_removed(group)
+        self._cancel(pg_id, set(nodes))
+
+    def owner_died(self, worker_id: str) -> None:
+        with self._cond:
+            doomed = [g for g in self._groups.values() if g.state != "REMOVED"
+                      and not g.spec.detached and g.spec.owner_worker_id == worker_id]
+        for group in doomed:
+            self.remove(group.spec.pg_id)
+
+    def list(self) -> pb.PlacementGroupList:
+        with self._cond:
+            return pb.PlacementGroupList(groups=[self._info(g) for g in self._groups.values()])
+
+    # ------------------------------------------------------------ placement
+    def _loop(self) -> None:
+        while not self._stopped:
+            self._wake.wait(RETRY_SECONDS)
+            self._wake.clear()
+            with self._cond:
+                pending = [g for g in self._groups.values() if g.state == "PENDING"]
+            for group in pending:
+                try:
+                    self._try_place(group)
+                except Exception:  # noqa: BLE001 - retried on the next round
+                    pass
+
+    def _try_place(self, group: _Group) -> None:
+        spec = group.spec
+        live = {n.node_id: n for n in self._nodes() if n.alive}
+        available = {nid: dict(n.available) for nid, n in live.items()}
+        bundles = [dict(b.resources) for b in spec.bundles]
+        chosen = pg_policy.place(bundles, spec.strategy, available)
+        if chosen is None:
+            totals = {nid: dict(n.total) for nid, n in live.items()}
+            if pg_policy.place(bundles, spec.strategy, totals) is None:
+                with self._cond:
+                    group.error = (f"no set of live nodes can ever hold these bundles with "
+                                   f"{spec.strategy}; it stays pending until nodes join")
+            return
+        per_node: dict[str, list[pb.Bundle]] = {}
+        for bundle, node_id in zip(spec.bundles, chosen):
+            per_node.setdefault(node_id, []).append(
+                pb.Bundle(index=bundle.index, resources=bundle.resources, node_id=node_id))
+        prepared: set[str] = set()
+        ok = True
+        for node_id, node_bundles in per_node.items():
+            reply = self._call(live[node_id], "PrepareBundles",
+                               pb.BundleRequest(pg_id=spec.pg_id, bundles=node_bundles))
+            if reply is None or not reply.ok:
+                ok = False
+                break
+            prepared.add(node_id)
+        with self._cond:
+            still_wanted = group.state == "PENDING"
+        if not ok or not still_wanted:
+            self._cancel(spec.pg_id, prepared)
+            return
+        for node_id in per_node:
+            self._call(live[node_id], "CommitBundles", pb.BundleRequest(pg_id=spec.pg_id))
+        with self._cond:
+            if group.state != "PENDING":
+                removed = True
+            else:
+                removed = False
+                group.state = "CREATED"
+                group.nodes = chosen
+                group.error = ""
+                self._bump(group)
+        if removed:
+            self._cancel(spec.pg_id, set(per_node))
+
+    def _cancel(self, pg_id: bytes, node_ids: set[str]) -> None:
+        live = {n.node_id: n for n in self._nodes() if n.alive}
+        for node_id in node_ids:
+            if node_id in live:
+                self._call(live[node_id], "CancelBundles", pb.BundleRequest(pg_id=pg_id))
+
+    def _call(self, node: pb.NodeInfo, method: str, request: Any) -> Any:
+        address = f"{node.ip}:{node.port}"
+        stub = self._stubs.get(address)
+        if stub is None:
+            stub = self._stubs[address] = rpc.Stub(rpc.channel(address), pbg.NodeManagerStub,
+                                                   self._token)
+        try:
+            return getattr(stub, method)(request, timeout=30)
+        except grpc.RpcError:
+            return None
+
+    # ------------------------------------------------------------ state
+    def _mark_removed(self, group: _Group) -> None:
+        group.state = "REMOVED"
+        spec = group.spec
+        if spec.name and self._names.get((spec.namespace, spec.name)) == spec.pg_id:
+            del self._names[(spec.namespace, spec.name)]
+        self._bump(group)
+
+    def _bump(self, group: _Group) -> None:
+        self._versions += 1
+        group.version = self._versions
+        self._cond.notify_all()
+
+    @staticmethod
+    def _info(group: _Group) -> pb.PlacementGroupInfo:
+        spec = group.spec
+        bundles = [pb.Bundle(index=b.index, resources=b.resources,
+                             node_id=group.nodes[i] if i < len(group.nodes) else "")
+                   for i, b in enumerate(spec.bundles)]
+        return pb.PlacementGroupInfo(
+            pg_id=spec.pg_id, name=spec.name, namespace=spec.namespace, strategy=spec.strategy,
+            state=group.state, bundles=bundles, version=group.version, found=True,
+            error=group.error, detached=spec.detached)
