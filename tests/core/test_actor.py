@@ -503,3 +503,21 @@ def test_list_named_actors(cluster):
     ember.kill(a)
     assert "listed" not in ember.util.list_named_actors()
     ember.kill(b)
+
+
+def test_leases_held_by_a_killed_actor_are_released(cluster):
+    @ember.remote
+    def nap():
+        time.sleep(30)
+
+    @ember.remote(num_cpus=0)
+    class Parent:
+        def run(self):
+            return ember.get(nap.remote())
+
+    p = Parent.remote()
+    p.run.remote()
+    wait_for_condition(lambda: ember.available_resources().get("CPU") == 1.0, timeout=10)
+    ember.kill(p)   # its child's lease must not outlive it
+    wait_for_condition(lambda: ember.available_resources().get("CPU") == 2.0, timeout=5,
+                       message="a dead actor's child lease kept its CPU")

@@ -482,3 +482,28 @@ def test_max_starting_is_shared_across_envs() -> None:
     assert [type(a) for a in actions] == [Grant, StartWorker]
     assert actions[0].request_id == 1 and actions[0].worker_id == "wa"
     assert actions[1] == StartWorker("b")
+
+
+# ------------------------------------------------------------------ owner death
+
+
+def test_owner_died_returns_its_leases_and_kills_their_workers() -> None:
+    sched = make(cpus=2)
+    sched.worker_registered("w1", "", now=0.0)
+    sched.worker_registered("w2", "", now=0.0)
+    mine = only_grant(sched.request_lease(1, {"CPU": 1}, owner="driver-a"), 1, "w1")
+    only_grant(sched.request_lease(2, {"CPU": 1}, owner="driver-b"), 2, "w2")
+    assert sched.request_lease(3, {"CPU": 1}, owner="driver-a") == []   # waits: node full
+    assert sched.owner_died("driver-a", now=1.0) == [KillWorker("w1")]
+    assert mine.lease_id not in sched.leases
+    assert 3 not in sched.pending           # its waiting request is dropped too
+    assert cpu_free(sched) == 1.0           # driver-b's lease is untouched
+    assert sched.owner_died("driver-a", now=2.0) == []
+
+
+def test_owner_died_ignores_leases_without_an_owner() -> None:
+    sched = make(cpus=1)
+    sched.worker_registered("w1", "", now=0.0)
+    only_grant(sched.request_lease(1, {"CPU": 1}), 1, "w1")
+    assert sched.owner_died("", now=1.0) == []
+    assert cpu_free(sched) == 0.0

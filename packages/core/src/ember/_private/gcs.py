@@ -67,6 +67,8 @@ class ControlService(pbg.ControlServiceServicer):
         self.kv = KVStore(db_path)
         self._lock = threading.Lock()
         self._nodes: dict[str, pb.NodeInfo] = {}
+        self._token = token
+        self._nm_stubs: dict = {}
         self.actors = ActorManager(token, self.node_list)
         from .placement_group_manager import PlacementGroupManager
         self.placement_groups = PlacementGroupManager(token, self.node_list)
@@ -133,7 +135,30 @@ class ControlService(pbg.ControlServiceServicer):
     def ReportWorkerDeath(self, request: pb.WorkerDeath, context) -> pb.Empty:
         self.actors.worker_died(request)
         self.placement_groups.owner_died(request.worker_id)
+        self._broadcast_death(request.worker_id, request.node_id)
         return pb.Empty()
+
+    def _broadcast_death(self, worker_id: str, reporter_node_id: str) -> None:
+        """Leases a dead process held on other nodes must be released there too."""
+        from . import rpc
+        nodes = [n for n in self.node_list() if n.alive and n.node_id != reporter_node_id]
+        if not nodes:
+            return
+        request = pb.WorkerDeath(worker_id=worker_id)
+
+        def send() -> None:
+            for node in nodes:
+                address = f"{node.ip}:{node.port}"
+                stub = self._nm_stubs.get(address)
+                if stub is None:
+                    stub = self._nm_stubs[address] = rpc.Stub(
+                        rpc.channel(address), pbg.NodeManagerStub, self._token)
+                try:
+                    stub.ReleaseOwner(request, timeout=10)
+                except Exception:  # noqa: BLE001 - that node is gone or going
+                    pass
+
+        threading.Thread(target=send, daemon=True, name="ember-death-broadcast").start()
 
     # ------------------------------------------------------------ placement groups
     def CreatePlacementGroup(self, request: pb.PlacementGroupSpec, context
@@ -158,6 +183,7 @@ class ControlService(pbg.ControlServiceServicer):
         gone.wait()
         self.actors.owner_died(request.worker_id)
         self.placement_groups.owner_died(request.worker_id)
+        self._broadcast_death(request.worker_id, "")
         return
         yield  # pragma: no cover - a generator that never yields: the stream stays open
 

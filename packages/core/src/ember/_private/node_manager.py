@@ -200,6 +200,7 @@ class NodeManager(pbg.NodeManagerServicer):
                 if wp.registered:
                     self._by_worker.pop(wp.worker_id, None)
                     self._apply(self.scheduler.worker_died(wp.worker_id))
+                    self._apply(self.scheduler.owner_died(wp.worker_id, time.monotonic()))
                     self._report_death(wp)
                 else:
                     self._apply(self.scheduler.worker_start_failed(wp.env_hash))
@@ -325,7 +326,9 @@ class NodeManager(pbg.NodeManagerServicer):
             self._pending[request_id] = pending
             self._apply(self.scheduler.request_lease(
                 request_id, dict(request.resources), request.runtime_env_hash, request.name,
-                placement=dict(request.placement_resources) or None))
+                placement=dict(request.placement_resources) or None,
+                # Actor leases belong to the control service, not the creator.
+                owner="" if request.for_actor else request.owner_worker_id))
         if not pending.event.wait(LEASE_POLL_SECONDS) or pending.reply is None:
             with self._lock:
                 if pending.reply is None:
@@ -394,6 +397,12 @@ class NodeManager(pbg.NodeManagerServicer):
                 yield pb.LogBatch(lines=lines)
         finally:
             self.logs.unsubscribe(q)
+
+    def ReleaseOwner(self, request: pb.WorkerDeath, context) -> pb.Empty:
+        """A process elsewhere died (told by the control service): drop its leases here."""
+        with self._lock:
+            self._apply(self.scheduler.owner_died(request.worker_id, time.monotonic()))
+        return pb.Empty()
 
     def PullObject(self, request: pb.PullRequest, context) -> pb.PullReply:
         reply = self.transfer.pull(request)

@@ -97,10 +97,15 @@ def _distinct(bundles: Sequence[Mapping[str, float]], nodes: list[str],
 
 def _greedy(bundles: Sequence[Mapping[str, float]], nodes: list[str],
             free: dict[str, dict[str, float]], prefer_used: bool) -> list[str] | None:
-    """Best effort: each bundle on a node with room, packing onto used nodes or spreading."""
+    """Best effort: each bundle on a node with room, packing onto used nodes or spreading.
+
+    Biggest bundles first (as Ray sorts them), so small ones placed early do not
+    leave a big one nowhere to go when some assignment would fit them all.
+    """
     counts = {n: 0 for n in nodes}
-    out: list[str] = []
-    for bundle in bundles:
+    out: dict[int, str] = {}
+    for i in sorted(range(len(bundles)), key=lambda i: -sum(bundles[i].values())):
+        bundle = bundles[i]
         fitting = [n for n in nodes if _fits(bundle, free[n])]
         if not fitting:
             return None
@@ -110,8 +115,8 @@ def _greedy(bundles: Sequence[Mapping[str, float]], nodes: list[str],
             node = min(fitting, key=lambda n: (counts[n], -sum(free[n].values())))
         _take(free[node], bundle)
         counts[node] += 1
-        out.append(node)
-    return out
+        out[i] = node
+    return [out[i] for i in range(len(bundles))]
 
 
 def bundle_resource_names(resources: Mapping[str, float], pg_hex: str,

@@ -53,6 +53,7 @@ class _Request:
     # Must be free to grant, but only `resources` is held (an actor with no
     # explicit resources needs 1 CPU to be placed and holds 0, as in Ray).
     placement: ResourceSet | None = None
+    owner: str = ""                   # the worker (or driver) that asked; see owner_died
 
     @property
     def shape(self) -> ResourceSet:
@@ -73,6 +74,7 @@ class _Lease:
     worker_id: str
     allocation: Any
     blocked: bool = False
+    owner: str = ""
 
 
 @dataclass
@@ -92,9 +94,10 @@ class LeaseScheduler:
 
     # ------------------------------------------------------------ events
     def request_lease(self, request_id: int, resources: dict[str, float], env_hash: str = "",
-                      name: str = "", placement: dict[str, float] | None = None) -> list:
+                      name: str = "", placement: dict[str, float] | None = None,
+                      owner: str = "") -> list:
         request = _Request(request_id, ResourceSet(resources), env_hash, name,
-                           placement=ResourceSet(placement) if placement else None)
+                           placement=ResourceSet(placement) if placement else None, owner=owner)
         try:
             self.resources.can_ever_fit(request.shape)
         except ValueError as e:
@@ -157,6 +160,16 @@ class LeaseScheduler:
             return self._schedule()
         self.resources.reclaim_cpu(lease.allocation)
         return []
+
+    def owner_died(self, owner: str, now: float) -> list:
+        """The process holding leases here is gone: its leases (and their workers) go too,
+        or their resources would stay taken forever."""
+        actions: list = []
+        for request_id in [r.request_id for r in self.pending.values() if r.owner == owner]:
+            del self.pending[request_id]
+        for lease in [lease for lease in self.leases.values() if owner and lease.owner == owner]:
+            actions += self.return_lease(lease.lease_id, True, now)
+        return actions
 
     def resources_changed(self) -> list:
         """Capacity changed (bundles committed or removed): serve what fits now."""
@@ -222,7 +235,8 @@ class LeaseScheduler:
                 continue
             lease_id = next(self._lease_ids).to_bytes(8, "little")
             worker.lease_id = lease_id
-            self.leases[lease_id] = _Lease(lease_id, worker.worker_id, allocation)
+            self.leases[lease_id] = _Lease(lease_id, worker.worker_id, allocation,
+                                           owner=req.owner)
             del self.pending[req.request_id]
             actions.append(Grant(req.request_id, lease_id, worker.worker_id, allocation))
         # Start workers for requests that would fit now but have no idle worker.

@@ -884,6 +884,11 @@ class NodeManagerStub:
                 request_serializer=ember__pb2.Empty.SerializeToString,
                 response_deserializer=ember__pb2.NodeStatus.FromString,
                 _registered_method=True)
+        self.ReleaseOwner = channel.unary_unary(
+                '/ember.NodeManager/ReleaseOwner',
+                request_serializer=ember__pb2.WorkerDeath.SerializeToString,
+                response_deserializer=ember__pb2.Empty.FromString,
+                _registered_method=True)
         self.PullObject = channel.unary_unary(
                 '/ember.NodeManager/PullObject',
                 request_serializer=ember__pb2.PullRequest.SerializeToString,
@@ -968,10 +973,17 @@ class NodeManagerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def PullObject(self, request, context):
+    def ReleaseOwner(self, request, context):
         """Objects across nodes: a local process asks its node manager to make a copy
         local (PullObject); node managers read each other's copies in chunks.
+        A process died somewhere (told by the control service): free its leases here.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PullObject(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -1048,6 +1060,11 @@ def add_NodeManagerServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=ember__pb2.Empty.FromString,
                     response_serializer=ember__pb2.NodeStatus.SerializeToString,
+            ),
+            'ReleaseOwner': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseOwner,
+                    request_deserializer=ember__pb2.WorkerDeath.FromString,
+                    response_serializer=ember__pb2.Empty.SerializeToString,
             ),
             'PullObject': grpc.unary_unary_rpc_method_handler(
                     servicer.PullObject,
@@ -1318,6 +1335,33 @@ class NodeManager:
             '/ember.NodeManager/GetStatus',
             ember__pb2.Empty.SerializeToString,
             ember__pb2.NodeStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseOwner(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeManager/ReleaseOwner',
+            ember__pb2.WorkerDeath.SerializeToString,
+            ember__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
