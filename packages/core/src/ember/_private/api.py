@@ -53,7 +53,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
         from .options import validate_options
         if runtime_env is not None:
             validate_options({"runtime_env": runtime_env})
-        address = address or os.environ.get("EMBER_ADDRESS") or None
+        address = _resolve_address(address)
         if address is None:
             info = _start_local(num_cpus, num_gpus, resources, object_store_memory)
             _cluster = info
@@ -131,53 +131,88 @@ def _watch_driver(core: Any) -> None:
     threading.Thread(target=drain, daemon=True, name="ember-driver-watch").start()
 
 
+def _resolve_address(address: str | None) -> str | None:
+    """``address`` (or $EMBER_ADDRESS) as HOST:PORT; None means start an embedded cluster.
+
+    "auto" is the newest cluster started on this machine by ``ember start``;
+    "local" (as in Ray) always starts a new embedded cluster.
+    """
+    address = (address or os.environ.get("EMBER_ADDRESS") or "").strip() or None
+    if address is None or address == "local":
+        return None
+    if address == "auto":
+        from .node import find_latest_cluster
+        found = find_latest_cluster()
+        if found is None:
+            raise ConnectionError(
+                'address="auto" found no running Ember cluster started on this machine: '
+                "start one with `ember start --head`, or pass address=\"HOST:PORT\" of a "
+                "running cluster (or leave address out to start an embedded one)")
+        return found
+    return address
+
+
 def _find_token(address: str) -> str | None:
-    from .node import SESSION_ROOT
+    """The cluster token for ``address``: $EMBER_CLUSTER_TOKEN, else the session directory
+    on this machine whose ``gcs_address`` is ``address`` (newest first)."""
+    from .node import find_local_token
     from .rpc import TOKEN_ENV
     token = os.environ.get(TOKEN_ENV)
     if token:
-        return token
-    for path in sorted(glob.glob(os.path.join(SESSION_ROOT, "session_*", "gcs_address")),
-                       reverse=True):
-        try:
-            with open(path) as f:
-                if f.read().strip() == address:
-                    with open(os.path.join(os.path.dirname(path), "token")) as t:
-                        return t.read().strip()
-        except OSError:
-            continue
-    return None
+        return token.strip()
+    return find_local_token(address)
+
+
+def _pick_local_node(nodes: list, head_node_id: str | None) -> Any:
+    """The node this driver attaches to: a live node on this machine (the head first,
+    then the oldest), else the head, else any live node."""
+    from .node import is_local_ip
+    live = [n for n in nodes if n.alive]
+    if not live:
+        return None
+    local = [n for n in live if is_local_ip(n.ip)]
+    head = [n for n in live if n.node_id == head_node_id]
+    for group in ([n for n in local if n.node_id == head_node_id], local, head):
+        if group:
+            return min(group, key=lambda n: n.start_time)
+    return min(live, key=lambda n: n.start_time)
 
 
 def _connect_existing(address: str, namespace, runtime_env):
-    import grpc
+    from . import node as node_mod
     from . import rpc
-    from .protos import ember_pb2 as pb
-    from .protos import ember_pb2_grpc as pbg
-    if ":" not in address:
-        raise ValueError(f"address {address!r} must look like HOST:PORT")
-    chan = rpc.channel(address)
     try:
-        rpc.wait_ready(chan, 5.0, f"an Ember cluster at {address}")
-    finally:
-        chan.close()
+        node_mod.split_address(address)
+    except ValueError:
+        raise ValueError(f"address {address!r} must look like HOST:PORT (e.g. "
+                         f"\"127.0.0.1:6379\"), or be \"auto\" for the cluster started on "
+                         "this machine by `ember start`") from None
     token = _find_token(address)
     if token is None:
-        raise ConnectionError(f"found a server at {address} but not its cluster token: set "
-                              f"{rpc.TOKEN_ENV} to the token printed by `ember start --head`")
-    gcs = rpc.Stub(rpc.channel(address), pbg.ControlServiceStub, token)
-    try:
-        nodes = gcs.GetNodes(pb.Empty(), timeout=5).nodes
-    except grpc.RpcError as e:
-        raise ConnectionError(f"the cluster at {address} refused the connection "
-                              f"({e.code().name}): check the cluster token") from None
-    live = [n for n in nodes if n.alive]
-    if not live:
+        # Nothing listening is the likelier mistake: say so first.
+        node_mod.check_reachable(address, 5.0)
+        chan = rpc.channel(address)
+        try:
+            rpc.wait_ready(chan, 5.0, f"an Ember cluster at {address}")
+        finally:
+            chan.close()
+        raise ConnectionError(
+            f"found a server at {address} but not its cluster token: this machine has no "
+            f"session for it, so set {rpc.TOKEN_ENV} to the token printed by "
+            "`ember start --head` (the file `token` in the head's session directory)")
+    # ConnectionError ("could not reach ...", "rejected the cluster token ...") on failure.
+    nodes = node_mod.query_nodes(address, token, timeout=5.0)
+    head_id = node_mod.cluster_kv(address, token, "head_node_id")
+    node = _pick_local_node(nodes, head_id)
+    if node is None:
         raise ConnectionError(f"the cluster at {address} has no live nodes")
-    node = live[0]
+    bind_ip = node.ip
+    if not node_mod.is_local_ip(bind_ip):
+        # No node on this machine: listen on the address that reaches the cluster.
+        bind_ip = node_mod.local_ip_towards(address)
     return _connect_driver(token, address, f"{node.ip}:{node.port}", node.node_id,
                            node.shm_dir, node.shm_prefix, namespace, runtime_env,
-                           bind_ip=node.ip)
+                           bind_ip=bind_ip)
 
 
 def _start_log_printer(core: Any) -> None:

@@ -7,6 +7,7 @@ import threading
 
 from . import process_util, rpc
 from .gcs import ControlService
+from .node import CLUSTER_KV_NS
 from .protos import ember_pb2_grpc as pbg
 
 
@@ -17,10 +18,19 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ready-fd", type=int, default=-1)
     parser.add_argument("--parent-fd", type=int, default=-1)
+    parser.add_argument("--session-name", default="")
+    parser.add_argument("--head-node-id", default="")
     args = parser.parse_args()
     token = os.environ.pop(rpc.TOKEN_ENV)
 
     service = ControlService(os.path.join(args.session_dir, "control.sqlite"), token)
+    # What joining nodes and drivers ask for (node.cluster_kv): the session's
+    # name, so another machine's node uses a session directory of the same
+    # name, and which node is the head.
+    for key, value in (("session_name", args.session_name),
+                       ("head_node_id", args.head_node_id)):
+        if value:
+            service.kv.put(CLUSTER_KV_NS, key.encode(), value.encode(), True)
     # Long-polls (actor lookups) and one stream per driver each hold a thread.
     server = rpc.make_server(token, max_workers=128)
     pbg.add_ControlServiceServicer_to_server(service, server)

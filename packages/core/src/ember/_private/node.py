@@ -1,44 +1,145 @@
-"""Starting and stopping the processes of an embedded one-node cluster.
+"""Starting and stopping the processes of Ember nodes, and finding them again.
 
-``ember.init()`` with no address calls ``start_local_cluster``: it creates a
-session directory and token, then starts the control service and the node
-manager side by side (the node manager waits for the control service's port,
-which the driver chose). Each child watches a pipe whose write end only the
-driver holds, so if the driver dies in any way, they clean up and exit.
+A *head* is the control service plus a node manager; any other node is a node
+manager that joins a head's control service. Three callers share this code:
+
+- ``ember.init()`` with no address (``start_local_cluster``): a head tied to the
+  driver that started it;
+- ``ember start`` (``cli.py``): detached processes that outlive the command,
+  registered in the session directory so ``ember stop`` can find them and
+  ``ember.init(address="auto")`` can find the cluster;
+- ``ember.cluster_utils.Cluster``: several nodes tied to the creating process.
+
+Tied processes watch a pipe whose write end only their creator holds: if the
+creator dies in any way (even SIGKILL) they read EOF, clean up and exit. The
+node manager does the same for its workers. Every child reports readiness (its
+port) on a second pipe, so a start-up failure surfaces at once with the tail of
+the child's log.
+
+Session directory (``$EMBER_TMPDIR/ember/session_*``, default ``/tmp/ember``):
+``token`` (mode 0600), ``gcs_address``, ``logs/``, ``control.sqlite`` and, for
+clusters started by the CLI, ``procs/<pid>`` (one JSON file per process
+started) plus the ``session_latest`` symlink next to the session directories.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Iterable
 
-from . import ids, process_util, rpc
-from .shm_store import ShmStore, default_shm_dir
+from . import ids, process_util
 
+# Kept for callers that read it at import time; code here calls session_root()
+# so that EMBER_TMPDIR set after import is honoured too.
 SESSION_ROOT = os.path.join(os.environ.get("EMBER_TMPDIR", "/tmp"), "ember")
+LATEST_LINK = "session_latest"
+PROCS_DIR = "procs"
+DEFAULT_PORT = 6379          # Ray's default for the head's control service
+# KV namespace and keys the control service is given at start (gcs_main.py).
+CLUSTER_KV_NS = "cluster"
+# rpc.TOKEN_ENV, spelled out so that `ember stop` need not import gRPC.
+TOKEN_ENV = "EMBER_CLUSTER_TOKEN"
 
 
-@dataclass
-class LocalCluster:
+def session_root() -> str:
+    return os.path.join(os.environ.get("EMBER_TMPDIR", "/tmp"), "ember")
+
+
+# ---------------------------------------------------------------- nodes
+
+@dataclass(eq=False)
+class NodeProcesses:
+    """The processes of one node (a head also runs the control service).
+
+    ``address`` is the node manager's ``ip:port``; ``gcs_address`` the control
+    service's. ``procs`` are the started processes (control service first on a
+    head); ``parent_w`` is the write end of their watchdog pipe (-1 when the
+    processes are detached and outlive their starter).
+    """
+
+    node_id: str
+    ip: str
+    port: int
+    gcs_address: str
     session_dir: str
     token: str
-    gcs_address: str
-    node_manager_address: str
-    node_id: str
     shm_dir: str
     shm_prefix: str
+    is_head: bool = False
+    resources: dict[str, float] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
     procs: list[subprocess.Popen] = field(default_factory=list)
     parent_w: int = -1
 
+    @property
+    def address(self) -> str:
+        """The node manager's address, ``ip:port``."""
+        return f"{self.ip}:{self.port}"
+
+    # Names other callers (and Ray's Node) use for the same things.
+    node_manager_address = address
+
+    @property
+    def unique_id(self) -> str:
+        return self.node_id
+
+    @property
+    def node_ip_address(self) -> str:
+        return self.ip
+
+    @property
+    def node_manager_port(self) -> int:
+        return self.port
+
+    def all_processes(self) -> list[int]:
+        """Pids of this node's processes, its workers included."""
+        pids = [p.pid for p in self.procs if p.poll() is None]
+        for pid in list(pids):
+            pids.extend(descendants(pid))
+        return pids
+
     def stop(self, timeout: float = 5.0) -> None:
-        """Close the watchdog pipe (children shut down), then make sure they did."""
+        """Close the watchdog pipe (children shut down), then make sure they did.
+
+        Detached processes (no pipe) get SIGTERM instead.
+        """
+        if self.parent_w < 0:
+            self.terminate(timeout)
+            return
+        self._close_pipe()
+        self._wait_or_kill(timeout)
+
+    def terminate(self, timeout: float = 10.0) -> None:
+        """Graceful stop: SIGTERM (the node manager stops its workers), SIGKILL later."""
+        workers = self.all_processes()
+        for proc in reversed(self.procs):      # node manager before control service
+            _send(proc.pid, signal.SIGTERM)
+        self._close_pipe()
+        self._wait_or_kill(timeout)
+        _kill_and_wait(workers, timeout)
+
+    def kill(self) -> None:
+        """Ungraceful stop: SIGKILL the node's processes and its workers at once."""
+        pids = self.all_processes()
+        for pid in pids:
+            _send(pid, signal.SIGKILL)
+        self._close_pipe()
+        self._wait_or_kill(5.0)
+        _kill_and_wait(pids, 5.0)
+
+    def _close_pipe(self) -> None:
         if self.parent_w >= 0:
             os.close(self.parent_w)
             self.parent_w = -1
+
+    def _wait_or_kill(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         for proc in self.procs:
             try:
@@ -48,70 +149,600 @@ class LocalCluster:
                 proc.wait()
         # The node manager removes shared-memory files; this is the backstop for
         # a node manager that was itself killed.
+        from .shm_store import ShmStore
         ShmStore(self.shm_dir, self.shm_prefix).cleanup_all()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+# ember.init()'s embedded cluster is a head node tied to the driver.
+LocalCluster = NodeProcesses
+
+
+def new_session(token: str | None = None, name: str | None = None) -> tuple[str, str]:
+    """Create (or reuse) a session directory with ``logs/`` and a 0600 ``token`` file.
+
+    Returns ``(session_dir, token)``; a token is minted unless one is given.
+    """
+    from . import rpc
+    if name is None:
+        stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+        name = f"session_{stamp}_{os.getpid()}_{ids.new_unique_hex(3)}"
+    session_dir = os.path.join(session_root(), name)
+    os.makedirs(os.path.join(session_dir, "logs"), mode=0o700, exist_ok=True)
+    token = token or rpc.new_token()
+    token_path = os.path.join(session_dir, "token")
+    fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token)
+    return session_dir, token
+
+
+def free_port(ip: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    with socket.socket(family) as s:
+        s.bind((ip, 0))
         return s.getsockname()[1]
 
 
-def start_local_cluster(*, total: dict[str, float], gpu_ids: list[str],
-                        prestart: int, timeout: float = 30.0) -> LocalCluster:
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    session = f"session_{stamp}_{os.getpid()}_{ids.new_unique_hex(3)}"
-    session_dir = os.path.join(SESSION_ROOT, session)
-    os.makedirs(os.path.join(session_dir, "logs"), mode=0o700, exist_ok=True)
-    token = rpc.new_token()
-    token_path = os.path.join(session_dir, "token")
-    fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token)
-    node_id = ids.new_unique_hex(14)
-    shm_dir = default_shm_dir()
-    shm_prefix = f"ember_{ids.new_unique_hex(4)}_"
-    gcs_port = _free_port()
-    gcs_address = f"127.0.0.1:{gcs_port}"
-    with open(os.path.join(session_dir, "gcs_address"), "w") as f:
-        f.write(gcs_address)
+_free_port = free_port
 
-    parent_r, parent_w = os.pipe()
+
+def port_is_free(ip: str, port: int) -> bool:
+    """Whether a server could listen on ``ip:port`` now (SO_REUSEADDR, as gRPC binds)."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((ip, port))
+        except OSError:
+            return False
+    return True
+
+
+def is_local_ip(ip: str) -> bool:
+    """Whether ``ip`` is an address of this machine (loopback, or one a socket can bind)."""
+    if ip in ("localhost",) or ip.startswith("127."):
+        return True
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((ip, 0))
+        return True
+    except (OSError, OverflowError):
+        return False
+
+
+def local_ip_towards(address: str, timeout: float = 5.0) -> str:
+    """This machine's address on the route to ``host:port`` (read from a TCP connection)."""
+    host, port = split_address(address)
+    if host == "localhost" or host.startswith("127."):
+        return "127.0.0.1"
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        return s.getsockname()[0]
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"address {address!r} must look like HOST:PORT, e.g. 127.0.0.1:6379")
+    return host.strip("[]"), int(port)
+
+
+def descendants(pid: int) -> list[int]:
+    """Pids of ``pid``'s children, grandchildren and so on (from /proc)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        for path in _glob(f"/proc/{p}/task/*/children"):
+            try:
+                with open(path) as f:
+                    kids = [int(c) for c in f.read().split()]
+            except OSError:
+                continue
+            out.extend(kids)
+            todo.extend(kids)
+    return out
+
+
+def _glob(pattern: str) -> list[str]:
+    import glob
+    return glob.glob(pattern)
+
+
+def _spawn(commands: list[tuple[str, str, list[str]]], session_dir: str, token: str,
+           detached: bool, timeout: float, register: dict | None = None) -> tuple[
+               list[subprocess.Popen], list[str], int]:
+    """Start each (what, log name, argv) side by side; wait until all report ready.
+
+    ``register``: record each process for ``ember stop`` (role = log name),
+    with these extra fields.
+
+    Returns (processes, what each reported, write end of their watchdog pipe or
+    -1). On any failure everything started is killed and the error re-raised.
+    """
+    parent_r, parent_w = (-1, -1) if detached else os.pipe()
     env = dict(os.environ)
-    env[rpc.TOKEN_ENV] = token
-    procs = []
-    ready_fds = []
-    commands = [
-        ("control service", "gcs", ["-m", "ember._private.gcs_main", "--port", str(gcs_port)]),
-        ("node manager", "node_manager", [
-            "-m", "ember._private.node_manager_main", "--gcs-address", gcs_address,
-            "--node-id", node_id, "--resources-json", json.dumps(total),
-            "--gpu-ids", ",".join(gpu_ids), "--shm-dir", shm_dir, "--shm-prefix", shm_prefix,
-            "--prestart", str(prestart)]),
-    ]
+    env[TOKEN_ENV] = token
+    procs: list[subprocess.Popen] = []
+    ready_fds: list[tuple[str, int, str]] = []
     try:
         for what, name, argv in commands:
             ready_r, ready_w = os.pipe()
             log_path = os.path.join(session_dir, "logs", f"{name}.log")
-            with open(log_path, "ab") as log:
-                proc = subprocess.Popen(
-                    [sys.executable, *argv, "--session-dir", session_dir,
-                     "--ready-fd", str(ready_w), "--parent-fd", str(parent_r)],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
-                    pass_fds=(ready_w, parent_r), start_new_session=True)
-            os.close(ready_w)
+            extra = ["--session-dir", session_dir, "--ready-fd", str(ready_w)]
+            fds: tuple[int, ...] = (ready_w,)
+            if not detached:
+                extra += ["--parent-fd", str(parent_r)]
+                fds += (parent_r,)
+            try:
+                with open(log_path, "ab") as log:
+                    proc = subprocess.Popen(
+                        [sys.executable, *argv, *extra], stdin=subprocess.DEVNULL,
+                        stdout=log, stderr=log, env=env, pass_fds=fds,
+                        start_new_session=True)
+            finally:
+                os.close(ready_w)
             procs.append(proc)
             ready_fds.append((what, ready_r, log_path))
-        ports = [process_util.read_ready(fd, timeout, what, log_path)
-                 for what, fd, log_path in ready_fds]
+            if register is not None:
+                register_process(session_dir, proc.pid, name, **register)
+        reported = []
+        for i, (what, fd, log_path) in enumerate(ready_fds):
+            try:
+                reported.append(process_util.read_ready(fd, timeout, what, log_path))
+            finally:
+                ready_fds[i] = (what, -1, log_path)
     except BaseException:
-        os.close(parent_w)
+        for _, fd, _ in ready_fds:
+            if fd >= 0:
+                os.close(fd)
+        if parent_w >= 0:
+            os.close(parent_w)
         for proc in procs:
+            kids = descendants(proc.pid)
             proc.kill()
             proc.wait()
-        os.close(parent_r)
+            _kill_and_wait(kids, 5.0)
+            if register is not None:
+                unregister_process(session_dir, proc.pid)
+        if parent_r >= 0:
+            os.close(parent_r)
         raise
-    os.close(parent_r)
-    return LocalCluster(session_dir=session_dir, token=token, gcs_address=gcs_address,
-                        node_manager_address=f"127.0.0.1:{ports[1]}", node_id=node_id,
-                        shm_dir=shm_dir, shm_prefix=shm_prefix, procs=procs, parent_w=parent_w)
+    if parent_r >= 0:
+        os.close(parent_r)
+    return procs, reported, parent_w
+
+
+def _node_manager_argv(gcs_address: str, node_id: str, total: dict[str, float],
+                       gpu_ids: list[str], ip: str, port: int, labels: dict[str, str],
+                       shm_dir: str, shm_prefix: str, prestart: int) -> list[str]:
+    return ["-m", "ember._private.node_manager_main", "--gcs-address", gcs_address,
+            "--node-id", node_id, "--resources-json", json.dumps(total),
+            "--gpu-ids", ",".join(gpu_ids), "--shm-dir", shm_dir, "--shm-prefix", shm_prefix,
+            "--prestart", str(prestart), "--host", ip, "--port", str(port),
+            "--labels-json", json.dumps(labels)]
+
+
+def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
+               ip: str = "127.0.0.1", port: int = 0, node_manager_port: int = 0,
+               labels: dict[str, str] | None = None, token: str | None = None,
+               session_dir: str | None = None, detached: bool = False,
+               register: bool = False, timeout: float = 30.0) -> NodeProcesses:
+    """Start a head node: the control service and a node manager, side by side.
+
+    ``port`` 0 picks a free port. ``session_dir`` None creates a new session
+    (with ``token``, or a new one). ``detached`` processes outlive the caller
+    (no watchdog pipe); ``register`` records their pids for ``ember stop``.
+    """
+    from .shm_store import default_shm_dir
+    if session_dir is None:
+        session_dir, token = new_session(token)
+    elif token is None:
+        token = read_token(session_dir)
+    node_id = ids.new_unique_hex(14)
+    shm_dir, shm_prefix = default_shm_dir(), f"ember_{ids.new_unique_hex(4)}_"
+    labels = dict(labels or {})
+    # The control service's port is chosen here so both processes start at
+    # once. A free port can be taken before the control service binds it (by
+    # any socket on the machine): with port=0, try another one.
+    for attempt in range(3):
+        gcs_port = port or free_port(ip)
+        gcs_address = f"{_bracket(ip)}:{gcs_port}"
+        with open(os.path.join(session_dir, "gcs_address"), "w") as f:
+            f.write(gcs_address)
+        commands = [
+            ("control service", "gcs", [
+                "-m", "ember._private.gcs_main", "--host", ip, "--port", str(gcs_port),
+                "--session-name", os.path.basename(session_dir), "--head-node-id", node_id]),
+            ("node manager", "node_manager", _node_manager_argv(
+                gcs_address, node_id, total, gpu_ids, ip, node_manager_port, labels, shm_dir,
+                shm_prefix, prestart)),
+        ]
+        try:
+            procs, reported, parent_w = _spawn(
+                commands, session_dir, token, detached, timeout,
+                {"shm_dir": shm_dir, "shm_prefix": shm_prefix} if register else None)
+            break
+        except RuntimeError as e:
+            # rpc.bind's "cannot listen on", or gRPC's own "Failed to bind to address".
+            msg = str(e)
+            lost_port = f"{ip}:{gcs_port}" in msg and ("bind" in msg or "cannot listen" in msg)
+            if port or attempt == 2 or not lost_port:
+                raise
+    return NodeProcesses(node_id=node_id, ip=ip, port=int(reported[1]),
+                         gcs_address=gcs_address, session_dir=session_dir, token=token,
+                         shm_dir=shm_dir, shm_prefix=shm_prefix, is_head=True,
+                         resources=dict(total), labels=labels, procs=procs,
+                         parent_w=parent_w)
+
+
+def start_node(*, gcs_address: str, token: str, session_dir: str, total: dict[str, float],
+               gpu_ids: list[str], prestart: int, ip: str = "127.0.0.1",
+               node_manager_port: int = 0, labels: dict[str, str] | None = None,
+               detached: bool = False, register: bool = False,
+               timeout: float = 30.0) -> NodeProcesses:
+    """Start a node manager that joins the control service at ``gcs_address``."""
+    from .shm_store import default_shm_dir
+    node_id = ids.new_unique_hex(14)
+    shm_dir, shm_prefix = default_shm_dir(), f"ember_{ids.new_unique_hex(4)}_"
+    labels = dict(labels or {})
+    commands = [("node manager", f"node_manager-{node_id[:8]}", _node_manager_argv(
+        gcs_address, node_id, total, gpu_ids, ip, node_manager_port, labels, shm_dir,
+        shm_prefix, prestart))]
+    procs, reported, parent_w = _spawn(
+        commands, session_dir, token, detached, timeout,
+        {"shm_dir": shm_dir, "shm_prefix": shm_prefix} if register else None)
+    return NodeProcesses(node_id=node_id, ip=ip, port=int(reported[0]),
+                         gcs_address=gcs_address, session_dir=session_dir, token=token,
+                         shm_dir=shm_dir, shm_prefix=shm_prefix, is_head=False,
+                         resources=dict(total), labels=labels, procs=procs,
+                         parent_w=parent_w)
+
+
+def start_local_cluster(*, total: dict[str, float], gpu_ids: list[str],
+                        prestart: int, timeout: float = 30.0) -> NodeProcesses:
+    """The embedded one-node cluster of ``ember.init()``: a head tied to this driver."""
+    return start_head(total=total, gpu_ids=gpu_ids, prestart=prestart, timeout=timeout)
+
+
+def _bracket(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip
+
+
+def read_token(session_dir: str) -> str:
+    with open(os.path.join(session_dir, "token")) as f:
+        return f.read().strip()
+
+
+# ---------------------------------------------------------------- talking to a cluster
+
+class ClusterTokenError(ConnectionError):
+    """The control service refused our cluster token (or we have none)."""
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (ConnectionError) when nothing listens at ``address``."""
+    try:
+        with socket.create_connection(split_address(address), timeout=timeout):
+            pass
+    except OSError as e:
+        raise ConnectionError(
+            f"could not reach an Ember cluster at {address} ({e.strerror or e}): check the "
+            "address and that the cluster is running (ember status)") from None
+
+
+def query_nodes(address: str, token: str, timeout: float = 5.0) -> list:
+    """The control service's node table; clear ConnectionErrors for the usual mistakes."""
+    import grpc
+
+    from . import rpc
+    from .protos import ember_pb2 as pb
+    from .protos import ember_pb2_grpc as pbg
+    check_reachable(address, timeout)
+    chan = rpc.channel(address)
+    try:
+        rpc.wait_ready(chan, timeout, f"an Ember cluster at {address}")
+        gcs = rpc.Stub(chan, pbg.ControlServiceStub, token)
+        try:
+            return list(gcs.GetNodes(pb.Empty(), timeout=timeout).nodes)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.UNAUTHENTICATED:
+                raise ClusterTokenError(
+                    f"the cluster at {address} rejected the cluster token (wrong token): "
+                    f"pass the token printed by `ember start --head` (--token=... or "
+                    f"{rpc.TOKEN_ENV}); on the head machine it is the file `token` in the "
+                    "session directory") from None
+            raise ConnectionError(
+                f"the server at {address} did not answer as an Ember control service "
+                f"({e.code().name}): check the address (ember status)") from None
+    finally:
+        chan.close()
+
+
+def cluster_kv(address: str, token: str, key: str, timeout: float = 5.0) -> str | None:
+    """A value the head's control service was started with (``session_name``, ``head_node_id``)."""
+    import grpc
+
+    from . import rpc
+    from .protos import ember_pb2 as pb
+    from .protos import ember_pb2_grpc as pbg
+    chan = rpc.channel(address)
+    try:
+        gcs = rpc.Stub(chan, pbg.ControlServiceStub, token)
+        reply = gcs.KVGet(pb.KVRequest(ns=CLUSTER_KV_NS, key=key.encode()), timeout=timeout)
+    except grpc.RpcError:
+        return None
+    finally:
+        chan.close()
+    return reply.value.decode() if reply.found else None
+
+
+# ---------------------------------------------------------------- sessions on this machine
+
+def _session_dirs() -> list[str]:
+    """Session directories here, newest first (by the mtime of their ``gcs_address``)."""
+    root = session_root()
+    found = []
+    for path in _glob(os.path.join(root, "session_*", "gcs_address")):
+        if os.path.islink(os.path.dirname(path)):
+            continue
+        try:
+            found.append((os.stat(path).st_mtime, os.path.dirname(path)))
+        except OSError:
+            continue
+    return [d for _, d in sorted(found, reverse=True)]
+
+
+def _same_address(a: str, b: str) -> bool:
+    def norm(x: str) -> str:
+        x = x.strip()
+        return "127.0.0.1" + x[len("localhost"):] if x.startswith("localhost:") else x
+    return norm(a) == norm(b)
+
+
+def find_session(address: str) -> str | None:
+    """The newest session directory on this machine for the cluster at ``address``."""
+    for d in _session_dirs():
+        try:
+            with open(os.path.join(d, "gcs_address")) as f:
+                if _same_address(f.read(), address):
+                    return d
+        except OSError:
+            continue
+    return None
+
+
+def find_local_token(address: str) -> str | None:
+    session = find_session(address)
+    if session is None:
+        return None
+    try:
+        return read_token(session)
+    except OSError:
+        return None
+
+
+def _proc_start_time(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] in ("Z", "X"):
+        return None        # a zombie has exited; it only waits to be reaped
+    return fields[19]      # field 22 of stat: start time in clock ticks since boot
+
+
+def pid_alive(pid: int) -> bool:
+    return _proc_start_time(pid) is not None
+
+
+def register_process(session_dir: str, pid: int, role: str, **extra: str) -> None:
+    """Record a process the CLI started, so ``ember stop`` finds it."""
+    procs = os.path.join(session_dir, PROCS_DIR)
+    os.makedirs(procs, mode=0o700, exist_ok=True)
+    record = {"pid": pid, "role": role, "start": _proc_start_time(pid), **extra}
+    tmp = os.path.join(procs, f".{pid}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(record, f)
+    os.replace(tmp, os.path.join(procs, str(pid)))
+
+
+def unregister_process(session_dir: str, pid: int) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(os.path.join(session_dir, PROCS_DIR, str(pid)))
+
+
+@dataclass
+class Registered:
+    session_dir: str
+    pid: int
+    role: str
+    start: str | None
+    record_path: str
+    shm_dir: str = ""
+    shm_prefix: str = ""
+
+    def alive(self) -> bool:
+        now = _proc_start_time(self.pid)
+        if now is None:
+            return False
+        if self.start is None:      # cannot tell pid reuse apart: be conservative
+            return "ember" in _cmdline(self.pid)
+        return now == self.start
+
+
+def registered_processes(session_dir: str | None = None) -> list[Registered]:
+    """Processes recorded by the CLI (in one session, or in every session here)."""
+    dirs = [session_dir] if session_dir else _glob(os.path.join(session_root(), "session_*"))
+    out = []
+    for d in dirs:
+        if os.path.islink(d):
+            continue
+        for path in _glob(os.path.join(d, PROCS_DIR, "*")):
+            if os.path.basename(path).startswith("."):
+                continue
+            try:
+                with open(path) as f:
+                    rec = json.load(f)
+                out.append(Registered(d, int(rec["pid"]), str(rec.get("role", "")),
+                                      rec.get("start"), path, str(rec.get("shm_dir", "")),
+                                      str(rec.get("shm_prefix", ""))))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+    return out
+
+
+def set_latest(session_dir: str) -> None:
+    """Point ``session_latest`` at ``session_dir`` (atomically)."""
+    root = session_root()
+    link = os.path.join(root, LATEST_LINK)
+    tmp = os.path.join(root, f".{LATEST_LINK}.{os.getpid()}")
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+    os.symlink(os.path.basename(session_dir), tmp)
+    os.replace(tmp, link)
+
+
+def find_latest_cluster() -> str | None:
+    """Address of the newest running cluster started on this machine by ``ember start``.
+
+    ``session_latest`` is tried first; otherwise every session with a live
+    registered process, newest first. None when there is none.
+    """
+    candidates: list[str] = []
+    link = os.path.join(session_root(), LATEST_LINK)
+    with contextlib.suppress(OSError):
+        candidates.append(os.path.realpath(link))
+    candidates.extend(_session_dirs())
+    for d in candidates:
+        if any(r.alive() for r in registered_processes(d)):
+            try:
+                with open(os.path.join(d, "gcs_address")) as f:
+                    return f.read().strip()
+            except OSError:
+                continue
+    return None
+
+
+# ---------------------------------------------------------------- stopping
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _environ_session(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            for entry in f.read().split(b"\0"):
+                if entry.startswith(b"EMBER_SESSION_DIR="):
+                    return entry.split(b"=", 1)[1].decode(errors="replace")
+    except OSError:
+        return None
+    return None
+
+
+def session_processes(session_dirs: Iterable[str]) -> list[int]:
+    """Live Ember processes (control services, node managers, workers) of these sessions.
+
+    Found in /proc: an ``ember._private`` command line that names the session
+    directory, or a worker whose ``EMBER_SESSION_DIR`` is one of them.
+    """
+    dirs = {os.path.realpath(d) for d in session_dirs}
+    if not dirs:
+        return []
+    out = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        pid = int(entry)
+        cmd = _cmdline(pid)
+        if "ember._private" not in cmd or not pid_alive(pid):
+            continue
+        if any(d in cmd for d in dirs):
+            out.append(pid)
+            continue
+        env_dir = _environ_session(pid)
+        if env_dir and os.path.realpath(env_dir) in dirs:
+            out.append(pid)
+    return out
+
+
+def _send(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def _kill_and_wait(pids: Iterable[int], timeout: float) -> list[int]:
+    """SIGKILL whatever of ``pids`` is still alive; return those still alive after ``timeout``."""
+    left = [p for p in pids if pid_alive(p)]
+    for pid in left:
+        _send(pid, signal.SIGKILL)
+    return _wait_gone(left, timeout)
+
+
+def _wait_gone(pids: Iterable[int], timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    left = [p for p in pids if pid_alive(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = [p for p in left if pid_alive(p)]
+    return left
+
+
+@dataclass
+class StopResult:
+    sessions: list[str]
+    stopped: list[int]
+    killed: list[int]           # needed SIGKILL
+    left: list[int]             # still alive (should be empty)
+
+
+def stop_registered(force: bool = False, grace_period: float = 10.0) -> StopResult:
+    """Stop every process ``ember start`` started on this machine, and their workers.
+
+    SIGTERM first (a node manager stops its workers, a blocking ``ember start``
+    stops its nodes), SIGKILL what is left after ``grace_period`` seconds (at
+    once with ``force``); then a sweep of /proc for any process of those
+    sessions that is still there.
+    """
+    records = registered_processes()
+    sessions = sorted({r.session_dir for r in records})
+    live = [r for r in records if r.alive()]
+    targets = set(r.pid for r in live)
+    for r in live:
+        targets.update(descendants(r.pid))
+    targets.update(session_processes(sessions))
+    targets.discard(os.getpid())
+    order = {"cli": 0}
+    first = sorted(live, key=lambda r: order.get(r.role, 1 if r.role != "gcs" else 2))
+    sig = signal.SIGKILL if force else signal.SIGTERM
+    for r in first:
+        _send(r.pid, sig)
+    left = _wait_gone(targets, 0 if force else grace_period)
+    # Workers of a node manager that was SIGKILLed exit on their own (watchdog
+    # pipe); anything else still here gets SIGKILL.
+    killed = [p for p in left if pid_alive(p)]
+    survivors = _kill_and_wait(killed, 5.0)
+    stray = [p for p in session_processes(sessions) if p not in targets]
+    survivors += _kill_and_wait(stray, 5.0)
+    for r in records:
+        if not r.alive():
+            with contextlib.suppress(OSError):
+                os.unlink(r.record_path)
+    link = os.path.join(session_root(), LATEST_LINK)
+    with contextlib.suppress(OSError):
+        if os.path.realpath(link) in {os.path.realpath(s) for s in sessions}:
+            os.unlink(link)
+    # Shared-memory files of node managers that were killed before cleaning up.
+    from .shm_store import ShmStore
+    for shm in {(r.shm_dir, r.shm_prefix) for r in records if r.shm_dir and r.shm_prefix}:
+        ShmStore(*shm).cleanup_all()
+    return StopResult(sessions=sessions, stopped=sorted(targets | set(stray)),
+                      killed=sorted(set(killed) | set(stray)), left=survivors)

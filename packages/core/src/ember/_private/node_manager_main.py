@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--prestart", type=int, default=0)
     parser.add_argument("--ready-fd", type=int, default=-1)
     parser.add_argument("--parent-fd", type=int, default=-1)
+    parser.add_argument("--labels-json", default="{}")
     args = parser.parse_args()
     token = os.environ.pop(rpc.TOKEN_ENV)
 
@@ -35,7 +36,8 @@ def main() -> None:
     nm = NodeManager(node_id=args.node_id, session_dir=args.session_dir, token=token,
                      gcs_address=args.gcs_address, total=json.loads(args.resources_json),
                      gpu_ids=[g for g in args.gpu_ids.split(",") if g], ip=args.host,
-                     shm_dir=args.shm_dir, shm_prefix=args.shm_prefix, worker_watch_fd=watch_r)
+                     shm_dir=args.shm_dir, shm_prefix=args.shm_prefix, worker_watch_fd=watch_r,
+                     labels=json.loads(args.labels_json))
     server = rpc.make_server(token, max_workers=64)
     pbg.add_NodeManagerServicer_to_server(nm, server)
     nm.port = rpc.bind(server, args.host, args.port)

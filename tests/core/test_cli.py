@@ -1,0 +1,252 @@
+"""The `ember` command line builds, shows and tears down a cluster (issue #4, cluster lifecycle).
+
+Every test runs with its own EMBER_TMPDIR, so `ember stop` here only sees the
+clusters this test started, and the check for leftovers looks at processes
+whose command line or environment names that directory.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import ember
+from ember.testing import wait_for_condition
+
+CLI = [sys.executable, "-m", "ember._private.cli"]
+
+
+def _state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def ember_processes(root: str) -> list[int]:
+    """Live (not zombie) Ember processes whose command line or environment names ``root``."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().decode(errors="replace")
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if "ember" not in cmd or _state(pid) in (None, "Z", "X"):
+            continue
+        if root in cmd or root in env:
+            out.append(pid)
+    return out
+
+
+@pytest.fixture
+def tmpdir_env(tmp_path, monkeypatch):
+    """An EMBER_TMPDIR private to the test, for this process and the CLI it runs."""
+    root = str(tmp_path)
+    monkeypatch.setenv("EMBER_TMPDIR", root)
+    for var in ("EMBER_CLUSTER_TOKEN", "EMBER_ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
+    yield root
+    # Whatever happened, stop what this test started.
+    if ember_processes(root):
+        subprocess.run(CLI + ["stop", "--force"], env=dict(os.environ), capture_output=True,
+                       timeout=60)
+    assert ember_processes(root) == []
+
+
+def run(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=timeout,
+                          env=env if env is not None else dict(os.environ))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_version():
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"ember, version {ember.__version__}"
+
+
+def test_two_node_cluster_start_status_connect_stop(tmpdir_env, fresh, monkeypatch):
+    root = tmpdir_env
+    head = run("start", "--head", "--port", "0", "--node-ip-address", "127.0.0.1",
+               "--num-cpus", "1")
+    assert head.returncode == 0, head.stderr
+    address = re.search(r'ember\.init\(address="([\d.]+:\d+)"\)', head.stdout).group(1)
+    token = re.search(rf"ember start --address={re.escape(address)} --token=(\w+)",
+                      head.stdout).group(1)
+    assert f"ember start --address={address}\n" in head.stdout   # same machine: no token
+    (session,) = [d for d in os.listdir(os.path.join(root, "ember")) if d.startswith("session_2")]
+    session_dir = os.path.join(root, "ember", session)
+    assert os.stat(os.path.join(session_dir, "token")).st_mode & 0o777 == 0o600
+    with open(os.path.join(session_dir, "token")) as f:
+        assert f.read() == token
+    assert os.path.realpath(os.path.join(root, "ember", "session_latest")) == session_dir
+
+    # The CLI has exited; its processes live on, detached in their own sessions.
+    head_pids = ember_processes(root)
+    assert len(head_pids) >= 2
+    assert all(os.getsid(p) != os.getsid(0) for p in head_pids)
+
+    # Joining from another machine (no local session): the token is needed, and checked.
+    elsewhere = dict(os.environ, EMBER_TMPDIR=os.path.join(root, "elsewhere"))
+    missing = run("start", "--address", address, "--num-cpus", "1", env=elsewhere)
+    assert missing.returncode != 0 and "--token" in missing.stderr, missing.stderr
+    wrong = run("start", "--address", address, "--num-cpus", "1", "--token", "0" * 48,
+                env=elsewhere)
+    assert wrong.returncode != 0 and "rejected the cluster token" in wrong.stderr, wrong.stderr
+    assert sorted(ember_processes(root)) == sorted(head_pids)
+
+    # Same machine: the token is found in the session directory.
+    join = run("start", "--address", address, "--num-cpus", "1", "--labels", '{"zone": "b"}')
+    assert join.returncode == 0, join.stderr
+
+    # A driver finds the cluster by "auto" and by EMBER_ADDRESS, and sees both nodes.
+    ember.init(address="auto")
+    try:
+        nodes = ember.nodes()
+        assert len(nodes) == 2 and all(n["Alive"] for n in nodes)
+        assert ember.cluster_resources()["CPU"] == 2
+        assert sorted(n["Labels"].get("zone", "") for n in nodes) == ["", "b"]
+
+        @ember.remote
+        def f(x):
+            return x + 1
+
+        assert ember.get(f.remote(1), timeout=30) == 2
+    finally:
+        ember.shutdown()
+    monkeypatch.setenv("EMBER_CLUSTER_TOKEN", "0" * 48)
+    with pytest.raises(ConnectionError, match="rejected the cluster token"):
+        ember.init(address=address)
+    monkeypatch.delenv("EMBER_CLUSTER_TOKEN")
+    monkeypatch.setenv("EMBER_ADDRESS", address)
+    ember.init()
+    assert ember.cluster_resources()["CPU"] == 2
+    ember.shutdown()
+    monkeypatch.delenv("EMBER_ADDRESS")
+
+    status = run("status")
+    assert status.returncode == 0, status.stderr
+    for n in nodes:
+        assert n["NodeID"][:8] in status.stdout
+    assert "2 alive" in status.stdout
+    assert re.search(r"^CPU +[\d.]+/2$", status.stdout, re.M), status.stdout
+    assert "Demands" in status.stdout
+
+    running = ember_processes(root)
+    assert len(running) > len(head_pids)
+    stop = run("stop")
+    assert stop.returncode == 0, stop.stderr
+    assert "Stopped" in stop.stdout
+    assert ember_processes(root) == []
+    assert not os.path.lexists(os.path.join(root, "ember", "session_latest"))
+    # Nothing left to find.
+    with pytest.raises(ConnectionError, match="ember start --head"):
+        ember.init(address="auto")
+    again = run("stop")
+    assert again.returncode == 0 and "No Ember processes" in again.stdout
+    assert run("status").returncode != 0
+
+
+def test_block_stays_in_foreground_and_stops_on_sigterm(tmpdir_env):
+    root = tmpdir_env
+    proc = subprocess.Popen(CLI + ["start", "--head", "--port", "0", "--num-cpus", "1",
+                                   "--block"], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ))
+    try:
+        for line in proc.stdout:
+            if "Running in the foreground" in line:
+                break
+        assert proc.poll() is None
+        assert len(ember_processes(root)) >= 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    wait_for_condition(lambda: ember_processes(root) == [], timeout=10,
+                       message="a blocking `ember start` left processes behind")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--head", "--resources", "{not json"], "not valid JSON"),
+    (["--head", "--resources", '["a"]'], "JSON object"),
+    (["--head", "--labels", '{"zone": 1}'], "--labels"),
+    (["--head", "--num-cpus=-1"], "-1"),
+    (["--head", "--address", "127.0.0.1:1"], "exactly one of --head"),
+    ([], "exactly one of --head"),
+    (["--address", "nonsense"], "HOST:PORT"),
+    (["--head", "--node-ip-address", "203.0.113.7"], "not an address of this machine"),
+    (["--head", "--node-ip-address", "0.0.0.0"], "not an address other nodes can reach"),
+    (["--head", "--token", "has space"], "--token"),
+])
+def test_bad_start_arguments(tmpdir_env, args, message):
+    out = run("start", "--port", "0", *args) if "--head" in args else run("start", *args)
+    assert out.returncode != 0
+    assert message in out.stderr, out.stderr
+    assert ember_processes(tmpdir_env) == []
+
+
+def test_port_in_use_and_unreachable_address(tmpdir_env):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = run("start", "--head", "--port", str(port), "--num-cpus", "1")
+        assert out.returncode != 0 and "already in use" in out.stderr, out.stderr
+    nowhere = f"127.0.0.1:{_free_port()}"
+    out = run("start", "--address", nowhere, "--token", "abc", "--num-cpus", "1")
+    assert out.returncode != 0 and "could not reach" in out.stderr, out.stderr
+    assert ember_processes(tmpdir_env) == []
+    assert not os.path.exists(os.path.join(tmpdir_env, "ember", "session_latest"))
+
+
+def test_auto_without_a_cluster_is_a_clear_error(tmpdir_env, fresh):
+    with pytest.raises(ConnectionError, match='address="auto" found no running'):
+        ember.init(address="auto")
+    out = run("status")
+    assert out.returncode != 0 and "ember start --head" in out.stderr
+
+
+def test_status_table_counts_used_resources_and_demands():
+    from ember._private.cli import render_status
+    from ember._private.protos import ember_pb2 as pb
+    head = pb.NodeInfo(node_id="a" * 28, ip="127.0.0.1", port=1000, alive=True, start_time=1,
+                       total={"CPU": 2, "GPU": 1, "accel": 4}, labels={"zone": "a"})
+    other = pb.NodeInfo(node_id="b" * 28, ip="127.0.0.1", port=1001, alive=True, start_time=2,
+                        total={"CPU": 1}, available={"CPU": 1})
+    dead = pb.NodeInfo(node_id="c" * 28, ip="127.0.0.1", port=1002, alive=False, start_time=3,
+                       total={"CPU": 8})
+    # Zero quantities are left out of resource maps: CPU fully used on the head.
+    head_status = pb.NodeStatus(node=pb.NodeInfo(available={"GPU": 1, "accel": 1}),
+                                num_workers=3, pending_leases=2,
+                                infeasible=["{CPU: 16} (task big)"])
+    text = render_status("127.0.0.1:6379", [other, dead, head],
+                         {head.node_id: head_status}, head_id=head.node_id)
+    lines = text.splitlines()
+    row = next(line for line in lines if line.startswith("aaaaaaaa (head)"))
+    assert "2/2" in row and "0/1" in row and "accel 3/4" in row and "zone=a" in row
+    assert "ALIVE (unreachable)" in next(line for line in lines if line.startswith("bbbbbbbb"))
+    assert "DEAD" in next(line for line in lines if line.startswith("cccccccc"))
+    assert "2 alive, 1 dead" in text
+    demand = next(line for line in lines if line.startswith("aaaaaaaa") and "{CPU: 16}" in line)
+    assert " 2 " in demand
+    # Totals count live nodes only; the unreachable node's figures come from the node table.
+    assert re.search(r"^CPU +2/3$", text, re.M), text
