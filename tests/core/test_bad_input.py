@@ -57,4 +57,9 @@ def test_infeasible_request_warns_once(cluster, capfd):
     wait_for_condition(warned, timeout=10)
     text = "".join(acc)
     assert "CPU" in text
+    # `ember status` lists the demand while its owner keeps asking for it.
+    from ember._private import worker_state
+    from ember._private.protos import ember_pb2 as pb
+    status = worker_state.core.node_manager.GetStatus(pb.Empty(), timeout=10)
+    assert any("f {CPU: 64}" in demand for demand in status.infeasible), status.infeasible
     ember.cancel(ref)

@@ -32,6 +32,8 @@ from .shm_store import ShmStore
 # long so the owner can re-check (and warn about infeasible requests) instead of
 # a gRPC call hanging forever.
 LEASE_POLL_SECONDS = 2.0
+# An infeasible demand stays in GetStatus this long after its owner last asked.
+INFEASIBLE_MEMORY_SECONDS = 5.0
 
 
 @dataclass
@@ -89,6 +91,7 @@ class NodeManager(pbg.NodeManagerServicer):
         # Placement-group bundles held here: pg id -> index -> (allocation,
         # resources added once committed, or None while only prepared).
         self._bundles: dict[bytes, dict[int, list]] = {}
+        self._infeasible: dict[str, float] = {}     # demand -> when last asked
         self.transfer = ObjectTransfer(self.store, node_id, self._stub_for, self._copy_sealed)
 
     # ------------------------------------------------------------ lifecycle
@@ -178,6 +181,10 @@ class NodeManager(pbg.NodeManagerServicer):
                     _signal(wp.proc, signal.SIGKILL)
             elif isinstance(action, Infeasible):
                 pending = self._pending.get(action.request_id)
+                request = self.scheduler.pending.get(action.request_id)
+                if request is not None:
+                    self._infeasible[f"{request.name or 'task'} {request.shape}"] = \
+                        time.monotonic()
                 if pending is not None:
                     pending.reply = pb.LeaseReply(granted=False, error=action.message)
                     pending.event.set()
@@ -318,7 +325,8 @@ class NodeManager(pbg.NodeManagerServicer):
                 return pb.LeaseReply(granted=False, error=decision.message, fatal=True)
             elif decision.kind == "infeasible" and len(self._view) > 1:
                 # Nothing in the cluster fits; with one node the local scheduler
-                # words it (and reports it in GetStatus).
+                # words it.
+                self._note_infeasible(request)
                 return pb.LeaseReply(granted=False, error=(
                     f"{request.name or 'a task'}: {decision.message}. Lower the request or "
                     "add a node that fits."))
@@ -397,6 +405,18 @@ class NodeManager(pbg.NodeManagerServicer):
                 yield pb.LogBatch(lines=lines)
         finally:
             self.logs.unsubscribe(q)
+
+    def _note_infeasible(self, request: pb.LeaseRequest) -> None:
+        """Remember a demand nothing can hold, for `ember status` (lock held)."""
+        shape = dict(request.placement_resources) or dict(request.resources)
+        self._infeasible[f"{request.name or 'task'} {shape}"] = time.monotonic()
+
+    def _recent_infeasible(self) -> list[str]:
+        # Owners re-ask every second while the demand lasts; older ones are gone.
+        now = time.monotonic()
+        for key in [k for k, t in self._infeasible.items() if now - t > INFEASIBLE_MEMORY_SECONDS]:
+            del self._infeasible[key]
+        return sorted(self._infeasible)
 
     def ReleaseOwner(self, request: pb.WorkerDeath, context) -> pb.Empty:
         """A process elsewhere died (told by the control service): drop its leases here."""
@@ -500,7 +520,7 @@ class NodeManager(pbg.NodeManagerServicer):
                 node=self.node_info(), num_workers=len(self._procs),
                 num_idle_workers=self.scheduler.num_idle(),
                 pending_leases=len(self.scheduler.pending),
-                infeasible=self.scheduler.infeasible(),
+                infeasible=self._recent_infeasible(),
                 store_used_bytes=sum(self._objects.values()),
                 store_num_objects=len(self._objects))
 

@@ -74,7 +74,11 @@ def make_server(token: str, max_workers: int = 16) -> grpc.Server:
 
 
 def bind(server: grpc.Server, host: str = "127.0.0.1", port: int = 0) -> int:
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:
+        # Newer grpcio raises ("Failed to bind") instead of returning 0.
+        bound = 0
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}: the port is taken or the address is not local")
     return bound

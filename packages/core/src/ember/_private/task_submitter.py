@@ -109,6 +109,7 @@ class TaskSubmitter:
         self._lease_requests: dict[tuple, int] = collections.defaultdict(int)
         self._key_resources: dict[tuple, dict] = {}
         self._key_hints: dict[tuple, pb.SchedulingHints] = {}
+        self._key_names: dict[tuple, str] = {}    # a task name per key, for messages
         self._exec_ema: dict[tuple, float] = {}
         self._warned_infeasible: set[tuple] = set()
         self._generators: dict[bytes, _GeneratorState] = {}
@@ -192,6 +193,7 @@ class TaskSubmitter:
             self._tasks[task_id] = task
             if sink is None:
                 self._key_resources[key] = dict(spec.resources)
+                self._key_names.setdefault(key, spec.name)
             if streaming:
                 self._generators[task_id] = _GeneratorState()
             parent = getattr(core.current, "task", None)
@@ -316,7 +318,7 @@ class TaskSubmitter:
         core = self.core
         request = pb.LeaseRequest(resources=self._key_resources[key],
                                   owner_worker_id=core.worker_id, runtime_env_hash=key[1],
-                                  spilled=spilled)
+                                  spilled=spilled, name=self._key_names.get(key, ""))
         hints = self._key_hints.get(key)
         if hints is not None:
             request.hints.CopyFrom(hints)
