@@ -164,3 +164,13 @@ def test_head_retries_when_its_port_is_taken_first(cluster_factory, monkeypatch)
         cluster.wait_for_nodes(timeout=10)
     finally:
         busy.close()
+
+
+def test_driver_needs_a_node_on_its_own_machine(cluster_factory, monkeypatch):
+    cluster = cluster_factory(initialize_head=True, head_node_args={"num_cpus": 1})
+    from ember._private import node as node_mod
+    # Pretend the cluster's only node lives on another machine.
+    monkeypatch.setattr(node_mod, "is_local_ip", lambda ip: False)
+    with pytest.raises(ConnectionError, match="ember start --address="):
+        ember.init(address=cluster.address)
+    assert not ember.is_initialized()

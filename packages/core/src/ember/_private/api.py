@@ -206,13 +206,16 @@ def _connect_existing(address: str, namespace, runtime_env):
     node = _pick_local_node(nodes, head_id)
     if node is None:
         raise ConnectionError(f"the cluster at {address} has no live nodes")
-    bind_ip = node.ip
-    if not node_mod.is_local_ip(bind_ip):
-        # No node on this machine: listen on the address that reaches the cluster.
-        bind_ip = node_mod.local_ip_towards(address)
+    if not node_mod.is_local_ip(node.ip):
+        # A driver shares its node's shared memory (large put() values are written
+        # there directly), so it needs a node on its own machine, as in Ray.
+        raise ConnectionError(
+            f"no node of the cluster at {address} runs on this machine, and a driver needs "
+            f"one: run `ember start --address={address}` here first (with --token=... or "
+            f"{rpc.TOKEN_ENV} set), then connect again")
     return _connect_driver(token, address, f"{node.ip}:{node.port}", node.node_id,
                            node.shm_dir, node.shm_prefix, namespace, runtime_env,
-                           bind_ip=bind_ip)
+                           bind_ip=node.ip)
 
 
 def _start_log_printer(core: Any) -> None:
