@@ -174,3 +174,34 @@ def test_driver_needs_a_node_on_its_own_machine(cluster_factory, monkeypatch):
     with pytest.raises(ConnectionError, match="ember start --address="):
         ember.init(address=cluster.address)
     assert not ember.is_initialized()
+
+
+def _alive_ids() -> set[str]:
+    return {n["NodeID"] for n in ember.nodes() if n["Alive"]}
+
+
+def test_removed_nodes_are_declared_dead_and_their_actors_move(cluster_factory, monkeypatch):
+    # A short heartbeat timeout so a killed node is noticed quickly.
+    monkeypatch.setenv("EMBER_NODE_TIMEOUT_S", "1.5")
+    cluster = cluster_factory(initialize_head=True, connect=True,
+                              head_node_args={"num_cpus": 1})
+    graceful = cluster.add_node(num_cpus=1)
+    crashed = cluster.add_node(num_cpus=1, resources={"spot": 1})
+    cluster.wait_for_nodes(timeout=30)
+
+    @ember.remote(max_restarts=1, max_task_retries=1)
+    class Where:
+        def node(self):
+            return ember.get_runtime_context().get_node_id()
+
+    from ember.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    actor = Where.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        crashed.node_id, soft=True)).remote()
+    assert ember.get(actor.node.remote(), timeout=30) == crashed.node_id
+
+    cluster.remove_node(graceful)            # says goodbye: dead at once
+    wait_for_condition(lambda: graceful.node_id not in _alive_ids(), timeout=3)
+    cluster.remove_node(crashed, allow_graceful=False)   # silent: heartbeat timeout
+    wait_for_condition(lambda: crashed.node_id not in _alive_ids(), timeout=10)
+    # The actor is restarted on a node that is still alive.
+    assert ember.get(actor.node.remote(), timeout=30) == cluster.head_node.node_id

@@ -61,6 +61,7 @@ class ActorRecord:
     death_cause: str = ""
     creation_error: bytes = b""
     version: int = 0
+    owner_node_id: str = ""        # where the owner runs: its node's death is its death
 
 
 class NameTaken(ValueError):
@@ -84,7 +85,8 @@ class ActorDirectory:
     # ------------------------------------------------------------ events
     def register(self, actor_id: bytes, spec: Any, *, name: str, namespace: str,
                  detached: bool, owner_worker_id: str, max_restarts: int,
-                 get_if_exists: bool = False) -> tuple[ActorRecord, bool, list]:
+                 get_if_exists: bool = False, owner_node_id: str = ""
+                 ) -> tuple[ActorRecord, bool, list]:
         """Add an actor. Returns (record, created, actions).
 
         With a name already in use: ``get_if_exists`` returns the existing
@@ -102,7 +104,7 @@ class ActorDirectory:
                     f"another name, fetch it with ember.get_actor({name!r}), or pass "
                     "get_if_exists=True to reuse it")
         record = ActorRecord(actor_id, spec, name, namespace, detached, owner_worker_id,
-                             max_restarts)
+                             max_restarts, owner_node_id=owner_node_id)
         self.actors[actor_id] = record
         if name:
             self.names[(namespace, name)] = actor_id
@@ -169,10 +171,16 @@ class ActorDirectory:
         return self._die(record, reason)
 
     def node_died(self, node_id: str) -> list:
+        """Restart or bury the actors that ran there, and bury those whose owner ran there."""
         actions: list = []
         for record in list(self.actors.values()):
             if record.state != DEAD and record.node_id == node_id:
                 actions += self._lost(record, f"its node {node_id[:12]} died", worker_gone=True)
+        for record in list(self.actors.values()):
+            if record.state != DEAD and not record.detached and node_id \
+                    and record.owner_node_id == node_id:
+                actions += self._die(record, f"its owner's node {node_id[:12]} died; pass "
+                                             "lifetime='detached' to let it outlive its creator")
         return actions
 
     # ------------------------------------------------------------ transitions

@@ -181,7 +181,8 @@ class ActorManager:
                 record, created, actions = self.directory.register(
                     spec.actor_id, spec, name=spec.name, namespace=spec.namespace,
                     detached=spec.detached, owner_worker_id=spec.owner.worker_id,
-                    max_restarts=spec.max_restarts, get_if_exists=spec.get_if_exists)
+                    max_restarts=spec.max_restarts, get_if_exists=spec.get_if_exists,
+                    owner_node_id=spec.owner.node_id)
             except NameTaken as e:
                 return pb.CreateActorReply(error=str(e))
             self._apply(actions)
@@ -218,6 +219,9 @@ class ActorManager:
     def worker_died(self, request: pb.WorkerDeath) -> None:
         self._event(lambda: self.directory.worker_died(
             request.worker_id, request.reason or "its worker process died unexpectedly"))
+
+    def node_died(self, node_id: str) -> None:
+        self._event(lambda: self.directory.node_died(node_id))
 
     def owner_died(self, worker_id: str) -> None:
         self._event(lambda: self.directory.owner_died(worker_id))

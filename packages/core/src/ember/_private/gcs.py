@@ -6,11 +6,16 @@ it. Functions are stored in the KV under the ``fn`` namespace by content hash.
 """
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import threading
+import time
 from typing import Iterable
 
 from .protos import ember_pb2 as pb
+
+logger = logging.getLogger("ember")
 from .protos import ember_pb2_grpc as pbg
 
 
@@ -74,6 +79,11 @@ class ControlService(pbg.ControlServiceServicer):
         self.placement_groups = PlacementGroupManager(token, self.node_list)
         stored = self.kv.get("meta", b"job_counter")
         self._job_counter = int(stored) if stored else 0
+        self._last_seen: dict[str, float] = {}
+        self._stopped = threading.Event()
+        # How long a node may go without a heartbeat before it is declared dead.
+        self.node_timeout = float(os.environ.get("EMBER_NODE_TIMEOUT_S", "10"))
+        threading.Thread(target=self._monitor_nodes, daemon=True, name="ember-node-monitor").start()
 
     def RegisterNode(self, request: pb.NodeInfo, context) -> pb.Empty:
         with self._lock:
@@ -81,19 +91,45 @@ class ControlService(pbg.ControlServiceServicer):
             node.CopyFrom(request)
             node.alive = True
             self._nodes[request.node_id] = node
+            self._last_seen[request.node_id] = time.monotonic()
         return pb.Empty()
 
     def UpdateNode(self, request: pb.NodeInfo, context) -> pb.Empty:
+        """A node's resources, and its heartbeat (alive=False: it is leaving)."""
         with self._lock:
             node = self._nodes.get(request.node_id)
-            if node is not None:
-                node.available.clear()
-                node.available.update(request.available)
-                if request.total:
-                    node.total.clear()
-                    node.total.update(request.total)
-                node.alive = request.alive
+            if node is None or not node.alive:
+                return pb.Empty()  # a dead node stays dead; it must register anew
+            node.available.clear()
+            node.available.update(request.available)
+            if request.total:
+                node.total.clear()
+                node.total.update(request.total)
+            self._last_seen[request.node_id] = time.monotonic()
+            leaving = not request.alive
+        if leaving:
+            self._node_died(request.node_id, "it shut down")
         return pb.Empty()
+
+    def _monitor_nodes(self) -> None:
+        """Declare nodes dead when their heartbeats stop (node managers send one a second)."""
+        while not self._stopped.wait(min(1.0, self.node_timeout / 4)):
+            now = time.monotonic()
+            with self._lock:
+                silent = [nid for nid, node in self._nodes.items() if node.alive
+                          and now - self._last_seen.get(nid, now) > self.node_timeout]
+            for node_id in silent:
+                self._node_died(node_id, f"no heartbeat for {self.node_timeout:g} s")
+
+    def _node_died(self, node_id: str, reason: str) -> None:
+        with self._lock:
+            node = self._nodes.get(node_id)
+            if node is None or not node.alive:
+                return
+            node.alive = False
+            node.available.clear()
+        logger.warning("node %s is dead: %s", node_id[:12], reason)
+        self.actors.node_died(node_id)
 
     def GetNodes(self, request: pb.Empty, context) -> pb.NodeList:
         with self._lock:

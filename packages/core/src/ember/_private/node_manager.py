@@ -32,6 +32,7 @@ from .shm_store import ShmStore
 # long so the owner can re-check (and warn about infeasible requests) instead of
 # a gRPC call hanging forever.
 LEASE_POLL_SECONDS = 2.0
+HEARTBEAT_SECONDS = 1.0
 # An infeasible demand stays in GetStatus this long after its owner last asked.
 INFEASIBLE_MEMORY_SECONDS = 5.0
 
@@ -110,6 +111,12 @@ class NodeManager(pbg.NodeManagerServicer):
         if self._stopping.is_set():
             return
         self._stopping.set()
+        if self._gcs is not None:
+            # Leaving on purpose: say so, rather than let the heartbeat time out.
+            try:
+                self._gcs.UpdateNode(pb.NodeInfo(node_id=self.node_id, alive=False), timeout=2)
+            except grpc.RpcError:
+                pass
         with self._lock:
             procs = list(self._procs.values())
             for pending in self._pending.values():
@@ -246,14 +253,17 @@ class NodeManager(pbg.NodeManagerServicer):
             self._objects[object_id] = size
 
     def _gcs_sync_loop(self) -> None:
-        last_view = 0.0
+        last_view = last_push = 0.0
         while not self._stopping.is_set():
             dirty = self._resources_dirty.wait(0.2)
             if self._gcs is None:
                 continue
-            if dirty:
-                time.sleep(0.02)  # coalesce bursts of grants into one update
-                self._resources_dirty.clear()
+            # An update doubles as the heartbeat: send one at least every second.
+            if dirty or time.monotonic() - last_push >= HEARTBEAT_SECONDS:
+                if dirty:
+                    time.sleep(0.02)  # coalesce bursts of grants into one update
+                    self._resources_dirty.clear()
+                last_push = time.monotonic()
                 self._push_resources()
             if time.monotonic() - last_view >= 0.2:
                 last_view = time.monotonic()
