@@ -7,6 +7,8 @@ the I/O: starting and reaping worker processes, answering RPCs, tailing logs.
 """
 from __future__ import annotations
 
+import collections
+import dataclasses
 import os
 import queue
 import signal
@@ -33,6 +35,11 @@ from .shm_store import ShmStore
 # a gRPC call hanging forever.
 LEASE_POLL_SECONDS = 2.0
 HEARTBEAT_SECONDS = 1.0
+# How long a spillback counts against its target in this node's view: long
+# enough for the target's own resource report to reach us.
+SPILL_MEMORY_SECONDS = 0.5
+# A view of the cluster younger than this is not refreshed before a decision.
+VIEW_FRESH_SECONDS = 0.05
 # An infeasible demand stays in GetStatus this long after its owner last asked.
 INFEASIBLE_MEMORY_SECONDS = 5.0
 
@@ -88,6 +95,8 @@ class NodeManager(pbg.NodeManagerServicer):
         # entry is replaced by live state when deciding).
         self._view: dict[str, cluster_policy.NodeView] = {}
         self._spread_turn = 0
+        self._view_time = 0.0
+        self._recent_spills: collections.deque = collections.deque()  # (when, node, shape)
         self._stubs: dict[tuple[str, type], rpc.Stub] = {}
         # Placement-group bundles held here: pg id -> index -> (allocation,
         # resources added once committed, or None while only prepared).
@@ -282,11 +291,17 @@ class NodeManager(pbg.NodeManagerServicer):
         except grpc.RpcError:
             pass
 
+    def _fits_now(self, request: pb.LeaseRequest) -> bool:
+        shape = dict(request.placement_resources) or dict(request.resources)
+        free = self.scheduler.resources.available
+        return all(free.get(k, 0.0) >= v - 1e-9 for k, v in shape.items() if v > 0)
+
     def _refresh_view(self) -> None:
         try:
             nodes = self._gcs.GetNodes(pb.Empty(), timeout=5).nodes  # type: ignore[union-attr]
         except grpc.RpcError:
             return
+        self._view_time = time.monotonic()
         self._view = {n.node_id: cluster_policy.NodeView(
             n.node_id, f"{n.ip}:{n.port}", dict(n.total), dict(n.available), dict(n.labels),
             n.alive) for n in nodes}
@@ -294,9 +309,25 @@ class NodeManager(pbg.NodeManagerServicer):
     def _decide(self, request: pb.LeaseRequest) -> cluster_policy.Decision:
         """Serve here, or send the owner to a better node (called with self._lock held)."""
         view = dict(self._view)
+        now = time.monotonic()
+        while self._recent_spills and now - self._recent_spills[0][0] > SPILL_MEMORY_SECONDS:
+            self._recent_spills.popleft()
+        for _, node_id, shape in self._recent_spills:
+            node = view.get(node_id)
+            if node is not None:
+                view[node_id] = node = dataclasses.replace(node, available={
+                    k: node.available.get(k, 0.0) - shape.get(k, 0.0)
+                    for k in set(node.available) | set(shape)})
+        # Requests already queued here (say, waiting for a worker to start) will
+        # take their resources: count them as taken, or a burst of requests
+        # would all see this node as idle and queue behind each other.
+        free = self.scheduler.resources.available.to_dict()
+        for queued in self.scheduler.pending.values():
+            for name, value in queued.shape.items():
+                free[name] = free.get(name, 0.0) - value
         view[self.node_id] = cluster_policy.NodeView(
             self.node_id, f"{self.ip}:{self.port}", self.scheduler.resources.total.to_dict(),
-            self.scheduler.resources.available.to_dict(), self.labels, True)
+            free, self.labels, True)
         hints = request.hints
         ask = cluster_policy.Ask(
             shape=dict(request.placement_resources) or dict(request.resources),
@@ -318,16 +349,24 @@ class NodeManager(pbg.NodeManagerServicer):
         pending = _PendingLease()
         with self._lock:
             decision = self._decide(request)
-        if decision.kind == "infeasible":
-            # The view may predate a node joining or a bundle being committed:
-            # look again before calling it infeasible.
+            stale = (decision.kind == "infeasible"
+                     or (decision.kind == "local" and not self._fits_now(request)))
+        if stale and time.monotonic() - self._view_time > VIEW_FRESH_SECONDS:
+            # About to call it infeasible, or to queue here behind busy workers:
+            # the view may predate a node joining, a bundle being committed or
+            # another node finishing its work. Look again first.
             self._refresh_view()
-        with self._lock:
-            if decision.kind == "infeasible":
+            with self._lock:
                 decision = self._decide(request)
+        with self._lock:
             if decision.kind == "spill":
                 target = self._view.get(decision.node_id)
                 if target is not None:
+                    # Assume the work we send there takes its share until that node's
+                    # own report can show it, so the next request of a burst goes
+                    # elsewhere instead of queueing behind it.
+                    shape = dict(request.placement_resources) or dict(request.resources)
+                    self._recent_spills.append((time.monotonic(), target.node_id, shape))
                     ip, _, port = target.address.rpartition(":")
                     return pb.LeaseReply(granted=False, spillback=pb.Address(
                         node_id=target.node_id, ip=ip, port=int(port)))

@@ -110,7 +110,7 @@ class TaskSubmitter:
         self._key_resources: dict[tuple, dict] = {}
         self._key_hints: dict[tuple, pb.SchedulingHints] = {}
         self._key_names: dict[tuple, str] = {}    # a task name per key, for messages
-        self._exec_ema: dict[tuple, float] = {}
+        self._exec_ema: dict[bytes, float] = {}   # function id -> mean run time
         self._warned_infeasible: set[tuple] = set()
         self._generators: dict[bytes, _GeneratorState] = {}
         self._lease_futures: set = set()
@@ -269,10 +269,12 @@ class TaskSubmitter:
     def _dispatch(self, key: tuple) -> None:
         q = self._queues[key]
         workers = self._workers[key]
-        depth = self._depth(key)
         batches: dict[_LeasedWorker, list[pb.TaskSpec]] = {}
         now = time.monotonic()
         while q:
+            # Per function, not per key: a slow function sharing a resource shape
+            # with a fast one must not be pipelined behind itself.
+            depth = self._depth(q[0].spec.function_id)
             live = [w for w in workers if not w.dead and not w.exiting and (
                 not w.in_flight or (len(w.in_flight) < depth
                                     and now - w.last_progress < PROGRESS_WINDOW_SECONDS))]
@@ -307,8 +309,8 @@ class TaskSubmitter:
                     worker.idle_since = now
                     self._schedule(IDLE_LEASE_SECONDS, lambda w=worker: self._maybe_return(w))
 
-    def _depth(self, key: tuple) -> int:
-        ema = self._exec_ema.get(key)
+    def _depth(self, function_id: bytes) -> int:
+        ema = self._exec_ema.get(function_id)
         if ema is None or ema > PIPELINE_BELOW_SECONDS:
             return 1
         return MAX_PIPELINE_DEPTH
@@ -479,9 +481,11 @@ class TaskSubmitter:
             worker.last_progress = time.monotonic()
             if result.worker_exiting:
                 worker.exiting = True
-            ema = self._exec_ema.get(worker.key)
-            self._exec_ema[worker.key] = (result.exec_seconds if ema is None
-                                          else 0.8 * ema + 0.2 * result.exec_seconds)
+            if task is not None:
+                fid = task.spec.function_id
+                ema = self._exec_ema.get(fid)
+                self._exec_ema[fid] = (result.exec_seconds if ema is None
+                                       else 0.8 * ema + 0.2 * result.exec_seconds)
             if task is not None and self._should_retry(task, result):
                 task.retries_left -= 1
                 task.state = "queued"
