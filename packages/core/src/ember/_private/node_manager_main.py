@@ -40,6 +40,7 @@ def main() -> None:
                      labels=json.loads(args.labels_json))
     server = rpc.make_server(token, max_workers=64)
     pbg.add_NodeManagerServicer_to_server(nm, server)
+    server.add_generic_rpc_handlers((nm.transfer.generic_handler(),))
     nm.port = rpc.bind(server, args.host, args.port)
     server.start()
     nm.start_background()

@@ -8,6 +8,8 @@ that later readers can pull from here and the owner frees it with the rest.
 
 * Bounded memory: chunks are CHUNK_BYTES; gRPC flow control keeps only a few
   in flight per stream, and they are written into the mapped file as they come.
+* Lean: past the first chunk (a ReadObject message, which carries the size),
+  ranges come over RAW_READ_METHOD as bare bytes, without protobuf framing.
 * Parallel: objects over PARALLEL_MIN_BYTES are read as PARALLEL_STREAMS
   ranges at once.
 * Spread load: the source is picked at random among the known copies, so many
@@ -27,7 +29,10 @@ from .protos import ember_pb2 as pb
 from .protos import ember_pb2_grpc as pbg
 from .shm_store import ShmStore
 
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 8 << 20
+# Ranges travel on a raw-bytes stream method (no protobuf around the payload):
+# a protobuf bytes field costs an extra copy on each side of every chunk.
+RAW_READ_METHOD = "/ember.ObjectStream/Read"
 PARALLEL_STREAMS = 4
 PARALLEL_MIN_BYTES = 32 << 20
 
@@ -70,6 +75,30 @@ class ObjectTransfer:
         finally:
             del view
             self.store.release(hex_id)
+
+    def read_raw(self, request: pb.ReadRequest, context: Any) -> Any:
+        """The raw stream: a range of a local copy as bare byte chunks, in order."""
+        hex_id = request.object_id.hex()
+        view = self.store.get(hex_id)
+        if view is None:
+            return
+        try:
+            total = len(view)
+            start = max(0, request.offset)
+            end = total if request.length <= 0 else min(total, start + request.length)
+            for off in range(start, end, CHUNK_BYTES):
+                yield bytes(view[off:min(end, off + CHUNK_BYTES)])
+        finally:
+            del view
+            self.store.release(hex_id)
+
+    def generic_handler(self) -> Any:
+        """Register with the node manager's server: serves RAW_READ_METHOD."""
+        handler = grpc.unary_stream_rpc_method_handler(
+            self.read_raw, request_deserializer=pb.ReadRequest.FromString,
+            response_serializer=None)
+        service, method = RAW_READ_METHOD.strip("/").split("/")
+        return grpc.method_handlers_generic_handler(service, {method: handler})
 
     # ------------------------------------------------------------ fetching copies
     def pull(self, request: pb.PullRequest) -> pb.PullReply:
@@ -146,12 +175,15 @@ class ObjectTransfer:
 
     @staticmethod
     def _copy_range(stub: Any, object_id: bytes, start: int, length: int, mv: memoryview) -> None:
-        call = stub.ReadObject.raw(pb.ReadRequest(object_id=object_id, offset=start,
-                                                  length=length), metadata=stub._md, timeout=600)
+        read = stub.channel.unary_stream(
+            RAW_READ_METHOD, request_serializer=pb.ReadRequest.SerializeToString,
+            response_deserializer=None)
+        call = read(pb.ReadRequest(object_id=object_id, offset=start, length=length),
+                    metadata=stub._md, timeout=600)
         got = 0
         for chunk in call:
-            n = len(chunk.data)
-            mv[chunk.offset:chunk.offset + n] = chunk.data
+            n = len(chunk)
+            mv[start + got:start + got + n] = chunk
             got += n
         if got != length:
             raise RuntimeError(f"short read: {got} of {length} bytes at offset {start}")
