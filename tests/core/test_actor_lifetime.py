@@ -63,6 +63,21 @@ print(ember.get(b.get.remote()))
     wait_for_condition(gone, timeout=10, message="owned actor outlived its driver")
 
 
+def test_placement_group_is_removed_when_its_driver_exits(cluster):
+    address = ember.get_runtime_context().gcs_address
+    out = _driver(address, """
+from ember.util import placement_group
+pg = placement_group([{"CPU": 1}], name="owned-by-driver")
+assert pg.wait(30)
+print(pg.id.hex())
+""")
+    pg_hex = out.strip().splitlines()[-1]
+    from ember.util import placement_group_table
+    wait_for_condition(lambda: placement_group_table()[pg_hex]["state"] == "REMOVED",
+                       timeout=10, message="a dead driver's placement group was kept")
+    wait_for_condition(lambda: ember.available_resources().get("CPU") == 2.0, timeout=10)
+
+
 def test_handle_used_after_shutdown_fails_clearly(fresh):
     ember.init(num_cpus=1)
 

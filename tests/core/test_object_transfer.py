@@ -1,0 +1,104 @@
+"""object_transfer.py without a cluster: source choice, dedup, chunked copies."""
+from __future__ import annotations
+
+import collections
+import threading
+
+import numpy as np
+
+from ember._private import object_transfer
+from ember._private.object_transfer import ObjectTransfer
+from ember._private.protos import ember_pb2 as pb
+from ember._private.shm_store import ShmStore
+
+
+class _FakeNode:
+    """Stands in for another node manager: serves ReadObject and the raw range stream."""
+
+    def __init__(self, store: ShmStore, calls: collections.Counter, name: str) -> None:
+        self.transfer = ObjectTransfer(store, name, None, lambda oid, size: None)  # type: ignore[arg-type]
+        self.calls = calls
+        self.name = name
+        self._md = ()
+        self.channel = self
+
+    # stub.ReadObject.raw(request, metadata=..., timeout=...)
+    @property
+    def ReadObject(self):
+        node = self
+
+        class _M:
+            @staticmethod
+            def raw(request, metadata=None, timeout=None):
+                node.calls[node.name] += 1
+                return node.transfer.read(request)
+        return _M
+
+    # stub.channel.unary_stream(method, ...)(request, metadata=..., timeout=...)
+    def unary_stream(self, method, request_serializer=None, response_deserializer=None):
+        assert method == object_transfer.RAW_READ_METHOD
+        return lambda request, metadata=None, timeout=None: self.transfer.read_raw(request, None)
+
+
+def _setup(tmp_path, monkeypatch, size: int):
+    monkeypatch.setattr(object_transfer, "CHUNK_BYTES", 1 << 16)
+    monkeypatch.setattr(object_transfer, "PARALLEL_MIN_BYTES", 1 << 18)
+    data = np.random.default_rng(0).integers(0, 255, size, dtype=np.uint8).tobytes()
+    calls: collections.Counter = collections.Counter()
+    nodes = {}
+    for name in ("src1", "src2"):
+        store = ShmStore(str(tmp_path), f"ember_{name}_")
+        store.put_bytes("ab" * 10, data)
+        nodes[f"10.0.0.{len(nodes) + 1}:1"] = _FakeNode(store, calls, name)
+    sealed = []
+    dest = ShmStore(str(tmp_path), "ember_dest_")
+    puller = ObjectTransfer(dest, "dest", lambda address, kind: nodes[address],
+                            lambda oid, size: sealed.append(size))
+    locations = [pb.Address(node_id=n.name, ip=a.split(":")[0], port=1) for a, n in nodes.items()]
+    return data, calls, dest, puller, locations, sealed
+
+
+def test_pull_copies_every_byte_in_parallel_ranges(tmp_path, monkeypatch):
+    data, calls, dest, puller, locations, sealed = _setup(tmp_path, monkeypatch, (1 << 20) + 7)
+    reply = puller.pull(pb.PullRequest(object_id=bytes.fromhex("ab" * 10), locations=locations))
+    assert reply.ok and reply.size == len(data) and sealed == [len(data)]
+    assert bytes(dest.get("ab" * 10)) == data
+    # Pulling again finds the local copy: no transfer.
+    before = sum(calls.values())
+    assert puller.pull(pb.PullRequest(object_id=bytes.fromhex("ab" * 10),
+                                      locations=locations)).ok
+    assert sum(calls.values()) == before
+
+
+def test_sources_are_spread_over_copies(tmp_path, monkeypatch):
+    _, calls, dest, puller, locations, _ = _setup(tmp_path, monkeypatch, 1000)
+    for _ in range(40):
+        dest.delete("ab" * 10)
+        assert puller.pull(pb.PullRequest(object_id=bytes.fromhex("ab" * 10),
+                                          locations=locations)).ok
+    # Not every reader goes to the same copy (random choice among the copies).
+    assert calls["src1"] > 5 and calls["src2"] > 5, calls
+
+
+def test_concurrent_pulls_share_one_transfer(tmp_path, monkeypatch):
+    _, calls, _, puller, locations, sealed = _setup(tmp_path, monkeypatch, 1 << 19)
+    gate = threading.Barrier(4)
+    replies = []
+
+    def pull() -> None:
+        gate.wait()
+        replies.append(puller.pull(pb.PullRequest(object_id=bytes.fromhex("ab" * 10),
+                                                  locations=locations)))
+
+    threads = [threading.Thread(target=pull) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.ok for r in replies) and len(sealed) <= 2  # one transfer (a late one finds it)
+
+
+def test_no_source_gives_a_clear_error(tmp_path, monkeypatch):
+    _, _, _, puller, _, _ = _setup(tmp_path, monkeypatch, 100)
+    reply = puller.pull(pb.PullRequest(object_id=b"\x01" * 20, locations=[]))
+    assert not reply.ok and "no other node is known to hold it" in reply.error
