@@ -337,3 +337,27 @@ def test_a_task_shaped_like_its_bundle_fits_in_it(index: int) -> None:
     # ... and another group's names are not offered, nor another bundle's.
     assert not set(task_resources_in_bundle(shape, "00", index)) & set(offered)
     assert not set(task_resources_in_bundle(shape, "ef", 4)) & set(offered)
+
+
+# ------------------------------------------------------------------ label selectors, preference
+
+
+def test_allowed_nodes_restrict_each_bundle() -> None:
+    avail = {"a": {"CPU": 4}, "b": {"CPU": 4}, "c": {"CPU": 4}}
+    # PACK would pick any node; the selector allows only b for both bundles.
+    assert place([{"CPU": 1}, {"CPU": 1}], "PACK", avail, [{"b"}, {"b"}]) == ["b", "b"]
+    # STRICT_SPREAD with bundle 0 limited to c and bundle 1 to {b, c}.
+    assert place([{"CPU": 1}, {"CPU": 1}], "STRICT_SPREAD", avail, [{"c"}, {"b", "c"}]) == \
+        ["c", "b"]
+    # No allowed node can hold it: not placeable.
+    assert place([{"CPU": 8}], "PACK", avail, [{"a"}]) is None
+    assert place([{"CPU": 1}, {"CPU": 1}], "STRICT_SPREAD", avail, [{"a"}, {"a"}]) is None
+    # None entries mean "any node".
+    assert place([{"CPU": 1}, {"CPU": 1}], "SPREAD", avail, [None, {"a"}]) == ["b", "a"]
+
+
+def test_preferred_node_is_tried_first_for_packing() -> None:
+    avail = {"a": {"CPU": 8}, "b": {"CPU": 2}}
+    assert place([{"CPU": 1}], "PACK", avail) == ["a"]
+    assert place([{"CPU": 1}], "PACK", avail, prefer="b") == ["b"]
+    assert place([{"CPU": 4}], "STRICT_PACK", avail, prefer="b") == ["a"]  # b too small

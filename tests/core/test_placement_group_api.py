@@ -277,3 +277,18 @@ def test_strategy_needs_a_placement_group(cluster) -> None:
 def test_remove_needs_a_placement_group(cluster) -> None:
     with pytest.raises(TypeError, match="expects a PlacementGroup, got str"):
         remove_placement_group("my-group")
+
+
+def test_bundle_label_selector_and_unsupported_options(cluster):
+    from ember.util import placement_group, remove_placement_group
+    node_zone = {"zone": "nowhere"}
+    pg = placement_group([{"CPU": 1}], bundle_label_selector=[node_zone])
+    assert not pg.wait(1)            # no node has that label: it stays pending
+    remove_placement_group(pg)
+    with pytest.raises(ValueError, match="one dict per bundle"):
+        placement_group([{"CPU": 1}, {"CPU": 1}], bundle_label_selector=[{}])
+    with pytest.raises(ValueError, match="_max_cpu_fraction_per_node is not supported"):
+        placement_group([{"CPU": 1}], _max_cpu_fraction_per_node=0.5)
+    ok = placement_group([{"CPU": 1}], bundle_label_selector=[{}])
+    assert ok.wait(10)
+    remove_placement_group(ok)

@@ -280,3 +280,32 @@ def test_worker_crash_surfaces_as_error(cluster):
     with pytest.raises(WorkerCrashedError):
         ember.get(die.remote(), timeout=20)
     assert ember.get(add.remote(3, 3), timeout=10) == 6
+
+
+def test_an_interrupted_worker_is_retired(cluster, tmp_path):
+    # SIGINT may land in the middle of anything (an import, a lock): the worker
+    # that took it answers "cancelled" and exits, and is never reused.
+    @ember.remote
+    def note_pid_then_sleep(path):
+        with open(path, "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(30)
+
+    marker = tmp_path / "pid"
+    ref = note_pid_then_sleep.remote(str(marker))
+    from ember.testing import wait_for_condition
+    wait_for_condition(lambda: marker.exists() and marker.read_text(), timeout=10)
+    victim = int(marker.read_text())
+    ember.cancel(ref)
+    with pytest.raises(TaskCancelledError):
+        ember.get(ref, timeout=10)
+
+    def gone() -> bool:
+        try:
+            with open(f"/proc/{victim}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+        except OSError:
+            return True
+
+    wait_for_condition(gone, timeout=10, message="the interrupted worker is still running")
+    assert ember.get(add.remote(3, 4), timeout=30) == 7

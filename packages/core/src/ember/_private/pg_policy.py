@@ -39,22 +39,30 @@ def _sum(bundles: Sequence[Mapping[str, float]]) -> dict[str, float]:
 
 
 def place(bundles: Sequence[Mapping[str, float]], strategy: str,
-          available: Mapping[str, Mapping[str, float]]) -> list[str] | None:
+          available: Mapping[str, Mapping[str, float]],
+          allowed: Sequence[set[str] | None] | None = None,
+          prefer: str = "") -> list[str] | None:
     """Assign each bundle to a node id, or None if that is impossible right now.
 
-    ``available`` maps node id -> free resources of live nodes.
+    ``available`` maps node id -> free resources of live nodes. ``allowed``
+    (one entry per bundle, None = any) restricts bundles to some nodes (their
+    label selectors); ``prefer`` names a node to try first for packing.
 
     >>> place([{"CPU": 1}, {"CPU": 1}], "STRICT_SPREAD", {"a": {"CPU": 2}, "b": {"CPU": 1}})
     ['a', 'b']
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown placement strategy {strategy!r}; use one of {STRATEGIES}")
+    if allowed is not None and any(a is not None for a in allowed):
+        # A bundle that may only use some nodes: treat the others as full for it.
+        return _place_restricted(bundles, strategy, available, list(allowed), prefer)
     nodes = sorted(available)                  # deterministic order
     free = {n: dict(available[n]) for n in nodes}
     if strategy in ("PACK", "STRICT_PACK"):
         whole = _sum(bundles)
-        # Most free first, so a pack lands where it leaves the most room elsewhere.
-        for node in sorted(nodes, key=lambda n: -sum(free[n].values())):
+        # The preferred node first, then most free first, so a pack lands where
+        # it leaves the most room elsewhere.
+        for node in sorted(nodes, key=lambda n: (n != prefer, -sum(free[n].values()))):
             if _fits(whole, free[node]):
                 return [node] * len(bundles)
         if strategy == "STRICT_PACK":
@@ -68,6 +76,49 @@ def place(bundles: Sequence[Mapping[str, float]], strategy: str,
     if spread is not None:
         return spread
     return _greedy(bundles, nodes, {n: dict(available[n]) for n in nodes}, prefer_used=False)
+
+
+def _place_restricted(bundles: Sequence[Mapping[str, float]], strategy: str,
+                      available: Mapping[str, Mapping[str, float]],
+                      allowed: list[set[str] | None], prefer: str) -> list[str] | None:
+    """place() when bundles may only use some nodes: try the strategy's node sets in order."""
+    nodes = sorted(available)
+    ok = [set(nodes) if a is None else set(a) & set(nodes) for a in allowed]
+    if strategy in ("PACK", "STRICT_PACK"):
+        common = set.intersection(*ok) if ok else set()
+        for node in sorted(common, key=lambda n: (n != prefer, -sum(available[n].values()))):
+            if _fits(_sum(bundles), available[node]):
+                return [node] * len(bundles)
+        if strategy == "STRICT_PACK":
+            return None
+    distinct = strategy in ("SPREAD", "STRICT_SPREAD")
+    chosen: dict[int, str] = {}
+    free = {n: dict(available[n]) for n in nodes}
+    order = sorted(range(len(bundles)), key=lambda i: (len(ok[i]), -sum(bundles[i].values())))
+
+    def assign(k: int) -> bool:
+        if k == len(order):
+            return True
+        i = order[k]
+        used = set(chosen.values())
+        candidates = [n for n in nodes if n in ok[i] and _fits(bundles[i], free[n])]
+        if distinct:
+            fresh = [n for n in candidates if n not in used]
+            candidates = fresh if strategy == "STRICT_SPREAD" else fresh + \
+                [n for n in candidates if n in used]
+        for node in candidates:
+            _take(free[node], bundles[i])
+            chosen[i] = node
+            if assign(k + 1):
+                return True
+            del chosen[i]
+            for key, v in bundles[i].items():
+                free[node][key] = free[node].get(key, 0.0) + v
+        return False
+
+    if not assign(0):
+        return None
+    return [chosen[i] for i in range(len(bundles))]
 
 
 def _distinct(bundles: Sequence[Mapping[str, float]], nodes: list[str],

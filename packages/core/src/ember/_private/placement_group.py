@@ -157,11 +157,26 @@ def placement_group(bundles: list[dict[str, float]], strategy: str = "PACK", nam
                          f"{', '.join(STRATEGIES)}")
     if lifetime not in (None, "detached"):
         raise ValueError(f"lifetime must be None or 'detached', got {lifetime!r}")
+    if _max_cpu_fraction_per_node != 1.0:
+        raise ValueError("_max_cpu_fraction_per_node is not supported by Ember (Ray deprecated "
+                         "it): leave it at 1.0 and size the bundles instead")
+    selectors = list(bundle_label_selector or [])
+    if selectors and len(selectors) != len(clean):
+        raise ValueError(f"bundle_label_selector has {len(selectors)} entries for "
+                         f"{len(clean)} bundles: give one dict per bundle ({{}} for any node)")
+    for i, sel in enumerate(selectors):
+        if not isinstance(sel, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                for k, v in sel.items()):
+            raise ValueError(f"bundle_label_selector[{i}] must be a dict of label -> value "
+                             f"strings, got {sel!r}")
     pg_id = os.urandom(14)
     spec = pb.PlacementGroupSpec(
         pg_id=pg_id, name=name or "", namespace=core.namespace, strategy=strategy,
         detached=lifetime == "detached", owner_worker_id=core.worker_id,
-        bundles=[pb.Bundle(index=i, resources=b) for i, b in enumerate(clean)])
+        soft_target_node_id=_soft_target_node_id or "",
+        bundles=[pb.Bundle(index=i, resources=b,
+                           label_selector=selectors[i] if selectors else {})
+                 for i, b in enumerate(clean)])
     info = core.gcs.CreatePlacementGroup(spec, timeout=30)
     if not info.found:
         raise ValueError(info.error)

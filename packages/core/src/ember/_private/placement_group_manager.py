@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 
 import grpc
 
-from . import pg_policy, rpc
+from . import cluster_policy, pg_policy, rpc
 from .protos import ember_pb2 as pb
 from .protos import ember_pb2_grpc as pbg
 
@@ -116,10 +116,15 @@ class PlacementGroupManager:
         live = {n.node_id: n for n in self._nodes() if n.alive}
         available = {nid: dict(n.available) for nid, n in live.items()}
         bundles = [dict(b.resources) for b in spec.bundles]
-        chosen = pg_policy.place(bundles, spec.strategy, available)
+        allowed = [None if not b.label_selector else
+                   {nid for nid, n in live.items()
+                    if cluster_policy.labels_match(dict(b.label_selector), dict(n.labels))}
+                   for b in spec.bundles]
+        chosen = pg_policy.place(bundles, spec.strategy, available, allowed,
+                                 spec.soft_target_node_id)
         if chosen is None:
             totals = {nid: dict(n.total) for nid, n in live.items()}
-            if pg_policy.place(bundles, spec.strategy, totals) is None:
+            if pg_policy.place(bundles, spec.strategy, totals, allowed) is None:
                 with self._cond:
                     group.error = (f"no set of live nodes can ever hold these bundles with "
                                    f"{spec.strategy}; it stays pending until nodes join")

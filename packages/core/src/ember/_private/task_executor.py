@@ -320,7 +320,12 @@ class TaskExecutor:
             return self._exit_result(spec)
         except BaseException as e:  # noqa: BLE001 - every failure becomes the task's error
             if running.cancelled:
-                return self._cancelled_result(spec)
+                # The interrupt may have landed anywhere (say, halfway through an
+                # import, leaving a module half-initialised for every later task):
+                # this worker is not trusted again. It answers, then exits.
+                result = self._cancelled_result(spec)
+                result.worker_exiting = True
+                return result
             result = self._error_result(spec, e)
         finally:
             if on_main:

@@ -16,18 +16,18 @@ __all__ = ["ActorPool", "get_current_placement_group", "get_placement_group",
            "list_named_actors", "multiprocessing", "placement_group", "placement_group_table",
            "queue", "remove_placement_group", "scheduling_strategies"]
 
-# Names re-exported from ember.util.placement_group (Ray offers them on ray.util).
-_PLACEMENT = ("get_current_placement_group", "get_placement_group", "placement_group",
-              "placement_group_table", "remove_placement_group")
+# Imported eagerly (the module is light): otherwise importing the submodule
+# ember.util.placement_group later would rebind the package attribute
+# `placement_group` from Ray's function to the module.
+from .placement_group import (get_current_placement_group, get_placement_group,  # noqa: E402
+                              placement_group, placement_group_table,
+                              remove_placement_group)
 
 if TYPE_CHECKING:
     from . import multiprocessing, queue
     from . import scheduling_strategies
     from .._private.api import list_named_actors
     from .actor_pool import ActorPool
-    from .placement_group import (get_current_placement_group, get_placement_group,
-                                  placement_group, placement_group_table,
-                                  remove_placement_group)
 
 _SUBMODULES = ("multiprocessing", "queue", "scheduling_strategies")
 
@@ -38,10 +38,6 @@ def __getattr__(name: str) -> Any:
 
     if name == "ActorPool":
         value = importlib.import_module(".actor_pool", __name__).ActorPool
-        globals()[name] = value
-        return value
-    if name in _PLACEMENT:
-        value = getattr(importlib.import_module(".placement_group", __name__), name)
         globals()[name] = value
         return value
     if name == "list_named_actors":

@@ -278,7 +278,7 @@ class ActorList(_message.Message):
     def __init__(self, actors: _Optional[_Iterable[_Union[ActorInfo, _Mapping]]] = ...) -> None: ...
 
 class Bundle(_message.Message):
-    __slots__ = ("index", "resources", "node_id")
+    __slots__ = ("index", "resources", "node_id", "label_selector")
     class ResourcesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -286,16 +286,25 @@ class Bundle(_message.Message):
         key: str
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class LabelSelectorEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     INDEX_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     index: int
     resources: _containers.ScalarMap[str, float]
     node_id: str
-    def __init__(self, index: _Optional[int] = ..., resources: _Optional[_Mapping[str, float]] = ..., node_id: _Optional[str] = ...) -> None: ...
+    label_selector: _containers.ScalarMap[str, str]
+    def __init__(self, index: _Optional[int] = ..., resources: _Optional[_Mapping[str, float]] = ..., node_id: _Optional[str] = ..., label_selector: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class PlacementGroupSpec(_message.Message):
-    __slots__ = ("pg_id", "name", "namespace", "strategy", "bundles", "detached", "owner_worker_id")
+    __slots__ = ("pg_id", "name", "namespace", "strategy", "bundles", "detached", "owner_worker_id", "soft_target_node_id")
     PG_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
@@ -303,6 +312,7 @@ class PlacementGroupSpec(_message.Message):
     BUNDLES_FIELD_NUMBER: _ClassVar[int]
     DETACHED_FIELD_NUMBER: _ClassVar[int]
     OWNER_WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    SOFT_TARGET_NODE_ID_FIELD_NUMBER: _ClassVar[int]
     pg_id: bytes
     name: str
     namespace: str
@@ -310,7 +320,8 @@ class PlacementGroupSpec(_message.Message):
     bundles: _containers.RepeatedCompositeFieldContainer[Bundle]
     detached: bool
     owner_worker_id: str
-    def __init__(self, pg_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., strategy: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[Bundle, _Mapping]]] = ..., detached: _Optional[bool] = ..., owner_worker_id: _Optional[str] = ...) -> None: ...
+    soft_target_node_id: str
+    def __init__(self, pg_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., strategy: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[Bundle, _Mapping]]] = ..., detached: _Optional[bool] = ..., owner_worker_id: _Optional[str] = ..., soft_target_node_id: _Optional[str] = ...) -> None: ...
 
 class PlacementGroupInfo(_message.Message):
     __slots__ = ("pg_id", "name", "namespace", "strategy", "state", "bundles", "version", "found", "error", "detached")
