@@ -249,8 +249,8 @@ def _print_head(n: Any) -> None:
         f"    ember start --address={a}",
         "  Add a node on another machine:",
         f"    ember start --address={a} --token={token}",
-        "  Connect a driver from another machine:",
-        f'    {_TOKEN_ENV}={token} python -c \'import ember; ember.init(address="{a}")\'',
+        "  Drivers on another machine need a node there first (the join command above),",
+        "  then connect the same way.",
         "  Show the cluster:   ember status",
         "  Stop every Ember process started here:   ember stop",
     ]
