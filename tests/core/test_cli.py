@@ -16,38 +16,9 @@ import sys
 import pytest
 
 import ember
-from ember.testing import wait_for_condition
+from ember.testing import ember_processes, wait_for_condition
 
 CLI = [sys.executable, "-m", "ember._private.cli"]
-
-
-def _state(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-
-
-def ember_processes(root: str) -> list[int]:
-    """Live (not zombie) Ember processes whose command line or environment names ``root``."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        pid = int(entry)
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().decode(errors="replace")
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = f.read().decode(errors="replace")
-        except OSError:
-            continue
-        if "ember" not in cmd or _state(pid) in (None, "Z", "X"):
-            continue
-        if root in cmd or root in env:
-            out.append(pid)
-    return out
 
 
 @pytest.fixture
@@ -59,10 +30,10 @@ def tmpdir_env(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     yield root
     # Whatever happened, stop what this test started.
-    if ember_processes(root):
+    if ember_processes([root]):
         subprocess.run(CLI + ["stop", "--force"], env=dict(os.environ), capture_output=True,
                        timeout=60)
-    assert ember_processes(root) == []
+    assert ember_processes([root]) == []
 
 
 def run(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -98,7 +69,7 @@ def test_two_node_cluster_start_status_connect_stop(tmpdir_env, fresh, monkeypat
     assert os.path.realpath(os.path.join(root, "ember", "session_latest")) == session_dir
 
     # The CLI has exited; its processes live on, detached in their own sessions.
-    head_pids = ember_processes(root)
+    head_pids = ember_processes([root])
     assert len(head_pids) >= 2
     assert all(os.getsid(p) != os.getsid(0) for p in head_pids)
 
@@ -109,7 +80,7 @@ def test_two_node_cluster_start_status_connect_stop(tmpdir_env, fresh, monkeypat
     wrong = run("start", "--address", address, "--num-cpus", "1", "--token", "0" * 48,
                 env=elsewhere)
     assert wrong.returncode != 0 and "rejected the cluster token" in wrong.stderr, wrong.stderr
-    assert sorted(ember_processes(root)) == sorted(head_pids)
+    assert sorted(ember_processes([root])) == sorted(head_pids)
 
     # Same machine: the token is found in the session directory.
     join = run("start", "--address", address, "--num-cpus", "1", "--labels", '{"zone": "b"}')
@@ -148,12 +119,12 @@ def test_two_node_cluster_start_status_connect_stop(tmpdir_env, fresh, monkeypat
     assert re.search(r"^CPU +[\d.]+/2$", status.stdout, re.M), status.stdout
     assert "Demands" in status.stdout
 
-    running = ember_processes(root)
+    running = ember_processes([root])
     assert len(running) > len(head_pids)
     stop = run("stop")
     assert stop.returncode == 0, stop.stderr
     assert "Stopped" in stop.stdout
-    assert ember_processes(root) == []
+    assert ember_processes([root]) == []
     assert not os.path.lexists(os.path.join(root, "ember", "session_latest"))
     # Nothing left to find.
     with pytest.raises(ConnectionError, match="ember start --head"):
@@ -173,7 +144,7 @@ def test_block_stays_in_foreground_and_stops_on_sigterm(tmpdir_env):
             if "Running in the foreground" in line:
                 break
         assert proc.poll() is None
-        assert len(ember_processes(root)) >= 2
+        assert len(ember_processes([root])) >= 2
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
@@ -181,7 +152,7 @@ def test_block_stays_in_foreground_and_stops_on_sigterm(tmpdir_env):
             proc.kill()
             proc.wait()
         proc.stdout.close()
-    wait_for_condition(lambda: ember_processes(root) == [], timeout=10,
+    wait_for_condition(lambda: ember_processes([root]) == [], timeout=10,
                        message="a blocking `ember start` left processes behind")
 
 
@@ -201,7 +172,7 @@ def test_bad_start_arguments(tmpdir_env, args, message):
     out = run("start", "--port", "0", *args) if "--head" in args else run("start", *args)
     assert out.returncode != 0
     assert message in out.stderr, out.stderr
-    assert ember_processes(tmpdir_env) == []
+    assert ember_processes([tmpdir_env]) == []
 
 
 def test_port_in_use_and_unreachable_address(tmpdir_env):
@@ -214,7 +185,7 @@ def test_port_in_use_and_unreachable_address(tmpdir_env):
     nowhere = f"127.0.0.1:{_free_port()}"
     out = run("start", "--address", nowhere, "--token", "abc", "--num-cpus", "1")
     assert out.returncode != 0 and "could not reach" in out.stderr, out.stderr
-    assert ember_processes(tmpdir_env) == []
+    assert ember_processes([tmpdir_env]) == []
     assert not os.path.exists(os.path.join(tmpdir_env, "ember", "session_latest"))
 
 

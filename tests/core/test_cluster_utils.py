@@ -11,15 +11,7 @@ import pytest
 
 import ember
 from ember.cluster_utils import Cluster
-from ember.testing import shm_files, wait_for_condition
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
+from ember.testing import pid_alive, shm_files, wait_for_condition
 
 
 @pytest.fixture
@@ -74,7 +66,7 @@ def test_three_nodes_with_resources_and_labels(cluster_factory):
     pids = [p for n in cluster.list_all_nodes() for p in n.all_processes()]
     cluster.shutdown()
     assert not ember.is_initialized()
-    wait_for_condition(lambda: not any(_alive(p) for p in pids), timeout=10)
+    wait_for_condition(lambda: not any(pid_alive(p) for p in pids), timeout=10)
     assert cluster.list_all_nodes() == []
 
 
@@ -90,10 +82,10 @@ def test_remove_node_stops_its_processes(cluster_factory, graceful):
     with open(os.path.join(node.shm_dir, node.shm_prefix + "leftover"), "wb") as f:
         f.write(b"x")       # a file a killed node manager could leave behind
     cluster.remove_node(node, allow_graceful=graceful)
-    assert not any(_alive(p) for p in pids)
+    assert not any(pid_alive(p) for p in pids)
     assert shm_files(node.shm_prefix) == []
     # The rest of the cluster is untouched.
-    assert all(_alive(p) for p in head_pids)
+    assert all(pid_alive(p) for p in head_pids)
     assert cluster.list_all_nodes() == [cluster.head_node]
     cluster.wait_for_nodes(timeout=5)
     with pytest.raises(ValueError, match="not a node of this cluster"):
@@ -138,7 +130,7 @@ def test_nodes_die_with_the_process_that_made_them():
         assert len(pids) >= 3      # control service + two node managers (+ workers)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-        wait_for_condition(lambda: not any(_alive(p) for p in pids), timeout=15,
+        wait_for_condition(lambda: not any(pid_alive(p) for p in pids), timeout=15,
                            message="cluster nodes outlived the process that created them")
     finally:
         if proc.poll() is None:

@@ -11,15 +11,7 @@ import time
 import pytest
 
 import ember
-from ember.testing import cluster_processes, shm_files, wait_for_condition
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False
+from ember.testing import cluster_processes, pid_alive, shm_files, wait_for_condition
 
 
 def test_shutdown_leaves_nothing(fresh):
@@ -38,7 +30,7 @@ def test_shutdown_leaves_nothing(fresh):
     del ref
     ember.shutdown()
     assert not ember.is_initialized()
-    wait_for_condition(lambda: not any(_alive(p) for p in pids), timeout=10)
+    wait_for_condition(lambda: not any(pid_alive(p) for p in pids), timeout=10)
     assert shm_files(prefix) == []
 
 
@@ -123,6 +115,6 @@ def test_driver_exit_or_sigkill_leaves_no_orphans(mode):
         assert shm_files(prefix)
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    wait_for_condition(lambda: not any(_alive(p) for p in pids), timeout=15,
+    wait_for_condition(lambda: not any(pid_alive(p) for p in pids), timeout=15,
                        message="cluster processes outlived the driver")
     wait_for_condition(lambda: shm_files(prefix) == [], timeout=10)

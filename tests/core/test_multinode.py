@@ -246,7 +246,9 @@ def test_default_policy_spills_while_the_local_worker_starts(idle):
         os.kill(pid, signal.SIGKILL)
     wait_for_condition(lambda: _node_status(idle.a).num_workers == 0, timeout=15,
                        message=f"node manager {manager} did not notice its workers died")
-    got = ember.get([sleep_where.remote(1.0) for _ in range(2)], timeout=60)
+    # Long enough that a worker starting elsewhere on a loaded machine beats the
+    # first task's end (else the second rightly takes node a's freed worker).
+    got = ember.get([sleep_where.remote(3.0) for _ in range(2)], timeout=60)
     assert len({idle.name(g) for g in got}) == 2, [idle.name(g) for g in got]
 
 

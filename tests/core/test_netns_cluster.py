@@ -41,6 +41,8 @@ import time
 
 import pytest
 
+from ember.testing import ember_processes
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 SUBNET = "10.123.0"
@@ -73,41 +75,12 @@ def _in_ns(ns: str, argv: list[str], root: str,
                           timeout=timeout, env=_ns_env(root))
 
 
-def _state(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-
-
 def _cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
     except OSError:
         return ""
-
-
-def ember_processes(roots: list[str]) -> list[int]:
-    """Live Ember processes whose command line or environment names one of ``roots``."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        pid = int(entry)
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().decode(errors="replace")
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = f.read().decode(errors="replace")
-        except OSError:
-            continue
-        if "ember" not in cmd or _state(pid) in (None, "Z", "X"):
-            continue
-        if any(r in cmd or r in env for r in roots):
-            out.append(pid)
-    return out
 
 
 def _hex_to_addr(hexaddr: str) -> str:

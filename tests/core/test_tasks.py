@@ -293,19 +293,13 @@ def test_an_interrupted_worker_is_retired(cluster, tmp_path):
 
     marker = tmp_path / "pid"
     ref = note_pid_then_sleep.remote(str(marker))
-    from ember.testing import wait_for_condition
+    from ember.testing import pid_alive, wait_for_condition
     wait_for_condition(lambda: marker.exists() and marker.read_text(), timeout=10)
     victim = int(marker.read_text())
     ember.cancel(ref)
     with pytest.raises(TaskCancelledError):
         ember.get(ref, timeout=10)
 
-    def gone() -> bool:
-        try:
-            with open(f"/proc/{victim}/stat") as f:
-                return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-        except OSError:
-            return True
-
-    wait_for_condition(gone, timeout=10, message="the interrupted worker is still running")
+    wait_for_condition(lambda: not pid_alive(victim), timeout=10,
+                       message="the interrupted worker is still running")
     assert ember.get(add.remote(3, 4), timeout=30) == 7

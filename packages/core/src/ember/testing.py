@@ -8,9 +8,10 @@ from __future__ import annotations
 import glob
 import os
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
-__all__ = ["wait_for_condition", "shm_files", "cluster_processes", "session_dir"]
+__all__ = ["wait_for_condition", "shm_files", "cluster_processes", "session_dir",
+           "process_state", "pid_alive", "ember_processes"]
 
 
 def wait_for_condition(predicate: Callable[[], bool], timeout: float = 10.0,
@@ -63,4 +64,62 @@ def _children(pid: int) -> list[int]:
                 out.extend(int(p) for p in f.read().split())
         except OSError:
             pass
+    return out
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of ``pid`` from ``/proc/<pid>/stat`` (``R``, ``S``, ``Z``...), or None.
+
+    None means the process is gone (or its stat file could not be read). The
+    state is the first field after the command name in parentheses, parsed from
+    the last ``)`` so a command name with spaces or parentheses does not shift it.
+
+    >>> process_state(os.getpid())
+    'R'
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` still runs: it exists and is neither a zombie (``Z``) nor dead (``X``).
+
+    A killed child that its parent has not reaped yet counts as gone.
+
+    >>> wait_for_condition(lambda: not any(pid_alive(p) for p in pids), timeout=10)
+    """
+    return process_state(pid) not in (None, "Z", "X")
+
+
+def ember_processes(roots: Iterable[str]) -> list[int]:
+    """Pids of live Ember processes whose command line or environment names one of ``roots``.
+
+    Ember processes are those with ``ember`` in their command line; the test
+    process itself and processes that are not alive (see :func:`pid_alive`) are
+    left out. ``roots`` are typically EMBER_TMPDIR or session directories private
+    to a test, so the result is what that test started and has not stopped yet.
+    A single string counts as one root, not as its characters.
+
+    >>> assert ember_processes([str(tmp_path)]) == []
+    """
+    wanted = [roots] if isinstance(roots, str) else list(roots)
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().decode(errors="replace")
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if "ember" not in cmd or not pid_alive(pid):
+            continue
+        if any(r in cmd or r in env for r in wanted):
+            out.append(pid)
     return out

@@ -91,28 +91,10 @@ def _class_meta(cls: type) -> dict[str, Any]:
             "is_async": is_async}
 
 
-class ActorID:
+class ActorID(ids.BinaryID):
     """An actor's id (Ray's ``ActorID``). ``handle._actor_id.hex()``"""
 
-    __slots__ = ("_b",)
-
-    def __init__(self, b: bytes) -> None:
-        self._b = b
-
-    def binary(self) -> bytes:
-        return self._b
-
-    def hex(self) -> str:
-        return self._b.hex()
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ActorID) and other._b == self._b
-
-    def __hash__(self) -> int:
-        return hash(self._b)
-
-    def __repr__(self) -> str:
-        return f"ActorID({self._b.hex()})"
+    __slots__ = ()
 
 
 class ActorClass(Generic[T]):

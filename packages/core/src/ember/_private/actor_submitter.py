@@ -212,7 +212,6 @@ class ActorSubmitter:
 
     def _on_result(self, actor: _Actor, conn: _Conn, result: pb.TaskResult) -> None:
         tasks = self.tasks
-        core = self.core
         with self._lock:
             if result.generator_item:
                 tasks._on_generator_item(result)
@@ -226,15 +225,8 @@ class ActorSubmitter:
                 if gen is not None:
                     gen.total = result.num_generator_items
                     tasks._gen_cond.notify_all()
-        pins = []
-        for ret in result.returns:
-            tasks._store_return(ret)
-            if ret.contained:
-                pins.append(result.task_id)
-        if pins and not conn.dead:
-            conn.send(pb.TaskBatch(release_pins=pins))
-        if task is not None:
-            core._run_rc(lambda: core.refs.remove_submitted(task.arg_ids))
+        tasks._deliver_returns(task, result,
+                               lambda batch: None if conn.dead else conn.send(batch))
 
     # ------------------------------------------------------------ actor state
     def _watch(self, actor: _Actor) -> None:

@@ -51,3 +51,37 @@ def index_of(object_id: bytes) -> int:
 
 def new_unique_hex(nbytes: int = 14) -> str:
     return os.urandom(nbytes).hex()
+
+
+class BinaryID:
+    """An id held as bytes, shown as hex (the base of ``ActorID``, ``PlacementGroupID``).
+
+    Equality is by kind and bytes: ids of two different kinds (an ``ActorID`` and
+    a ``PlacementGroupID``) never compare equal, even over the same bytes.
+
+    >>> class AID(BinaryID): __slots__ = ()
+    >>> class BID(BinaryID): __slots__ = ()
+    >>> AID(b"ab") == AID(b"ab"), AID(b"ab") == BID(b"ab"), AID(b"ab")
+    (True, False, AID(6162))
+    """
+
+    __slots__ = ("_b",)
+
+    def __init__(self, b: bytes) -> None:
+        self._b = b
+
+    def binary(self) -> bytes:
+        return self._b
+
+    def hex(self) -> str:
+        return self._b.hex()
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, BinaryID) and type(other) is type(self)
+                and other._b == self._b)
+
+    def __hash__(self) -> int:
+        return hash(self._b)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._b.hex()})"

@@ -21,7 +21,8 @@ from __future__ import annotations
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from contextlib import closing
+from typing import Any, Callable, Generator
 
 import grpc
 
@@ -58,6 +59,25 @@ class ObjectTransfer:
     # ------------------------------------------------------------ serving copies
     def read(self, request: pb.ReadRequest) -> Any:
         """ReadObject: stream a local copy (or a range of it) in chunks."""
+        with closing(self._chunks(request)) as chunks:
+            for off, data, total in chunks:
+                yield pb.Chunk(offset=off, data=data, total_size=total)
+
+    def read_raw(self, request: pb.ReadRequest, context: Any) -> Any:
+        """The raw stream: a range of a local copy as bare byte chunks, in order."""
+        with closing(self._chunks(request)) as chunks:
+            for _, data, _ in chunks:
+                if data:        # b"" only marks an empty range: the raw stream sends nothing
+                    yield data
+
+    def _chunks(self, request: pb.ReadRequest) -> Generator[tuple[int, bytes, int], None, None]:
+        """(offset, bytes, object size) for each chunk of the requested range of a local copy.
+
+        Nothing if there is no local copy; a single ``(start, b"", size)`` if the
+        range is empty (ReadObject still tells the reader the size). The copy is
+        held while the chunks are read and released when the generator finishes
+        or is closed.
+        """
         hex_id = request.object_id.hex()
         view = self.store.get(hex_id)
         if view is None:
@@ -67,27 +87,10 @@ class ObjectTransfer:
             start = max(0, request.offset)
             end = total if request.length <= 0 else min(total, start + request.length)
             if start >= end:
-                yield pb.Chunk(offset=start, data=b"", total_size=total)
+                yield start, b"", total
                 return
             for off in range(start, end, CHUNK_BYTES):
-                yield pb.Chunk(offset=off, data=bytes(view[off:min(end, off + CHUNK_BYTES)]),
-                               total_size=total)
-        finally:
-            del view
-            self.store.release(hex_id)
-
-    def read_raw(self, request: pb.ReadRequest, context: Any) -> Any:
-        """The raw stream: a range of a local copy as bare byte chunks, in order."""
-        hex_id = request.object_id.hex()
-        view = self.store.get(hex_id)
-        if view is None:
-            return
-        try:
-            total = len(view)
-            start = max(0, request.offset)
-            end = total if request.length <= 0 else min(total, start + request.length)
-            for off in range(start, end, CHUNK_BYTES):
-                yield bytes(view[off:min(end, off + CHUNK_BYTES)])
+                yield off, bytes(view[off:min(end, off + CHUNK_BYTES)]), total
         finally:
             del view
             self.store.release(hex_id)

@@ -17,28 +17,10 @@ from .pg_policy import STRATEGIES
 _POLL = 5.0
 
 
-class PlacementGroupID:
+class PlacementGroupID(ids.BinaryID):
     """A placement group's id (``pg.id.hex()``)."""
 
-    __slots__ = ("_b",)
-
-    def __init__(self, b: bytes) -> None:
-        self._b = b
-
-    def binary(self) -> bytes:
-        return self._b
-
-    def hex(self) -> str:
-        return self._b.hex()
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PlacementGroupID) and other._b == self._b
-
-    def __hash__(self) -> int:
-        return hash(self._b)
-
-    def __repr__(self) -> str:
-        return f"PlacementGroupID({self._b.hex()})"
+    __slots__ = ()
 
 
 class PlacementGroup:

@@ -285,6 +285,23 @@ class TaskExecutor:
             return builtin
         return getattr(host.instance, spec.method_name)
 
+    def _prepare_call(self, spec: pb.TaskSpec) -> pb.TaskResult | tuple[Any, list, dict]:
+        """What every call does before running, sync or async: ``(fn, args, kwargs)``.
+
+        Returns the call's result instead if the actor has already exited (the
+        call must not run). Registers this worker as a borrower of the refs found
+        in the arguments before the call runs, so their owners keep them. Raises
+        what resolving the function or loading the arguments raised: the caller
+        makes that the call's error.
+        """
+        if self._exiting:
+            return self._exit_result(spec, after=True)
+        fn = self._callable(spec)
+        args, kwargs = self._load_args(spec)
+        if self.core._pending_borrows:
+            self.core.flush_borrows()
+        return fn, args, kwargs
+
     def _execute(self, spec: pb.TaskSpec, stream: _Stream) -> pb.TaskResult:
         from .actor_host import ActorExit
         core = self.core
@@ -302,12 +319,10 @@ class TaskExecutor:
             self._attach_actor_resources(spec)
         core.current.task = running
         try:
-            if self._exiting:
-                return self._exit_result(spec, after=True)
-            fn = self._callable(spec)
-            args, kwargs = self._load_args(spec)
-            if core._pending_borrows:
-                core.flush_borrows()
+            call = self._prepare_call(spec)
+            if isinstance(call, pb.TaskResult):
+                return call
+            fn, args, kwargs = call
             if spec.num_returns == -1:
                 return self._run_generator(spec, fn, args, kwargs, stream, start)
             value = fn(*args, **kwargs)
@@ -349,12 +364,10 @@ class TaskExecutor:
         self._attach_actor_resources(spec)
         start = time.perf_counter()
         try:
-            if self._exiting:
-                return self._exit_result(spec, after=True)
-            fn = self._callable(spec)
-            args, kwargs = self._load_args(spec)
-            if core._pending_borrows:
-                core.flush_borrows()
+            call = self._prepare_call(spec)
+            if isinstance(call, pb.TaskResult):
+                return call
+            fn, args, kwargs = call
             if spec.num_returns == -1:
                 return await self._run_async_generator(spec, fn, args, kwargs, stream)
             result = self._returns(spec, await call_async(fn, args, kwargs))

@@ -25,7 +25,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import grpc
 
@@ -471,7 +471,6 @@ class TaskSubmitter:
                 "directory; raise max_retries to retry"))
 
     def _on_result(self, worker: _LeasedWorker, result: pb.TaskResult) -> None:
-        core = self.core
         with self._lock:
             task = self._tasks.get(result.task_id)
             if result.generator_item:
@@ -504,13 +503,26 @@ class TaskSubmitter:
                 self._release_worker(worker, kill=True)
             else:
                 self._dispatch(worker.key)
+        self._deliver_returns(task, result,
+                              lambda batch: None if worker.dead else worker.send(batch))
+
+    def _deliver_returns(self, task: PendingTask | None, result: pb.TaskResult,
+                         send: Callable[[pb.TaskBatch], None]) -> None:
+        """Hand a finished call's returns to their refs (plain tasks and actor calls).
+
+        Stores every return; if some hold refs, tells the worker through ``send``
+        (which sends a TaskBatch unless the connection is dead) that it may drop
+        the pins it keeps on them, now that this process borrows them; then
+        drops the task's hold on its arguments. Called without the lock.
+        """
+        core = self.core
         pins = []
         for ret in result.returns:
             self._store_return(ret)
             if ret.contained:
                 pins.append(result.task_id)
-        if pins and not worker.dead:
-            worker.send(pb.TaskBatch(release_pins=pins))
+        if pins:
+            send(pb.TaskBatch(release_pins=pins))
         if task is not None:
             core._run_rc(lambda: core.refs.remove_submitted(task.arg_ids))
 
