@@ -1,0 +1,1 @@
+"""Implementation of ember.data; nothing here is public API."""

@@ -1,0 +1,196 @@
+"""Sort, shuffle, repartition, group-by, aggregates and joins, checked against pandas."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ember
+import ember.data as ed
+from ember.data.aggregate import AggregateFn, Count, Max, Mean, Min, Std, Sum
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cluster(cluster):
+    yield cluster
+
+
+def frame(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"id": np.arange(n), "k": rng.integers(0, 6, n),
+                         "g": rng.choice(["a", "b", "c"], n),
+                         "v": rng.normal(size=n).round(6), "w": rng.integers(0, 100, n)})
+
+
+@pytest.fixture(scope="module")
+def df():
+    return frame()
+
+
+@pytest.fixture(scope="module")
+def ds(df):
+    return ed.from_pandas([df[i:i + 50] for i in range(0, len(df), 50)])
+
+
+def test_sort_matches_pandas(df, ds):
+    got = ds.sort("v").to_pandas()
+    assert got["v"].tolist() == sorted(df["v"])
+    got = ds.sort("w", descending=True).to_pandas()
+    assert got["w"].tolist() == sorted(df["w"], reverse=True)
+    got = ds.sort(["k", "w"], descending=[False, True]).to_pandas()
+    expected = df.sort_values(["k", "w"], ascending=[True, False])
+    assert list(zip(got.k, got.w)) == list(zip(expected.k, expected.w))
+    strings = ds.sort("g").to_pandas()["g"].tolist()
+    assert strings == sorted(df["g"])
+
+
+def test_sort_keeps_blocks_and_errors_on_missing_key(ds):
+    assert ds.sort("v").num_blocks() == 6
+    with pytest.raises(Exception, match="no column"):
+        ds.sort("nope").take_all()
+
+
+def test_random_shuffle_is_a_seeded_permutation(df, ds):
+    a = ds.random_shuffle(seed=3).to_pandas()
+    b = ds.random_shuffle(seed=3).to_pandas()
+    c = ds.random_shuffle(seed=4).to_pandas()
+    assert sorted(a["id"]) == list(range(len(df)))
+    assert a["id"].tolist() == b["id"].tolist()
+    assert a["id"].tolist() != c["id"].tolist()
+    assert a["id"].tolist() != list(range(len(df)))
+
+
+def test_repartition_sizes_and_order(ds, df):
+    parts = ds.repartition(7)
+    assert parts.num_blocks() == 7
+    sizes = [t.num_rows for t in ember.get(parts.to_arrow_refs())]
+    assert max(sizes) - min(sizes) <= 1 and sum(sizes) == len(df)
+    ctx = ed.DataContext.get_current()
+    old = ctx.execution_options.preserve_order
+    ctx.execution_options.preserve_order = True
+    try:
+        assert [r["id"] for r in ds.repartition(4).take_all()] == list(range(len(df)))
+    finally:
+        ctx.execution_options.preserve_order = old
+    shuffled = ds.repartition(3, shuffle=True)
+    assert shuffled.num_blocks() == 3 and sorted(shuffled.to_pandas()["id"]) == \
+        list(range(len(df)))
+
+
+def test_randomize_block_order(ds, df):
+    out = ds.randomize_block_order(seed=1).to_pandas()
+    assert sorted(out["id"]) == list(range(len(df)))
+
+
+def test_groupby_builtins_match_pandas(df, ds):
+    expected = df.groupby("k").agg(count=("id", "size"), s=("w", "sum"), mn=("v", "min"),
+                                   mx=("v", "max"), mean=("v", "mean"),
+                                   std=("v", "std")).reset_index()
+    got = ds.groupby("k").aggregate(Count(), Sum("w"), Min("v"), Max("v"), Mean("v"),
+                                    Std("v")).to_pandas()
+    assert got.columns.tolist() == ["k", "count()", "sum(w)", "min(v)", "max(v)", "mean(v)",
+                                    "std(v)"]
+    assert got["k"].tolist() == expected["k"].tolist()     # sorted by key
+    np.testing.assert_array_equal(got["count()"], expected["count"])
+    np.testing.assert_array_equal(got["sum(w)"], expected["s"])
+    np.testing.assert_allclose(got["min(v)"], expected["mn"])
+    np.testing.assert_allclose(got["max(v)"], expected["mx"])
+    np.testing.assert_allclose(got["mean(v)"], expected["mean"])
+    np.testing.assert_allclose(got["std(v)"], expected["std"])
+
+
+def test_groupby_shortcuts_and_multi_key(df, ds):
+    counts = ds.groupby("g").count().take_all()
+    assert {r["g"]: r["count()"] for r in counts} == df.groupby("g").size().to_dict()
+    means = ds.groupby(["g", "k"]).mean("v").to_pandas()
+    expected = df.groupby(["g", "k"])["v"].mean().reset_index()
+    assert list(zip(means.g, means.k)) == list(zip(expected.g, expected.k))
+    np.testing.assert_allclose(means["mean(v)"], expected["v"])
+    sums = ds.groupby("k").sum(["w", "v"]).to_pandas()
+    np.testing.assert_allclose(sums["sum(w)"], df.groupby("k")["w"].sum().values)
+    std0 = ds.groupby("k").std("v", ddof=0).to_pandas()
+    np.testing.assert_allclose(std0["std(v)"], df.groupby("k")["v"].std(ddof=0).values)
+
+
+def test_custom_aggregate_fn_uses_the_generic_path(df, ds):
+    total = AggregateFn(init=lambda k: 0, accumulate_row=lambda a, r: a + r["w"],
+                        merge=lambda a, b: a + b, name="total")
+    got = ds.groupby("k").aggregate(total, Count()).to_pandas()
+    np.testing.assert_array_equal(got["total"], df.groupby("k")["w"].sum().values)
+    np.testing.assert_array_equal(got["count()"], df.groupby("k").size().values)
+    assert ds.aggregate(total) == {"total": df["w"].sum()}
+    with pytest.raises(ValueError, match="exactly one of"):
+        AggregateFn(init=lambda k: 0, merge=lambda a, b: a)
+
+
+def test_global_aggregates(df, ds):
+    assert ds.sum("w") == df["w"].sum()
+    assert ds.min("v") == pytest.approx(df["v"].min())
+    assert ds.max("w") == df["w"].max()
+    assert ds.mean("v") == pytest.approx(df["v"].mean())
+    assert ds.std("v") == pytest.approx(df["v"].std())
+    assert ds.std("v", ddof=0) == pytest.approx(df["v"].std(ddof=0))
+    assert ds.sum(["w", "k"]) == {"sum(w)": df["w"].sum(), "sum(k)": df["k"].sum()}
+    assert sorted(ds.unique("g")) == sorted(df["g"].unique())
+    assert ds.aggregate(Count(), Mean("w")) == {"count()": len(df),
+                                                "mean(w)": pytest.approx(df["w"].mean())}
+
+
+def test_aggregates_of_empty_data_and_nulls():
+    empty = ed.range(10).filter(lambda r: False)
+    assert empty.sum("id") is None and empty.mean("id") is None
+    assert empty.aggregate(Count()) == {"count()": 0}
+    nulls = ed.from_items([{"x": 1.0}, {"x": None}, {"x": 3.0}])
+    assert nulls.sum("x") == 4.0 and nulls.mean("x") == 2.0
+    assert nulls.sum("x", ignore_nulls=False) is None
+    one = ed.from_items([{"x": 2.0}])
+    std = one.std("x")
+    assert std is None or math.isnan(std)
+
+
+def test_map_groups(df, ds):
+    def summarize(group):
+        return {"k": group["k"][:1], "n": np.array([len(group["k"])]),
+                "top": np.array([group["w"].max()])}
+
+    got = ds.groupby("k").map_groups(summarize).to_pandas().sort_values("k")
+    expected = df.groupby("k").agg(n=("w", "size"), top=("w", "max")).reset_index()
+    np.testing.assert_array_equal(got["n"], expected["n"])
+    np.testing.assert_array_equal(got["top"], expected["top"])
+
+    def center(group):
+        return group.assign(v=group["v"] - group["v"].mean())
+
+    centered = ds.groupby("g").map_groups(center, batch_format="pandas").to_pandas()
+    assert len(centered) == len(df)
+    np.testing.assert_allclose(centered.groupby("g")["v"].mean().values, 0, atol=1e-9)
+
+
+@pytest.mark.parametrize("how, pandas_how", [("inner", "inner"), ("left_outer", "left"),
+                                             ("right_outer", "right"),
+                                             ("full_outer", "outer")])
+def test_join_matches_pandas(how, pandas_how):
+    left = pd.DataFrame({"key": np.arange(0, 40), "lv": np.arange(0, 40) * 10})
+    right = pd.DataFrame({"key": np.arange(20, 60, 2), "rv": np.arange(20, 60, 2) * -1})
+    dl = ed.from_pandas([left[:25], left[25:]])
+    dr = ed.from_pandas([right[:7], right[7:14], right[14:]])
+    got = dl.join(dr, join_type=how, on=("key",), num_partitions=3).to_pandas()
+    expected = left.merge(right, on="key", how=pandas_how)
+    got = got.sort_values("key").reset_index(drop=True)[["key", "lv", "rv"]]
+    expected = expected.sort_values("key").reset_index(drop=True)[["key", "lv", "rv"]]
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+
+
+def test_join_with_different_key_names_and_suffixes():
+    a = ed.from_items([{"id": i, "x": i} for i in range(10)])
+    b = ed.from_items([{"uid": i, "x": -i} for i in range(5, 15)])
+    rows = a.join(b, on=("id",), right_on=("uid",), left_suffix="_l",
+                  right_suffix="_r").take_all()
+    assert sorted((r["id"], r["x_l"], r["x_r"]) for r in rows) == \
+        [(i, i, -i) for i in range(5, 10)]
+    with pytest.raises(Exception, match="left_suffix"):
+        a.join(b, on=("id",), right_on=("uid",)).take_all()
+    with pytest.raises(ValueError, match="join_type"):
+        a.join(b, join_type="sideways")
