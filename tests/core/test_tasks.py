@@ -303,3 +303,22 @@ def test_an_interrupted_worker_is_retired(cluster, tmp_path):
     wait_for_condition(lambda: not pid_alive(victim), timeout=10,
                        message="the interrupted worker is still running")
     assert ember.get(add.remote(3, 4), timeout=30) == 7
+
+
+def test_wait_on_streaming_generators(cluster):
+    @ember.remote(num_returns="streaming")
+    def slow_items(delay):
+        time.sleep(delay)
+        yield "first"
+        time.sleep(delay)
+        yield "second"
+
+    fast, slow = slow_items.remote(0.05), slow_items.remote(3.0)
+    plain = add.remote(1, 2)
+    ready, not_ready = ember.wait([slow, fast, plain], num_returns=2, timeout=10)
+    assert {id(r) for r in ready} == {id(fast), id(plain)}
+    assert [id(r) for r in not_ready] == [id(slow)]
+    assert ember.get(next(fast)) == "first"
+    ready, _ = ember.wait([slow], timeout=0.1)
+    assert ready == []                   # its first item is still seconds away
+    ember.cancel(slow)

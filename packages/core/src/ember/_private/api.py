@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence, TypeVar, overload
 from . import worker_state
 
 if TYPE_CHECKING:
-    from .object_ref import ObjectRef
+    from .object_ref import ObjectRef, ObjectRefGenerator
 
 T = TypeVar("T")
 
@@ -329,19 +329,34 @@ def put(value: T, *, _owner: Any = None) -> ObjectRef[T]:
     return worker_state.require_core().put(value)
 
 
+@overload
 def wait(object_refs: Sequence[ObjectRef[Any]], *, num_returns: int = 1,
          timeout: float | None = None,
-         fetch_local: bool = True) -> tuple[list[ObjectRef[Any]], list[ObjectRef[Any]]]:
+         fetch_local: bool = True) -> tuple[list[ObjectRef[Any]], list[ObjectRef[Any]]]: ...
+
+
+@overload
+def wait(object_refs: Sequence[ObjectRef[Any] | ObjectRefGenerator], *, num_returns: int = 1,
+         timeout: float | None = None, fetch_local: bool = True
+         ) -> tuple[list[ObjectRef[Any] | ObjectRefGenerator],
+                    list[ObjectRef[Any] | ObjectRefGenerator]]: ...
+
+
+def wait(object_refs: Any, *, num_returns: int = 1, timeout: float | None = None,
+         fetch_local: bool = True) -> Any:
     """Return (ready, not_ready) once ``num_returns`` refs are ready or time runs out.
+
+    Streaming generators may be mixed in: one is ready when its next item is.
 
     >>> ready, pending = ember.wait(refs, num_returns=2, timeout=1.0)
     """
+    from .object_ref import ObjectRefGenerator
     core = worker_state.require_core()
     if not isinstance(object_refs, (list, tuple)):
         raise TypeError(f"ember.wait() expects a list of ObjectRefs, got "
                         f"{type(object_refs).__name__}")
     refs = list(object_refs)
-    _check_refs(refs, "ember.wait()")
+    _check_refs([r for r in refs if not isinstance(r, ObjectRefGenerator)], "ember.wait()")
     if len(set(refs)) != len(refs):
         raise ValueError("ember.wait() got the same ObjectRef more than once: deduplicate the list")
     if not isinstance(num_returns, int) or num_returns < 1 and refs:
@@ -353,7 +368,29 @@ def wait(object_refs: Sequence[ObjectRef[Any]], *, num_returns: int = 1,
         raise ValueError(f"timeout must be None or >= 0, got {timeout}")
     if not refs:
         return [], []
+    if any(isinstance(r, ObjectRefGenerator) for r in refs):
+        return _wait_with_generators(core, refs, num_returns, timeout, fetch_local)
     return core.wait(refs, num_returns, timeout, fetch_local)
+
+
+def _wait_with_generators(core: Any, refs: list, num_returns: int, timeout: float | None,
+                          fetch_local: bool) -> tuple[list, list]:
+    """wait() over refs and streaming generators: a generator is ready when its
+    next item is (or it has ended), as in Ray."""
+    import time
+
+    from .object_ref import ObjectRefGenerator
+    deadline = None if timeout is None else time.monotonic() + timeout
+    plain = [r for r in refs if not isinstance(r, ObjectRefGenerator)]
+    while True:
+        done_plain = set(core.wait(plain, len(plain), 0, fetch_local)[0]) if plain else set()
+        ready = [r for r in refs if (r.ready() if isinstance(r, ObjectRefGenerator)
+                                     else r in done_plain)]
+        if len(ready) >= num_returns or (deadline is not None and time.monotonic() >= deadline):
+            ready = ready[:num_returns]
+            chosen = {id(r) for r in ready}
+            return ready, [r for r in refs if id(r) not in chosen]
+        time.sleep(0.002)
 
 
 def cancel(object_ref: Any, *, force: bool = False, recursive: bool = True) -> None:

@@ -112,6 +112,10 @@ class ObjectRefGenerator:
         self._index += 1
         return ref
 
+    def ready(self) -> bool:
+        """True when ``next()`` would not block: the next item exists or the stream ended."""
+        return self._core.submitter.generator_ready(self._task_id, self._index)
+
     def __aiter__(self) -> "ObjectRefGenerator":
         return self
 

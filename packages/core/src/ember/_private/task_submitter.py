@@ -583,6 +583,12 @@ class TaskSubmitter:
                     raise GetTimeoutError(f"no generator item within {timeout}s")
                 self._gen_cond.wait(remaining)
 
+    def generator_ready(self, task_id: bytes, index: int) -> bool:
+        with self._lock:
+            gen = self._generators.get(task_id)
+            return gen is None or index in gen.items or (gen.total is not None
+                                                         and index >= gen.total)
+
     def release_generator(self, task_id: bytes) -> None:
         with self._lock:
             self._generators.pop(task_id, None)
