@@ -183,6 +183,27 @@ def test_join_matches_pandas(how, pandas_how):
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
 
 
+@pytest.mark.parametrize("how", ["inner", "left", "right", "outer"])
+@pytest.mark.parametrize("empty_side", ["left", "right"])
+def test_join_with_a_side_without_blocks_matches_pandas(how, empty_side):
+    full = pd.DataFrame({"key": np.arange(0, 12), "v": np.arange(0, 12) * 10})
+    empty = pd.DataFrame({"key": pd.Series([], dtype="int64")})
+    dfull = ed.from_pandas([full[:5], full[5:]])
+    dempty = dfull.limit(0)   # no blocks at all, so no schema
+    assert dempty.materialize().num_blocks() == 0
+    if empty_side == "left":
+        got = dempty.join(dfull, join_type=how, on=("key",), num_partitions=2).to_pandas()
+        expected = empty.merge(full, on="key", how=how)
+    else:
+        got = dfull.join(dempty, join_type=how, on=("key",), num_partitions=2).to_pandas()
+        expected = full.merge(empty, on="key", how=how)
+    assert len(got) == len(expected)
+    if len(expected):
+        got = got.sort_values("key").reset_index(drop=True)[["key", "v"]]
+        expected = expected.sort_values("key").reset_index(drop=True)[["key", "v"]]
+        pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+
+
 def test_join_with_different_key_names_and_suffixes():
     a = ed.from_items([{"id": i, "x": i} for i in range(10)])
     b = ed.from_items([{"uid": i, "x": -i} for i in range(5, 15)])

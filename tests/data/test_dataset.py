@@ -81,6 +81,34 @@ def test_map_filter_flat_map_match_pandas():
     assert flat.count() == df["k"].sum()
 
 
+def test_filter_with_string_expressions_matches_pandas():
+    df = frame()
+    df["s"] = np.where(df["k"] % 2 == 0, "even", "odd")
+    ds = ed.from_pandas([df[:100], df[100:]])
+    cases = {
+        "k > 5": df[df.k > 5],
+        "k >= 2 and s == 'even'": df[(df.k >= 2) & (df.s == "even")],
+        "k in [1, 3] or v < 0.1": df[df.k.isin([1, 3]) | (df.v < 0.1)],
+        "not (k != 4)": df[df.k == 4],
+        "1 < k <= 3": df[(df.k > 1) & (df.k <= 3)],
+        "v * 2 > 1": df[df.v * 2 > 1],
+    }
+    for expr, expected in cases.items():
+        got = as_df(ds.filter(expr=expr))
+        pd.testing.assert_frame_equal(got, expected.reset_index(drop=True),
+                                      check_dtype=False, obj=expr)
+    # Nothing kept: the schema stays.
+    assert ds.filter(expr="k > 1000").count() == 0
+    # Arbitrary code is never evaluated: calls, attributes, lambdas are rejected up front.
+    for bad in ["__import__('os').system('true')", "k.real > 1", "lambda: 1", "k >"]:
+        with pytest.raises(ValueError, match="fn="):
+            ds.filter(expr=bad)
+    with pytest.raises(ValueError, match="either fn or expr"):
+        ds.filter(lambda r: True, expr="k > 1")
+    with pytest.raises(Exception, match="nope"):
+        ds.filter(expr="nope > 1").take_all()
+
+
 def test_map_batches_formats_and_args():
     df = frame()
     ds = ed.from_pandas(df)

@@ -201,3 +201,56 @@ def test_autoscaling_pool_grows_while_inputs_wait():
     single = ed.range(40, override_num_blocks=20).materialize().map_batches(
         Pid, concurrency=1, batch_size=None)
     assert len({r["pid"] for r in single.take_all()}) == 1
+
+
+# -- DataContext on workers, block splitting -----------------------------------------------
+class _ReadsContext:
+    def __call__(self, batch):
+        seen = ed.DataContext.get_current().target_min_block_size
+        return {"id": batch["id"], "seen": np.full(len(batch["id"]), seen)}
+
+
+def test_driver_data_context_is_applied_inside_tasks_and_actors(ctx):
+    def reads_context(batch):
+        seen = ed.DataContext.get_current().target_min_block_size
+        return {"id": batch["id"], "seen": np.full(len(batch["id"]), seen)}
+
+    ds = ed.range(40, override_num_blocks=4)
+    for value in (12345, 54321):   # a second value: workers are reused, not left stale
+        ctx.target_min_block_size = value
+        for out in (ds.map_batches(reads_context),
+                    ds.map_batches(_ReadsContext, concurrency=1),
+                    ds.map(lambda r: {"seen": ed.DataContext.get_current()
+                                      .target_min_block_size})):
+            rows = out.take_all()
+            assert len(rows) == 40
+            assert {r["seen"] for r in rows} == {value}
+
+
+def _block_sizes(ds):
+    tables = [ember.get(ref) for ref in ds.to_arrow_refs()]
+    return [t.num_rows for t in tables], [t.nbytes for t in tables]
+
+
+@pytest.mark.parametrize("preserve_order", [False, True])
+def test_map_outputs_are_split_at_target_max_block_size(ctx, preserve_order):
+    ctx.execution_options.preserve_order = preserve_order
+    ctx.target_max_block_size = 800          # 100 rows of one int64 column
+    ds = ed.range(1000, override_num_blocks=2).map_batches(lambda b: {"id": b["id"] * 2})
+    mat = ds.materialize()
+    rows, sizes = _block_sizes(mat)
+    assert sum(rows) == 1000
+    assert len(rows) >= 10, rows             # 2 tasks, each cut into several blocks
+    assert max(sizes) <= 800, sizes
+    ids = [r["id"] for r in ds.take_all()]
+    if preserve_order:
+        assert ids == list(range(0, 2000, 2))
+    else:
+        assert sorted(ids) == list(range(0, 2000, 2))
+    assert ds.count() == 1000
+    # Actor pools split too; stats count every block of a task, and tasks once.
+    pooled = ed.range(600, override_num_blocks=1).map_batches(_ReadsContext, concurrency=1)
+    rows, sizes = _block_sizes(pooled.materialize())
+    assert sum(rows) == 600 and len(rows) >= 6 and max(sizes) <= 800
+    ctx.target_max_block_size = 128 * MiB
+    assert len(_block_sizes(ds.materialize())[0]) <= 2   # the default: no split

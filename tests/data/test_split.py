@@ -116,3 +116,12 @@ def test_streaming_split_from_driver_threads_and_error_propagation():
     for t in threads:
         t.join(timeout=50)
     assert errors and all("corrupt record 500" in str(e) for e in errors)
+
+
+def test_locality_hints_are_refused_not_ignored():
+    ds = ed.range(10)
+    with pytest.raises(ValueError, match="locality_hints.*not supported"):
+        ds.streaming_split(2, locality_hints=["a", "b"])
+    with pytest.raises(ValueError, match="locality_hints.*not supported"):
+        ds.split(2, locality_hints=["a", "b"])
+    assert len(ds.streaming_split(2, locality_hints=None)) == 2

@@ -181,14 +181,27 @@ class Dataset:
                fn_constructor_kwargs: dict[str, Any] | None = None,
                num_cpus: float | None = None, num_gpus: float | None = None,
                concurrency: int | tuple[int, int] | None = None,
+               expr: str | None = None,
                **ray_remote_args: Any) -> "Dataset":
-        """Keep the rows for which ``fn(row)`` is true.
+        """Keep the rows for which ``fn(row)`` is true, or for which the string
+        expression ``expr`` holds (evaluated with pyarrow.compute, never ``eval``).
 
         >>> ember.data.range(10).filter(lambda r: r["id"] < 3).count()
         3
+        >>> ember.data.range(10).filter(expr="id < 3 or id in [7, 8]").count()
+        5
         """
+        if expr is not None:
+            if fn is not None:
+                raise ValueError("filter(): pass either fn or expr, not both")
+            from ._internal.transforms import ExprFilterStage, MapTransformer
+            stage = ExprFilterStage(expr)
+            return self._with(MapOp(transformer=MapTransformer([stage]),
+                                    ray_remote_args=_remote_args(num_cpus, num_gpus,
+                                                                 ray_remote_args),
+                                    label=stage.name, inputs=(self._plan,)))
         if fn is None:
-            raise TypeError("filter() needs a function fn(row) -> bool")
+            raise TypeError("filter() needs a function fn(row) -> bool, or expr='col > 5'")
         return self._row_op("filter", fn, "Filter", compute, fn_args, fn_kwargs,
                             fn_constructor_args, fn_constructor_kwargs, num_cpus, num_gpus,
                             concurrency, ray_remote_args)
@@ -463,6 +476,10 @@ class Dataset:
 
         >>> a, b = ember.data.range(10).split(2)
         """
+        if locality_hints is not None:
+            raise ValueError(
+                "split(locality_hints=...) is not supported yet by ember-data; call split "
+                "without locality_hints (results are the same, only placement differs)")
         from ._internal import split
         return split.split(self, n, equal=equal)
 
@@ -496,6 +513,12 @@ class Dataset:
         >>> it0, it1 = ds.streaming_split(2, equal=True)
         >>> worker.train.remote(it0)
         """
+        if locality_hints is not None:
+            raise ValueError(
+                "streaming_split(locality_hints=...) is not supported yet by ember-data: "
+                "blocks go to whichever iterator asks first, wherever they were produced. "
+                "Call streaming_split without locality_hints (results are the same, only "
+                "placement differs)")
         from ._internal import split
         return split.streaming_split(self, n, equal=equal)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import ember
 
-from .transforms import MapTransformer, run_transform, user_traceback
+from .transforms import MapTransformer, run_transform_stream, user_traceback
 
 __all__ = ["ActorPoolState", "MapWorker"]
 
@@ -19,8 +19,10 @@ __all__ = ["ActorPoolState", "MapWorker"]
 class MapWorker:
     """The actor: holds the operator's constructed UDF for its whole life."""
 
-    def __init__(self, transformer: MapTransformer) -> None:
+    def __init__(self, transformer: MapTransformer, context: Any = None) -> None:
         self._transformer = transformer
+        self._context = context
+        self._set_context()
         try:
             transformer.init()
         except Exception as e:
@@ -29,9 +31,19 @@ class MapWorker:
     def ready(self) -> bool:
         return True
 
-    def process(self, task_idx: int, *inputs: Any) -> tuple[Any, Any]:
+    def _set_context(self) -> None:
+        """Run the UDF under the DataContext of the driver that started the dataset."""
+        if self._context is not None:
+            from ..context import DataContext
+            DataContext._set_current(self._context)
+
+    def process(self, task_idx: int, *inputs: Any) -> Any:
+        """A streaming method: yields metadata, block, metadata, block, ..."""
+        self._set_context()
+        from ..context import DataContext
         try:
-            return run_transform(self._transformer, task_idx, inputs)
+            yield from run_transform_stream(self._transformer, task_idx, inputs,
+                                            DataContext.get_current().target_max_block_size)
         except Exception as e:
             raise e.with_traceback(user_traceback(e))
 
@@ -41,7 +53,7 @@ class ActorPoolState:
 
     def __init__(self, transformer: MapTransformer, *, min_size: int, max_size: int,
                  num_cpus: float, num_gpus: float, remote_args: dict[str, Any],
-                 max_in_flight: int, name: str) -> None:
+                 max_in_flight: int, name: str, context: Any = None) -> None:
         self.min_size = min_size
         self.max_size = max_size
         self.num_cpus = num_cpus
@@ -55,6 +67,7 @@ class ActorPoolState:
                                                     **args)
         # The transformer goes into the object store once, not once per actor.
         self._transformer_ref = ember.put(transformer)
+        self._context = context
         self.actors: list[Any] = []
         self.in_flight: dict[int, int] = {}     # actor index -> calls in flight
         self.ready: set[int] = set()
@@ -67,7 +80,7 @@ class ActorPoolState:
             self.add_actor()
 
     def add_actor(self) -> None:
-        actor = self._cls.remote(self._transformer_ref)
+        actor = self._cls.remote(self._transformer_ref, self._context)
         idx = len(self.actors)
         self.actors.append(actor)
         self.in_flight[idx] = 0
@@ -108,13 +121,14 @@ class ActorPoolState:
     def free_slots(self) -> int:
         return sum(self.max_in_flight - self.in_flight[i] for i in self.ready)
 
-    def submit(self, task_idx: int, inputs: list[Any]) -> tuple[Any, Any, int]:
-        """Call the least loaded ready actor; returns (block ref, meta ref, actor index)."""
+    def submit(self, task_idx: int, inputs: list[Any]) -> tuple[Any, int]:
+        """Call the least loaded ready actor; returns (ObjectRefGenerator of metadata/block
+        items, actor index)."""
         idx = min(self.ready, key=lambda i: self.in_flight[i])
         self.in_flight[idx] += 1
-        block_ref, meta_ref = self.actors[idx].process.options(num_returns=2).remote(
+        gen = self.actors[idx].process.options(num_returns="streaming").remote(
             task_idx, *inputs)
-        return block_ref, meta_ref, idx
+        return gen, idx
 
     def done(self, idx: int) -> None:
         self.in_flight[idx] -= 1

@@ -67,6 +67,15 @@ def _slice_task(block: Any, start: int, end: int) -> tuple[Any, Any]:
     return out, metadata_for(out)
 
 
+def _context_for_workers(ctx: DataContext) -> DataContext:
+    """A copy of the driver's context to ship to workers (the context itself if it
+    cannot be copied, e.g. a setting holds something that cannot be deep-copied)."""
+    try:
+        return ctx.copy()
+    except Exception:  # noqa: BLE001
+        return ctx
+
+
 class ExchangeContext:
     """Handed to all-to-all functions: settings, stats and the remote options for tasks."""
 
@@ -83,13 +92,19 @@ class ExchangeContext:
 
 
 class _Running:
-    __slots__ = ("block_ref", "inputs", "input_bytes", "est_output", "actor_idx", "seq", "cpus",
-                 "gpus", "order")
+    """A map task (or actor call) in flight: a streaming generator of metadata/block items."""
 
-    def __init__(self, block_ref: Any, inputs: list[Any], input_bytes: float,
+    __slots__ = ("gen", "inputs", "input_bytes", "est_output", "actor_idx", "seq", "cpus",
+                 "gpus", "order", "pending_meta", "outputs", "out_bytes", "num_out")
+
+    def __init__(self, gen: Any, inputs: list[Any], input_bytes: float,
                  est_output: float, actor_idx: int | None, seq: int, cpus: float,
                  gpus: float) -> None:
-        self.block_ref = block_ref
+        self.gen = gen
+        self.pending_meta: Any = None     # metadata received, its block not yet
+        self.outputs: list[RefBundle] = []  # held until the task ends (preserve_order)
+        self.out_bytes = 0.0
+        self.num_out = 0
         self.inputs = inputs  # kept so input blocks live until the task is done
         self.input_bytes = input_bytes
         self.est_output = est_output
@@ -116,7 +131,7 @@ class _OpState:
         self.stats = OpStats(op.name)
         self.pool: ActorPoolState | None = None
         self.next_task_idx = 0
-        self.completed: dict[int, RefBundle | None] = {}   # preserve_order: held outputs
+        self.completed: dict[int, list[RefBundle]] = {}   # preserve_order: held outputs
         self.next_release = 0
         self.rows_emitted = 0
         self.avg_output = 0.0
@@ -156,6 +171,7 @@ class StreamingExecutor:
         # count them for a moment longer so the budget holds for the real store.
         self._releasing: collections.deque[tuple[float, float]] = collections.deque()
         self._item_order: dict[int, tuple] = {}
+        self._context_ref: Any = None
         self._progress_marker: tuple = ()
         self._progress_at = time.perf_counter()
         self._warned = False
@@ -228,6 +244,8 @@ class StreamingExecutor:
                     f"{op.name} asks for num_cpus={op.num_cpus}, num_gpus={op.num_gpus} per "
                     f"task but the cluster has {self._total_cpus:g} CPUs and "
                     f"{self._total_gpus:g} GPUs: it could never run")
+        # The driver's DataContext, applied inside every map task and actor (as Ray does).
+        self._context_ref = ember.put(_context_for_workers(ctx))
         pools = [(s, op, op.compute) for s, op in maps if isinstance(op.compute, ActorPool)]
         cpus = plan_actor_cpus(self._total_cpus,
                                [(pool.min_size, op.num_cpus) for _, op, pool in pools],
@@ -245,7 +263,8 @@ class StreamingExecutor:
             state.pool = ActorPoolState(
                 op.transformer, min_size=pool.min_size, max_size=pool.max_size,
                 num_cpus=num_cpus, num_gpus=op.num_gpus, remote_args=op.remote_args,
-                max_in_flight=pool.max_tasks_in_flight_per_actor, name=op.name)
+                max_in_flight=pool.max_tasks_in_flight_per_actor, name=op.name,
+                context=self._context_ref)
             state.pool.start()
             for ref in state.pool.pending_ready:
                 self._pending_ready[ref] = state
@@ -347,8 +366,9 @@ class StreamingExecutor:
                 if counted:
                     used += sum(_stored(b) for b in queue if isinstance(b, RefBundle))
             for r in state.running.values():
-                used += r.input_bytes + r.est_output
-            used += sum(_stored(b) for b in state.completed.values() if b is not None)
+                used += r.input_bytes + max(0.0, r.est_output - r.out_bytes)
+                used += sum(_stored(b) for b in r.outputs)
+            used += sum(_stored(b) for bs in state.completed.values() for b in bs)
         used += sum(_stored(b) for b in self._output)
         now = time.perf_counter()
         while self._releasing and now - self._releasing[0][0] > _FREE_GRACE_S:
@@ -393,18 +413,18 @@ class StreamingExecutor:
             state.progress.set_total(state.stats.blocks_out)
             state.progress.close()
 
-    def _release(self, state: _OpState, seq: int, bundle: RefBundle | None) -> None:
-        """Hand a finished task's output on (in dispatch order if order is preserved)."""
+    def _release(self, state: _OpState, seq: int, bundles: list[RefBundle]) -> None:
+        """Hand a finished task's outputs on (in dispatch order if order is preserved)."""
         if not self._preserve:
-            if bundle is not None:
+            for bundle in bundles:
                 self._emit(state, bundle)
             return
-        state.completed[seq] = bundle
+        state.completed[seq] = bundles
         while state.next_release in state.completed:
             ready = state.completed.pop(state.next_release)
             state.next_release += 1
-            if ready is not None:
-                self._emit(state, ready)
+            for bundle in ready:
+                self._emit(state, bundle)
 
     # -- finished tasks --------------------------------------------------------------------
     def _collect(self, timeout: float) -> None:
@@ -422,24 +442,59 @@ class StreamingExecutor:
                         raise RuntimeError(f"{state.op.name}: an actor of its pool failed to "
                                            f"start: {e}") from e
                 continue
-            state = self._by_ref.pop(ref)
-            running = state.running.pop(ref)
-            if running.input_bytes:
-                self._releasing.append((time.perf_counter(), running.input_bytes))
-            if state.pool is not None and running.actor_idx is not None:
-                state.pool.done(running.actor_idx)
-            try:
-                meta = ember.get(ref)
-            except Exception as e:  # noqa: BLE001
-                self._task_failed(state, running, e)
-                continue
-            bundle = RefBundle([(running.block_ref, meta)], running.order)
-            state.stats.add_task(meta)
-            n = state.stats.num_tasks
-            state.avg_output += ((meta.size_bytes or 0) + _BLOCK_OVERHEAD - state.avg_output) / n
-            self._release(state, running.seq, bundle)
+            if ref in self._by_ref:
+                self._drain(self._by_ref[ref], ref)
         for state in self._states:
             self._maybe_finish_map(state)
+
+    def _drain(self, state: _OpState, gen: Any) -> None:
+        """Take the items a streaming map task has produced so far; finish it at its end."""
+        running = state.running[gen]
+        while gen.ready():
+            try:
+                ref = next(gen)
+            except StopIteration:
+                self._task_done(state, gen, running, None)
+                return
+            if running.pending_meta is None:
+                try:
+                    running.pending_meta = ember.get(ref)
+                except Exception as e:  # noqa: BLE001
+                    self._task_done(state, gen, running, e)
+                    return
+                continue
+            meta, running.pending_meta = running.pending_meta, None
+            state.stats.add_output(meta)
+            state.stats.add_exec_stats(meta)
+            running.out_bytes += (meta.size_bytes or 0) + _BLOCK_OVERHEAD
+            # Several blocks of one task keep the task's place in the dataset's order.
+            bundle = RefBundle([(ref, meta)], tuple(running.order) + (running.num_out,))
+            running.num_out += 1
+            if self._preserve:
+                running.outputs.append(bundle)
+            else:
+                self._emit(state, bundle)
+
+    def _task_done(self, state: _OpState, gen: Any, running: _Running,
+                   error: Exception | None) -> None:
+        self._by_ref.pop(gen, None)
+        state.running.pop(gen, None)
+        if running.input_bytes:
+            self._releasing.append((time.perf_counter(), running.input_bytes))
+        if state.pool is not None and running.actor_idx is not None:
+            state.pool.done(running.actor_idx)
+        if error is not None:
+            if state.pool is None:
+                try:
+                    ember.cancel(gen)
+                except Exception:  # noqa: BLE001 - already finished
+                    pass
+            self._task_failed(state, running, error)
+            return
+        state.stats.num_tasks += 1
+        n = state.stats.num_tasks
+        state.avg_output += (running.out_bytes - state.avg_output) / n
+        self._release(state, running.seq, running.outputs)
 
     def _task_failed(self, state: _OpState, running: _Running, error: Exception) -> None:
         limit = self._ctx.max_errored_blocks
@@ -449,7 +504,7 @@ class StreamingExecutor:
             logger.warning("%s: skipping a block that failed (%d of at most %s): %s",
                            state.op.name, self._errored_blocks,
                            "any" if limit < 0 else limit, error)
-            self._release(state, running.seq, None)
+            self._release(state, running.seq, running.outputs)
             return
         if isinstance(error, ember.exceptions.TaskError):
             raise UserCodeException(
@@ -684,20 +739,20 @@ class StreamingExecutor:
         state.avg_input += (input_bytes - state.avg_input) / state.dispatched
         est = state.avg_output or input_bytes
         if state.pool is not None:
-            block_ref, meta_ref, actor_idx = state.pool.submit(seq, args)
+            gen, actor_idx = state.pool.submit(seq, args)
             cpus = gpus = 0.0
         else:
             options: dict[str, Any] = {k: v for k, v in op.remote_args.items() if v is not None}
-            options["num_returns"] = 2
+            options["num_returns"] = "streaming"
             options.setdefault("num_cpus", op.num_cpus)
             if self._ctx.scheduling_strategy not in (None, "DEFAULT"):
                 options.setdefault("scheduling_strategy", self._ctx.scheduling_strategy)
-            fn = remote_fn(transforms.map_task, **options)
-            block_ref, meta_ref = fn.remote(self._transformer_refs[id(state)], seq, *args)
+            fn = remote_fn(transforms.stream_map_task, **options)
+            gen = fn.remote(self._transformer_refs[id(state)], self._context_ref, seq, *args)
             actor_idx, cpus, gpus = None, op.num_cpus, op.num_gpus
-        running = _Running(block_ref, items, input_bytes, est, actor_idx, seq, cpus, gpus)
+        running = _Running(gen, items, input_bytes, est, actor_idx, seq, cpus, gpus)
         # Where the output sits in the dataset's order (all-to-all operators and
         # materialize() sort by it, so results do not depend on which task finished first).
         running.order = min(self._item_order.get(id(i), getattr(i, "seq", (seq,))) for i in items)
-        state.running[meta_ref] = running
-        self._by_ref[meta_ref] = state
+        state.running[gen] = running
+        self._by_ref[gen] = state

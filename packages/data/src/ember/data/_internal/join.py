@@ -92,8 +92,15 @@ def _join_partition(join_type: str, left_keys: tuple[str, ...], right_keys: tupl
     start = _now()
     left = B.concat(list(parts[:n_left]))
     right = B.concat(list(parts[n_left:]))
-    if left.num_columns == 0 or right.num_columns == 0:
+    if left.num_columns == 0 and right.num_columns == 0:
         return _finish(pa.table({}), start)
+    # A side with no blocks at all has no schema: treat it as an empty table of just its
+    # key columns (typed like the other side's), so outer/anti joins keep the other
+    # side's rows, as pandas.merge does with an empty frame.
+    if left.num_columns == 0:
+        left = _empty_keys(right, right_keys, left_keys)
+    elif right.num_columns == 0:
+        right = _empty_keys(left, left_keys, right_keys)
     overlap = (set(left.column_names) - set(left_keys)) & (set(right.column_names) -
                                                            set(right_keys))
     if overlap and not (left_suffix or right_suffix):
@@ -105,12 +112,17 @@ def _join_partition(join_type: str, left_keys: tuple[str, ...], right_keys: tupl
     return _finish(out, start)
 
 
+def _empty_keys(other: B.Block, other_keys: tuple[str, ...],
+                keys: tuple[str, ...]) -> B.Block:
+    return pa.table({k: pa.array([], type=other.schema.field(ok).type)
+                     for k, ok in zip(keys, other_keys)})
+
+
 def join_fn(op: Any) -> Callable[[list[list[RefBundle]], Any], list[RefBundle]]:
     def bulk(inputs: list[list[RefBundle]], ctx: Any) -> list[RefBundle]:
         left, right = _blocks(inputs[0]), _blocks(inputs[1])
-        if not left or not right:
-            if not left and not right:
-                return []
+        if not left and not right:
+            return []
         n = op.num_partitions or max(len(left), len(right), 1)
         mapper = remote_fn(_hash_partition, num_returns=n)
         left_parts = [_as_list(mapper.remote(ref, op.left_keys, n), n) for ref, _ in left]

@@ -54,6 +54,11 @@ class OpStats:
         self.task_wall_s += float(exec_stats.get("wall_s", 0.0))
         self.task_cpu_s += float(exec_stats.get("cpu_s", 0.0))
 
+    def add_exec_stats(self, meta: Any) -> None:
+        exec_stats = getattr(meta, "exec_stats", None) or {}
+        self.task_wall_s += float(exec_stats.get("wall_s", 0.0))
+        self.task_cpu_s += float(exec_stats.get("cpu_s", 0.0))
+
     def add_output(self, meta: Any) -> None:
         self.blocks_out += 1
         self.rows_out += meta.num_rows or 0

@@ -20,8 +20,9 @@ from ..datasource.datasource import ReadTask, TaskContext
 from . import block as B
 from .batch import batch_to_block, block_to_batch
 
-__all__ = ["BatchStage", "LimitStage", "MapTransformer", "ProjectStage", "ReadStage",
-           "RowStage", "SampleStage", "Stage", "WriteStage", "run_transform"]
+__all__ = ["BatchStage", "ExprFilterStage", "LimitStage", "MapTransformer", "ProjectStage", "ReadStage",
+           "RowStage", "SampleStage", "Stage", "WriteStage", "run_transform",
+           "run_transform_stream", "split_blocks", "stream_map_task"]
 
 
 class Stage:
@@ -196,6 +197,29 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+class ExprFilterStage(Stage):
+    """``filter(expr="a > 5")``: a string expression evaluated with pyarrow.compute."""
+
+    def __init__(self, expr: str) -> None:
+        from .expressions import to_arrow_expression
+        to_arrow_expression(expr)  # invalid expressions fail when the dataset is built
+        self.expr = expr
+        self.name = f"Filter({expr})"
+
+    def apply(self, blocks: Iterator[B.Block], ctx: TaskContext) -> Iterator[B.Block]:
+        from .expressions import to_arrow_expression
+        expression = to_arrow_expression(self.expr)
+        for block in blocks:
+            if block.num_columns == 0:
+                yield block
+                continue
+            try:
+                yield block.filter(expression)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+                raise ValueError(f"filter(expr={self.expr!r}) failed on a block with columns "
+                                 f"{block.column_names}: {e}") from e
+
+
 class ProjectStage(Stage):
     """select_columns / drop_columns / rename_columns, without touching the data."""
 
@@ -320,9 +344,87 @@ def run_transform(transformer: MapTransformer, task_idx: int,
     return out, B.metadata_for(out, input_files, stats)
 
 
+def run_transform_stream(transformer: MapTransformer, task_idx: int, inputs: Sequence[Any],
+                         target_max_block_size: int | None) -> Iterator[Any]:
+    """Like ``run_transform`` but yields ``metadata, block, metadata, block, ...``: each
+    output block (cut at ``target_max_block_size`` bytes) preceded by its metadata.
+
+    The metadata comes first so that the driver learns of a failure from a small
+    object, never from a block it would have to fetch.
+    """
+    start, cpu_start = time.perf_counter(), time.thread_time()
+    input_files: list[str] = []
+    for item in inputs:
+        if isinstance(item, ReadTask):
+            input_files.extend(item.metadata.input_files or [])
+    emitted = 0
+
+    def stats() -> dict[str, float]:
+        nonlocal start, cpu_start
+        now, cpu = time.perf_counter(), time.thread_time()
+        out = {"wall_s": now - start, "cpu_s": cpu - cpu_start}
+        start, cpu_start = now, cpu
+        return out
+
+    for out in split_blocks(transformer.apply(inputs, TaskContext(task_idx=task_idx)),
+                            target_max_block_size):
+        emitted += 1
+        yield B.metadata_for(out, input_files if emitted == 1 else None, stats())
+        yield out
+    if not emitted:
+        schema = next((b.schema for b in inputs if isinstance(b, pa.Table)), None)
+        out = B.empty_block(schema if _only_projection_free(transformer) else None)
+        yield B.metadata_for(out, input_files, stats())
+        yield out
+
+
+def split_blocks(blocks: Iterable[B.Block], target: int | None) -> Iterator[B.Block]:
+    """Re-cut a stream of blocks into blocks of about ``target`` bytes (at least one row
+    each); small blocks are merged until they reach it. ``None``: one block in all."""
+    pending: list[B.Block] = []
+    pending_bytes = 0
+    for block in blocks:
+        if not block.num_rows and (pending or block.num_columns == 0):
+            continue
+        pending.append(block)
+        pending_bytes += B.size_bytes(block)
+        if target is None or pending_bytes < target:
+            continue
+        table = B.concat(pending)
+        pending, pending_bytes = [], 0
+        rows, nbytes = table.num_rows, max(1, B.size_bytes(table))
+        per = max(1, int(rows * target // nbytes))
+        offset = 0
+        while rows - offset > per:
+            yield B.slice_block(table, offset, offset + per)
+            offset += per
+        rest = B.slice_block(table, offset, rows) if offset else table
+        if B.size_bytes(rest) >= target:
+            yield rest
+        else:
+            pending, pending_bytes = [rest], B.size_bytes(rest)
+    if pending:
+        yield B.concat(pending)
+
+
+def stream_map_task(transformer: MapTransformer, context: Any, task_idx: int,
+                    *inputs: Any) -> Iterator[Any]:
+    """Body of a streaming map task (``num_returns="streaming"``): runs under the driver's
+    DataContext and yields metadata/block pairs (see ``run_transform_stream``)."""
+    from ..context import DataContext
+    if context is not None:
+        DataContext._set_current(context)
+    try:
+        transformer.init()
+        yield from run_transform_stream(transformer, task_idx, inputs,
+                                        DataContext.get_current().target_max_block_size)
+    except Exception as e:
+        raise e.with_traceback(user_traceback(e))
+
+
 def _only_projection_free(transformer: MapTransformer) -> bool:
     # An empty result keeps its input's schema only when no stage could have changed it.
-    return all(isinstance(s, (LimitStage, SampleStage)) or
+    return all(isinstance(s, (LimitStage, SampleStage, ExprFilterStage)) or
                (isinstance(s, RowStage) and s.kind == "filter") for s in transformer.stages)
 
 
