@@ -521,3 +521,60 @@ def test_leases_held_by_a_killed_actor_are_released(cluster):
     ember.kill(p)   # its child's lease must not outlive it
     wait_for_condition(lambda: ember.available_resources().get("CPU") == 2.0, timeout=5,
                        message="a dead actor's child lease kept its CPU")
+
+
+def test_streaming_call_that_cannot_run_raises_when_iterated(cluster):
+    @ember.remote
+    class Source:
+        def count(self, n):
+            yield from range(n)
+
+    s = Source.remote()
+    assert [ember.get(r) for r in s.count.remote(2)] == [0, 1]
+    gen = s.count.options(concurrency_group="nope").remote(3)
+    with pytest.raises(ValueError, match="concurrency group 'nope'"):
+        ember.get(next(gen))
+    ember.kill(s)
+    dead = s.count.remote(3)
+    with pytest.raises(ActorDiedError):
+        ember.get(next(dead))
+
+
+def test_constructor_arguments_are_released_with_the_actor(cluster):
+    import numpy as np
+
+    from ember._private import worker_state
+    big = ember.put(np.ones(1 << 18))          # 2 MiB: lives in shared memory
+    oid = big.binary()
+    c = Counter.remote(0)
+
+    @ember.remote
+    class Holder:
+        def __init__(self, arr):
+            self.n = int(arr.sum())
+
+        def n_(self):
+            return self.n
+
+    h = Holder.remote(big)
+    assert ember.get(h.n_.remote()) == 1 << 18
+    del big
+    core = worker_state.core
+    assert core.memory_store.get(oid) is not None    # pinned while the actor may restart
+    ember.kill(h)
+    wait_for_condition(lambda: core.memory_store.get(oid) is None, timeout=10,
+                       message="the dead actor's constructor argument was never freed")
+    ember.kill(c)
+
+
+def test_method_call_options_name_and_rejected_retry_exceptions(cluster):
+    c = Counter.remote()
+    with pytest.raises(KeyError) as info:
+        ember.get(c.fail.options(name="nightly-cleanup").remote())
+    assert "nightly-cleanup" in str(info.value)
+    with pytest.raises(ValueError, match="retry_exceptions"):
+        c.fail.options(retry_exceptions=True)
+    with pytest.raises(ValueError, match="retry_exceptions"):
+        @ember.method(retry_exceptions=True)
+        def f(self):
+            pass

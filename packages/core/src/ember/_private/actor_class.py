@@ -35,8 +35,7 @@ def method(*args: Any, **options: Any) -> Any:
     if args:
         raise TypeError("@ember.method takes keyword options only, e.g. "
                         "@ember.method(num_returns=2)")
-    allowed = {"num_returns", "concurrency_group", "max_task_retries", "retry_exceptions",
-               "enable_task_events", "tensor_transport"}
+    allowed = {"num_returns", "concurrency_group", "max_task_retries", "enable_task_events"}
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(f"unknown option(s) for @ember.method: {', '.join(unknown)}; valid: "
@@ -264,9 +263,11 @@ class ActorMethod:
     """
 
     def __init__(self, handle: ActorHandle, name: str, num_returns: int,
-                 concurrency_group: str, max_task_retries: int | None) -> None:
+                 concurrency_group: str, max_task_retries: int | None,
+                 call_name: str = "") -> None:
         self._handle = handle
         self._name = name
+        self._call_name = call_name          # shown in errors and logs instead of Class.method
         self._num_returns = num_returns
         self._group = concurrency_group
         self._retries = (handle._ember_meta.get("max_task_retries", 0)
@@ -277,12 +278,17 @@ class ActorMethod:
                         f"'actor.{self._name}.remote(...)'")
 
     def options(self, **options: Any) -> "ActorMethod":
-        """Override num_returns / concurrency_group / max_task_retries for one call.
+        """Override num_returns / concurrency_group / max_task_retries / name for one call.
+
+        ``enable_task_events`` is accepted for Ray compatibility; Ember records no
+        task events, so it changes nothing.
 
         >>> a.pair.options(num_returns=2).remote()
         """
+        # retry_exceptions is not offered: actor calls are retried only when the
+        # actor's worker dies (max_task_retries), not on application errors.
         allowed = {"num_returns", "concurrency_group", "max_task_retries", "name",
-                   "enable_task_events", "retry_exceptions"}
+                   "enable_task_events"}
         unknown = sorted(set(options) - allowed)
         if unknown:
             raise ValueError(f"unknown option(s) for actor method {self._name}: "
@@ -291,7 +297,11 @@ class ActorMethod:
                        if "num_returns" in options else self._num_returns)
         group = options.get("concurrency_group", self._group)
         retries = options.get("max_task_retries", self._retries)
-        return ActorMethod(self._handle, self._name, num_returns, group, retries)
+        call_name = options.get("name", self._call_name)
+        if not isinstance(call_name, str):
+            raise ValueError(f"name= for actor method {self._name} must be a str, got "
+                             f"{call_name!r}")
+        return ActorMethod(self._handle, self._name, num_returns, group, retries, call_name)
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         """Call the method on the actor; returns an ObjectRef (or several, per num_returns)."""
@@ -307,7 +317,7 @@ class ActorMethod:
             core.actors.check_pending_limit(handle._ember_actor_id, limit)
         refs = core.actors.submit(handle._ember_actor_id, handle._ember_meta["class_name"],
                                   self._name, args, kwargs, self._num_returns, self._group,
-                                  self._retries)
+                                  self._retries, self._call_name)
         n = self._num_returns
         if n == -1:
             return refs
@@ -321,5 +331,3 @@ class ActorMethod:
         return f"<ember actor method {self._handle._ember_meta.get('class_name')}.{self._name}>"
 
 
-def ids_for_lifetime() -> bytes:
-    return ids.object_id_for(ids.new_task_id(), 0)

@@ -52,6 +52,7 @@ class ActorHost:
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._atasks: dict[bytes, asyncio.Task] = {}
         self._precancelled: set[bytes] = set()
+        self._dispatched: set[bytes] = set()   # handed to the loop, not started
         self._sems: dict[str, asyncio.Semaphore] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         if self.mode == THREADS:
@@ -106,6 +107,8 @@ class ActorHost:
             fut.add_done_callback(lambda _f: self._forget(task_id))
         else:
             assert self.loop is not None
+            with self._lock:
+                self._dispatched.add(spec.task_id)
             asyncio.run_coroutine_threadsafe(self._run_async(spec, stream, group), self.loop)
 
     def _forget(self, task_id: bytes) -> None:
@@ -122,6 +125,8 @@ class ActorHost:
         current = asyncio.current_task()
         assert current is not None
         self._atasks[task_id] = current
+        with self._lock:
+            self._dispatched.discard(task_id)
         try:
             if task_id in self._precancelled:
                 self._precancelled.discard(task_id)
@@ -155,7 +160,10 @@ class ActorHost:
         task = self._atasks.get(task_id)
         if task is not None:
             task.cancel()
-        else:
+            return
+        with self._lock:
+            waiting = task_id in self._dispatched
+        if waiting:   # sent to the loop, not started yet; a finished call needs nothing
             self._precancelled.add(task_id)
 
 

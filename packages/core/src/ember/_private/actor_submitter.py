@@ -69,6 +69,7 @@ class _Actor:
         self.queue: collections.deque = collections.deque()   # not yet sent, in order
         self.in_flight: dict[bytes, Any] = {}                 # sent, insertion-ordered
         self.orphans: list = []          # in flight when the stream broke
+        self.creation_args: list[bytes] = []  # refs its constructor holds (for restarts)
         self.dead_error: bytes | None = None
         self.watching = False
 
@@ -95,8 +96,9 @@ class ActorSubmitter:
         spec.creation.num_returns = 1
         task, deps, ref = self.tasks.prepare(spec.creation, args, kwargs, ("actor-create",), 0,
                                              sink=lambda t: done.set())
-        # The constructor's arguments stay counted as submitted for as long as
-        # this process lives: a restart runs the constructor again.
+        # The constructor's arguments stay counted as submitted until the actor
+        # can no longer restart (dead, or its last handle gone): a restart runs
+        # the constructor again.
         with self._lock:
             self.tasks._tasks.pop(task.spec.task_id, None)
         core.memory_store.on_ready(ref[0]._id, lambda e: done.set())
@@ -117,6 +119,7 @@ class ActorSubmitter:
             return reply.info
         with self._lock:
             actor = self._actor(spec.actor_id, spec.class_name)
+            actor.creation_args = list(task.arg_ids)
             self._apply_info(actor, reply.info)
             if actor.conn is None and not actor.watching and actor.state != DEAD:
                 self._watch(actor)  # learn its address as soon as it is up
@@ -125,6 +128,10 @@ class ActorSubmitter:
     def out_of_scope(self, actor_id: bytes) -> None:
         """The last handle anywhere is gone: stop the actor (detached ones never get here)."""
         core = self.core
+        with self._lock:
+            actor = self._actors.get(actor_id)
+            if actor is not None:
+                self._release_creation_args(actor)
         request = pb.KillActorRequest(actor_id=actor_id, no_restart=True,
                                       reason="all references to it went out of scope")
         core.notify(lambda: core.gcs.KillActor(request, timeout=10))
@@ -144,8 +151,8 @@ class ActorSubmitter:
     # ------------------------------------------------------------ calls
     def submit(self, actor_id: bytes, class_name: str, method: str, args: tuple,
                kwargs: dict, num_returns: int, concurrency_group: str,
-               max_task_retries: int) -> Any:
-        spec = pb.TaskSpec(name=f"{class_name}.{method}", num_returns=num_returns,
+               max_task_retries: int, call_name: str = "") -> Any:
+        spec = pb.TaskSpec(name=call_name or f"{class_name}.{method}", num_returns=num_returns,
                            actor_id=actor_id, method_name=method,
                            concurrency_group=concurrency_group)
         with self._lock:
@@ -221,10 +228,7 @@ class ActorSubmitter:
             if task is not None:
                 task.state = "done"
             if result.generator_done:
-                gen = tasks._generators.get(result.task_id)
-                if gen is not None:
-                    gen.total = result.num_generator_items
-                    tasks._gen_cond.notify_all()
+                tasks._end_generator(result)
         tasks._deliver_returns(task, result,
                                lambda batch: None if conn.dead else conn.send(batch))
 
@@ -314,6 +318,7 @@ class ActorSubmitter:
             err = ActorDiedError(actor.actor_id.hex(), cause, cause_error)
             actor.dead_error = serialization.to_bytes(serialization.serialize(err))
         actor.state = DEAD
+        self._release_creation_args(actor)
         if actor.conn is not None:
             actor.conn.close()
             actor.conn = None
@@ -323,6 +328,13 @@ class ActorSubmitter:
         for task in pending:
             if task.state != "done":
                 self.tasks._finish_with_error_bytes(task, actor.dead_error)
+
+    def _release_creation_args(self, actor: _Actor) -> None:
+        """The actor cannot restart any more: its constructor's arguments may go."""
+        arg_ids, actor.creation_args = actor.creation_args, []
+        if arg_ids:
+            core = self.core
+            core.notify(lambda: core._run_rc(lambda: core.refs.remove_submitted(arg_ids)))
 
     def check_pending_limit(self, actor_id: bytes, limit: int) -> None:
         from ..exceptions import PendingCallsLimitExceeded

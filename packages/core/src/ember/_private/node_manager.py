@@ -512,15 +512,20 @@ class NodeManager(pbg.NodeManagerServicer):
     def PrepareBundles(self, request: pb.BundleRequest, context) -> pb.BundleReply:
         """Phase one: reserve every bundle sent here, or none of them."""
         with self._lock:
-            if request.pg_id in self._bundles:
-                return pb.BundleReply(ok=True)
+            held = self._bundles.get(request.pg_id)
+            if held is not None:
+                # A retry of a prepare whose reply was lost: fine if it asks for the
+                # same bundles; otherwise the caller must cancel first.
+                same = set(held) == {b.index for b in request.bundles}
+                return pb.BundleReply(ok=same, error="" if same else (
+                    "other bundles of this group are already prepared here"))
             resources = self.scheduler.resources
             taken: dict[int, list] = {}
             for bundle in request.bundles:
                 alloc = resources.try_allocate(dict(bundle.resources))
                 if alloc is None:
-                    for held in taken.values():
-                        resources.release(held[0])
+                    for entry in taken.values():
+                        resources.release(entry[0])
                     return pb.BundleReply(ok=False, error=(
                         f"bundle {bundle.index} {dict(bundle.resources)} does not fit in "
                         f"{resources.available} on node {self.node_id[:12]}"))

@@ -18,6 +18,7 @@ that later readers can pull from here and the owner frees it with the rest.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -170,6 +171,8 @@ class ObjectTransfer:
             mv[0:len(head.data)] = head.data
             futures = [self._pool.submit(self._copy_range, stub, object_id, start, length, mv)
                        for start, length in ranges]
+            # Every range must be finished before mv is released, even when one failed.
+            concurrent.futures.wait(futures)
             for fut in futures:
                 fut.result()
 

@@ -136,12 +136,14 @@ class PlacementGroupManager:
         prepared: set[str] = set()
         ok = True
         for node_id, node_bundles in per_node.items():
+            # Asked counts as prepared for cleanup: a reply lost to a timeout may
+            # hide a reservation that did happen.
+            prepared.add(node_id)
             reply = self._call(live[node_id], "PrepareBundles",
                                pb.BundleRequest(pg_id=spec.pg_id, bundles=node_bundles))
             if reply is None or not reply.ok:
                 ok = False
                 break
-            prepared.add(node_id)
         with self._cond:
             still_wanted = group.state == "PENDING"
         if not ok or not still_wanted:

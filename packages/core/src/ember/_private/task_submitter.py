@@ -495,10 +495,7 @@ class TaskSubmitter:
                 task.state = "done"
                 self._tasks.pop(result.task_id, None)
             if result.generator_done:
-                gen = self._generators.get(result.task_id)
-                if gen is not None:
-                    gen.total = result.num_generator_items
-                    self._gen_cond.notify_all()
+                self._end_generator(result)
             if worker.exiting and not worker.in_flight:
                 self._release_worker(worker, kill=True)
             else:
@@ -555,6 +552,23 @@ class TaskSubmitter:
             return isinstance(cause, tuple(task.retry_exceptions))
         except Exception:  # noqa: BLE001
             return False
+
+    def _end_generator(self, result: pb.TaskResult) -> None:
+        """A streaming call ended. Returns on the final message are an error that
+        ended it before it could stream one (cancelled, actor gone, bad call):
+        they become its last item, so iterating raises instead of ending quietly.
+        Called with the lock held."""
+        gen = self._generators.get(result.task_id)
+        if gen is None:
+            return
+        total = result.num_generator_items
+        for ret in result.returns:
+            self.core.register_pending(ret.object_id)
+            self._store_return(ret)
+            gen.items[total] = ObjectRef(ret.object_id, self.core.address)
+            total += 1
+        gen.total = total
+        self._gen_cond.notify_all()
 
     def _on_generator_item(self, result: pb.TaskResult) -> None:
         core = self.core
