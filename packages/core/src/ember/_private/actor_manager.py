@@ -39,11 +39,15 @@ class ActorManager:
         self._cond = threading.Condition()
         self._stubs: dict[tuple[str, Any], rpc.Stub] = {}
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ember-actors")
+        # Stops get their own threads: placements can occupy the whole pool while
+        # they wait for resources that only those stops would free.
+        self._stop_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ember-stops")
         self._stopped = False
 
     def stop(self) -> None:
         self._stopped = True
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._stop_pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------ plumbing
     def _stub(self, address: str, kind: Any) -> rpc.Stub:
@@ -59,7 +63,7 @@ class ActorManager:
             if isinstance(action, Place):
                 self._pool.submit(self._place, action.actor_id, action.attempt)
             elif isinstance(action, StopWorker):
-                self._pool.submit(self._stop_worker, action)
+                self._stop_pool.submit(self._stop_worker, action)
         self._cond.notify_all()
 
     def _event(self, fn: Callable[[], list]) -> None:

@@ -364,7 +364,13 @@ class TaskExecutor:
         self._attach_actor_resources(spec)
         start = time.perf_counter()
         try:
-            call = self._prepare_call(spec)
+            if any(arg.is_shm for arg in spec.args) or core._pending_borrows:
+                # Loading may pull an object from another node or call an owner:
+                # do it off the event loop so the actor's other calls keep going.
+                loop = asyncio.get_running_loop()
+                call = await loop.run_in_executor(None, self._prepare_call, spec)
+            else:
+                call = self._prepare_call(spec)
             if isinstance(call, pb.TaskResult):
                 return call
             fn, args, kwargs = call
