@@ -507,3 +507,16 @@ def test_owner_died_ignores_leases_without_an_owner() -> None:
     only_grant(sched.request_lease(1, {"CPU": 1}), 1, "w1")
     assert sched.owner_died("", now=1.0) == []
     assert cpu_free(sched) == 0.0
+
+
+def test_owner_node_died_releases_leases_of_every_process_there() -> None:
+    sched = make(cpus=3)
+    for w in ("w1", "w2", "w3"):
+        sched.worker_registered(w, "", now=0.0)
+    only_grant(sched.request_lease(1, {"CPU": 1}, owner="drv", owner_node="n1"), 1, "w1")
+    only_grant(sched.request_lease(2, {"CPU": 1}, owner="wk", owner_node="n1"), 2, "w2")
+    only_grant(sched.request_lease(3, {"CPU": 1}, owner="other", owner_node="n2"), 3, "w3")
+    actions = sched.owner_node_died("n1", now=1.0)
+    assert sorted(a.worker_id for a in actions if isinstance(a, KillWorker)) == ["w1", "w2"]
+    assert cpu_free(sched) == 2.0
+    assert sched.owner_node_died("", now=2.0) == []

@@ -130,6 +130,8 @@ class ControlService(pbg.ControlServiceServicer):
             node.available.clear()
         logger.warning("node %s is dead: %s", node_id[:12], reason)
         self.actors.node_died(node_id)
+        self.placement_groups.owner_node_died(node_id)
+        self._broadcast_death("", node_id, dead_node_id=node_id)
 
     def GetNodes(self, request: pb.Empty, context) -> pb.NodeList:
         with self._lock:
@@ -174,13 +176,15 @@ class ControlService(pbg.ControlServiceServicer):
         self._broadcast_death(request.worker_id, request.node_id)
         return pb.Empty()
 
-    def _broadcast_death(self, worker_id: str, reporter_node_id: str) -> None:
-        """Leases a dead process held on other nodes must be released there too."""
+    def _broadcast_death(self, worker_id: str, reporter_node_id: str,
+                         dead_node_id: str = "") -> None:
+        """Leases a dead process (or every process of a dead node) held on other
+        nodes must be released there too."""
         from . import rpc
         nodes = [n for n in self.node_list() if n.alive and n.node_id != reporter_node_id]
         if not nodes:
             return
-        request = pb.WorkerDeath(worker_id=worker_id)
+        request = pb.WorkerDeath(worker_id=worker_id, node_id=dead_node_id)
 
         def send() -> None:
             for node in nodes:

@@ -385,7 +385,8 @@ class NodeManager(pbg.NodeManagerServicer):
                 request_id, dict(request.resources), request.runtime_env_hash, request.name,
                 placement=dict(request.placement_resources) or None,
                 # Actor leases belong to the control service, not the creator.
-                owner="" if request.for_actor else request.owner_worker_id))
+                owner="" if request.for_actor else request.owner_worker_id,
+                owner_node=request.owner_node_id))
         if not pending.event.wait(LEASE_POLL_SECONDS) or pending.reply is None:
             with self._lock:
                 if pending.reply is None:
@@ -470,7 +471,10 @@ class NodeManager(pbg.NodeManagerServicer):
     def ReleaseOwner(self, request: pb.WorkerDeath, context) -> pb.Empty:
         """A process elsewhere died (told by the control service): drop its leases here."""
         with self._lock:
-            self._apply(self.scheduler.owner_died(request.worker_id, time.monotonic()))
+            if request.worker_id:
+                self._apply(self.scheduler.owner_died(request.worker_id, time.monotonic()))
+            elif request.node_id:
+                self._apply(self.scheduler.owner_node_died(request.node_id, time.monotonic()))
         return pb.Empty()
 
     def PullObject(self, request: pb.PullRequest, context) -> pb.PullReply:

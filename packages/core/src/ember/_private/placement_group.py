@@ -155,6 +155,7 @@ def placement_group(bundles: list[dict[str, float]], strategy: str = "PACK", nam
     spec = pb.PlacementGroupSpec(
         pg_id=pg_id, name=name or "", namespace=core.namespace, strategy=strategy,
         detached=lifetime == "detached", owner_worker_id=core.worker_id,
+        owner_node_id=core.node_id,
         soft_target_node_id=_soft_target_node_id or "",
         bundles=[pb.Bundle(index=i, resources=b,
                            label_selector=selectors[i] if selectors else {})

@@ -94,6 +94,15 @@ class PlacementGroupManager:
         for group in doomed:
             self.remove(group.spec.pg_id)
 
+    def owner_node_died(self, node_id: str) -> None:
+        """Non-detached groups whose owner ran on a dead node go with it."""
+        with self._cond:
+            doomed = [g for g in self._groups.values() if g.state != "REMOVED"
+                      and not g.spec.detached and node_id
+                      and g.spec.owner_node_id == node_id]
+        for group in doomed:
+            self.remove(group.spec.pg_id)
+
     def list(self) -> pb.PlacementGroupList:
         with self._cond:
             return pb.PlacementGroupList(groups=[self._info(g) for g in self._groups.values()])

@@ -54,6 +54,7 @@ class _Request:
     # explicit resources needs 1 CPU to be placed and holds 0, as in Ray).
     placement: ResourceSet | None = None
     owner: str = ""                   # the worker (or driver) that asked; see owner_died
+    owner_node: str = ""
 
     @property
     def shape(self) -> ResourceSet:
@@ -75,6 +76,7 @@ class _Lease:
     allocation: Any
     blocked: bool = False
     owner: str = ""
+    owner_node: str = ""
 
 
 @dataclass
@@ -95,9 +97,10 @@ class LeaseScheduler:
     # ------------------------------------------------------------ events
     def request_lease(self, request_id: int, resources: dict[str, float], env_hash: str = "",
                       name: str = "", placement: dict[str, float] | None = None,
-                      owner: str = "") -> list:
+                      owner: str = "", owner_node: str = "") -> list:
         request = _Request(request_id, ResourceSet(resources), env_hash, name,
-                           placement=ResourceSet(placement) if placement else None, owner=owner)
+                           placement=ResourceSet(placement) if placement else None, owner=owner,
+                           owner_node=owner_node if owner else "")
         try:
             self.resources.can_ever_fit(request.shape)
         except ValueError as e:
@@ -171,6 +174,17 @@ class LeaseScheduler:
             actions += self.return_lease(lease.lease_id, True, now)
         return actions
 
+    def owner_node_died(self, node_id: str, now: float) -> list:
+        """Every process on that node is gone: release the leases they held here."""
+        actions: list = []
+        for request_id in [r.request_id for r in self.pending.values()
+                           if node_id and r.owner_node == node_id]:
+            del self.pending[request_id]
+        for lease in [lease for lease in self.leases.values()
+                      if node_id and lease.owner_node == node_id]:
+            actions += self.return_lease(lease.lease_id, True, now)
+        return actions
+
     def resources_changed(self) -> list:
         """Capacity changed (bundles committed or removed): serve what fits now."""
         return self._schedule()
@@ -236,7 +250,7 @@ class LeaseScheduler:
             lease_id = next(self._lease_ids).to_bytes(8, "little")
             worker.lease_id = lease_id
             self.leases[lease_id] = _Lease(lease_id, worker.worker_id, allocation,
-                                           owner=req.owner)
+                                           owner=req.owner, owner_node=req.owner_node)
             del self.pending[req.request_id]
             actions.append(Grant(req.request_id, lease_id, worker.worker_id, allocation))
         # Start workers for requests that would fit now but have no idle worker.

@@ -320,7 +320,8 @@ class TaskSubmitter:
         core = self.core
         request = pb.LeaseRequest(resources=self._key_resources[key],
                                   owner_worker_id=core.worker_id, runtime_env_hash=key[1],
-                                  spilled=spilled, name=self._key_names.get(key, ""))
+                                  spilled=spilled, name=self._key_names.get(key, ""),
+                                  owner_node_id=core.node_id)
         hints = self._key_hints.get(key)
         if hints is not None:
             request.hints.CopyFrom(hints)

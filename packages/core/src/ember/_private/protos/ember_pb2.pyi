@@ -304,7 +304,7 @@ class Bundle(_message.Message):
     def __init__(self, index: _Optional[int] = ..., resources: _Optional[_Mapping[str, float]] = ..., node_id: _Optional[str] = ..., label_selector: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class PlacementGroupSpec(_message.Message):
-    __slots__ = ("pg_id", "name", "namespace", "strategy", "bundles", "detached", "owner_worker_id", "soft_target_node_id")
+    __slots__ = ("pg_id", "name", "namespace", "strategy", "bundles", "detached", "owner_worker_id", "soft_target_node_id", "owner_node_id")
     PG_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
@@ -313,6 +313,7 @@ class PlacementGroupSpec(_message.Message):
     DETACHED_FIELD_NUMBER: _ClassVar[int]
     OWNER_WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     SOFT_TARGET_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_NODE_ID_FIELD_NUMBER: _ClassVar[int]
     pg_id: bytes
     name: str
     namespace: str
@@ -321,7 +322,8 @@ class PlacementGroupSpec(_message.Message):
     detached: bool
     owner_worker_id: str
     soft_target_node_id: str
-    def __init__(self, pg_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., strategy: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[Bundle, _Mapping]]] = ..., detached: _Optional[bool] = ..., owner_worker_id: _Optional[str] = ..., soft_target_node_id: _Optional[str] = ...) -> None: ...
+    owner_node_id: str
+    def __init__(self, pg_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., strategy: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[Bundle, _Mapping]]] = ..., detached: _Optional[bool] = ..., owner_worker_id: _Optional[str] = ..., soft_target_node_id: _Optional[str] = ..., owner_node_id: _Optional[str] = ...) -> None: ...
 
 class PlacementGroupInfo(_message.Message):
     __slots__ = ("pg_id", "name", "namespace", "strategy", "state", "bundles", "version", "found", "error", "detached")
@@ -411,7 +413,7 @@ class SchedulingHints(_message.Message):
     def __init__(self, strategy: _Optional[str] = ..., affinity_node_id: _Optional[str] = ..., affinity_soft: _Optional[bool] = ..., label_selector: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class LeaseRequest(_message.Message):
-    __slots__ = ("resources", "owner_worker_id", "runtime_env", "runtime_env_hash", "name", "placement_resources", "for_actor", "hints", "spilled")
+    __slots__ = ("resources", "owner_worker_id", "runtime_env", "runtime_env_hash", "name", "placement_resources", "for_actor", "hints", "spilled", "owner_node_id")
     class ResourcesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -435,6 +437,7 @@ class LeaseRequest(_message.Message):
     FOR_ACTOR_FIELD_NUMBER: _ClassVar[int]
     HINTS_FIELD_NUMBER: _ClassVar[int]
     SPILLED_FIELD_NUMBER: _ClassVar[int]
+    OWNER_NODE_ID_FIELD_NUMBER: _ClassVar[int]
     resources: _containers.ScalarMap[str, float]
     owner_worker_id: str
     runtime_env: bytes
@@ -444,7 +447,8 @@ class LeaseRequest(_message.Message):
     for_actor: bool
     hints: SchedulingHints
     spilled: bool
-    def __init__(self, resources: _Optional[_Mapping[str, float]] = ..., owner_worker_id: _Optional[str] = ..., runtime_env: _Optional[bytes] = ..., runtime_env_hash: _Optional[str] = ..., name: _Optional[str] = ..., placement_resources: _Optional[_Mapping[str, float]] = ..., for_actor: _Optional[bool] = ..., hints: _Optional[_Union[SchedulingHints, _Mapping]] = ..., spilled: _Optional[bool] = ...) -> None: ...
+    owner_node_id: str
+    def __init__(self, resources: _Optional[_Mapping[str, float]] = ..., owner_worker_id: _Optional[str] = ..., runtime_env: _Optional[bytes] = ..., runtime_env_hash: _Optional[str] = ..., name: _Optional[str] = ..., placement_resources: _Optional[_Mapping[str, float]] = ..., for_actor: _Optional[bool] = ..., hints: _Optional[_Union[SchedulingHints, _Mapping]] = ..., spilled: _Optional[bool] = ..., owner_node_id: _Optional[str] = ...) -> None: ...
 
 class LeaseReply(_message.Message):
     __slots__ = ("granted", "lease_id", "worker", "gpu_ids", "resources", "error", "spillback", "fatal")
