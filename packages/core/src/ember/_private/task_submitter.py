@@ -604,6 +604,11 @@ class TaskSubmitter:
             return gen is None or index in gen.items or (gen.total is not None
                                                          and index >= gen.total)
 
+    def wait_generator_progress(self, timeout: float) -> None:
+        """Block until some streaming call produces or ends (or ``timeout`` passes)."""
+        with self._gen_cond:
+            self._gen_cond.wait(timeout)
+
     def release_generator(self, task_id: bytes) -> None:
         with self._lock:
             self._generators.pop(task_id, None)
