@@ -90,25 +90,7 @@ def batch_blocks(blocks: Iterator[B.Block], *, batch_size: int | None, drop_last
     if shuffle_buffer:
         yield from _shuffled(blocks, batch_size or 256, shuffle_buffer, shuffle_seed, drop_last)
         return
-    if batch_size is None:
-        for block in blocks:
-            if block.num_rows:
-                yield block
-        return
-    pending: list[B.Block] = []
-    rows = 0
-    for block in blocks:
-        start = 0
-        while start < block.num_rows:
-            take = min(batch_size - rows, block.num_rows - start)
-            pending.append(B.slice_block(block, start, start + take))
-            rows += take
-            start += take
-            if rows == batch_size:
-                yield B.concat(pending)
-                pending, rows = [], 0
-    if rows and not drop_last:
-        yield B.concat(pending)
+    yield from B.rebatch_blocks(blocks, batch_size, drop_last=drop_last)
 
 
 def _shuffled(blocks: Iterator[B.Block], batch_size: int, buffer_size: int,

@@ -19,7 +19,7 @@ from ..datasource.datasource import BlockMetadata
 Block: TypeAlias = Any
 
 __all__ = ["Block", "column_to_numpy", "concat", "empty_block", "metadata_for", "num_rows",
-           "rows_of", "size_bytes", "slice_block", "to_arrow_column", "to_block",
+           "rebatch_blocks", "rows_of", "size_bytes", "slice_block", "to_arrow_column", "to_block",
            "block_from_columns", "block_from_rows", "take_indices", "unify_schemas"]
 
 
@@ -161,6 +161,34 @@ def concat(blocks: Sequence[Block]) -> Block:
                          f"First: {blocks[0].schema}; other: "
                          f"{next(b.schema for b in blocks if b.schema != blocks[0].schema)}"
                          ) from e
+
+
+def rebatch_blocks(blocks: Iterable[Block], batch_size: int | None, *,
+                   drop_last: bool = False) -> Iterator[Block]:
+    """Cut a stream of blocks into blocks of exactly ``batch_size`` rows.
+
+    The last block may be short (dropped with ``drop_last``); ``None`` passes non-empty
+    blocks through whole.
+    """
+    if batch_size is None:
+        for block in blocks:
+            if block.num_rows:
+                yield block
+        return
+    pending: list[Block] = []
+    rows = 0
+    for block in blocks:
+        start = 0
+        while start < block.num_rows:
+            take = min(batch_size - rows, block.num_rows - start)
+            pending.append(slice_block(block, start, start + take))
+            rows += take
+            start += take
+            if rows == batch_size:
+                yield concat(pending)
+                pending, rows = [], 0
+    if rows and not drop_last:
+        yield concat(pending)
 
 
 def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -58,6 +58,22 @@ def _read(datasource: "Datasource", *, parallelism: int, num_cpus: float | None,
                            override_num_blocks=override_num_blocks)
 
 
+_READ_ARGS = ("parallelism", "num_cpus", "num_gpus", "memory", "ray_remote_args",
+              "concurrency", "override_num_blocks")
+
+
+def _read_files(datasource_cls: Callable[..., "Datasource"], args: dict[str, Any]) -> "Dataset":
+    """Build a datasource from a reader's arguments (its ``locals()``) and read it.
+
+    The ``_read`` arguments (``_READ_ARGS``) go to ``_read``; all the others, ``paths``
+    first, go to ``datasource_cls``.
+    """
+    datasource_args = dict(args)
+    read_args = {key: datasource_args.pop(key) for key in _READ_ARGS}
+    datasource = datasource_cls(datasource_args.pop("paths"), **datasource_args)
+    return _read(datasource, **read_args)
+
+
 def read_parquet(
     paths: PathsArg,
     *,
@@ -98,16 +114,11 @@ def read_parquet(
     fare: double
     year: string
     """
+    args = dict(locals())
+    args["to_batches_kwargs"] = args.pop("arrow_parquet_args")
     from .datasource.parquet_datasource import ParquetDatasource
 
-    datasource = ParquetDatasource(
-        paths, filesystem=filesystem, columns=columns, filter=filter, schema=schema,
-        partitioning=partitioning, partition_filter=partition_filter, shuffle=shuffle,
-        include_paths=include_paths, file_extensions=file_extensions,
-        to_batches_kwargs=arrow_parquet_args)
-    return _read(datasource, parallelism=parallelism, num_cpus=num_cpus, num_gpus=num_gpus,
-                 memory=memory, ray_remote_args=ray_remote_args, concurrency=concurrency,
-                 override_num_blocks=override_num_blocks)
+    return _read_files(ParquetDatasource, args)
 
 
 def read_csv(
@@ -140,16 +151,10 @@ def read_csv(
     ...     parse_options=pacsv.ParseOptions(delimiter="|"),
     ...     convert_options=pacsv.ConvertOptions(column_types={"zip": "string"}))
     """
+    args = dict(locals())
     from .datasource.csv_datasource import CSVDatasource
 
-    datasource = CSVDatasource(
-        paths, arrow_csv_args=arrow_csv_args, filesystem=filesystem,
-        arrow_open_stream_args=arrow_open_stream_args, partitioning=partitioning,
-        partition_filter=partition_filter, ignore_missing_paths=ignore_missing_paths,
-        shuffle=shuffle, include_paths=include_paths, file_extensions=file_extensions)
-    return _read(datasource, parallelism=parallelism, num_cpus=num_cpus, num_gpus=num_gpus,
-                 memory=memory, ray_remote_args=ray_remote_args, concurrency=concurrency,
-                 override_num_blocks=override_num_blocks)
+    return _read_files(CSVDatasource, args)
 
 
 def read_json(
@@ -183,16 +188,10 @@ def read_json(
     >>> ds.take(1)                                                      # doctest: +SKIP
     [{'user': 'ada', 'clicks': 3}]
     """
+    args = dict(locals())
     from .datasource.json_datasource import JSONDatasource
 
-    datasource = JSONDatasource(
-        paths, arrow_json_args=arrow_json_args, filesystem=filesystem,
-        arrow_open_stream_args=arrow_open_stream_args, partitioning=partitioning,
-        partition_filter=partition_filter, ignore_missing_paths=ignore_missing_paths,
-        shuffle=shuffle, include_paths=include_paths, file_extensions=file_extensions)
-    return _read(datasource, parallelism=parallelism, num_cpus=num_cpus, num_gpus=num_gpus,
-                 memory=memory, ray_remote_args=ray_remote_args, concurrency=concurrency,
-                 override_num_blocks=override_num_blocks)
+    return _read_files(JSONDatasource, args)
 
 
 def read_numpy(
@@ -223,16 +222,10 @@ def read_numpy(
     >>> ember.data.read_numpy("/tmp/x.npy").take(1)                     # doctest: +SKIP
     [{'data': array([0, 1])}]
     """
+    args = dict(locals())
     from .datasource.numpy_datasource import NumpyDatasource
 
-    datasource = NumpyDatasource(
-        paths, numpy_load_args=numpy_load_args, filesystem=filesystem,
-        arrow_open_stream_args=arrow_open_stream_args, partitioning=partitioning,
-        partition_filter=partition_filter, ignore_missing_paths=ignore_missing_paths,
-        shuffle=shuffle, include_paths=include_paths, file_extensions=file_extensions)
-    return _read(datasource, parallelism=parallelism, num_cpus=num_cpus, num_gpus=num_gpus,
-                 memory=memory, ray_remote_args=ray_remote_args, concurrency=concurrency,
-                 override_num_blocks=override_num_blocks)
+    return _read_files(NumpyDatasource, args)
 
 
 def read_text(
@@ -264,16 +257,10 @@ def read_text(
     >>> ds.take(1)                                                      # doctest: +SKIP
     [{'text': 'GET /index.html 200', 'path': '/logs/a.log'}]
     """
+    args = dict(locals())
     from .datasource.text_datasource import TextDatasource
 
-    datasource = TextDatasource(
-        paths, drop_empty_lines=drop_empty_lines, encoding=encoding, filesystem=filesystem,
-        arrow_open_stream_args=arrow_open_stream_args, partitioning=partitioning,
-        partition_filter=partition_filter, ignore_missing_paths=ignore_missing_paths,
-        shuffle=shuffle, include_paths=include_paths, file_extensions=file_extensions)
-    return _read(datasource, parallelism=parallelism, num_cpus=num_cpus, num_gpus=num_gpus,
-                 memory=memory, ray_remote_args=ray_remote_args, concurrency=concurrency,
-                 override_num_blocks=override_num_blocks)
+    return _read_files(TextDatasource, args)
 
 
 def read_binary_files(
@@ -302,13 +289,7 @@ def read_binary_files(
     >>> row = ds.take(1)[0]; row["path"], len(row["bytes"])               # doctest: +SKIP
     ('/images/cat.png', 48213)
     """
+    args = dict(locals())
     from .datasource.binary_datasource import BinaryDatasource
 
-    datasource = BinaryDatasource(
-        paths, filesystem=filesystem, arrow_open_stream_args=arrow_open_stream_args,
-        partitioning=partitioning, partition_filter=partition_filter,
-        ignore_missing_paths=ignore_missing_paths, shuffle=shuffle,
-        include_paths=include_paths, file_extensions=file_extensions)
-    return _read(datasource, parallelism=parallelism, num_cpus=num_cpus, num_gpus=num_gpus,
-                 memory=memory, ray_remote_args=ray_remote_args, concurrency=concurrency,
-                 override_num_blocks=override_num_blocks)
+    return _read_files(BinaryDatasource, args)

@@ -113,25 +113,7 @@ def rebatch(blocks: Iterable[B.Block], batch_size: int | None) -> Iterator[B.Blo
 
     ``None`` passes blocks through whole.
     """
-    if batch_size is None:
-        for block in blocks:
-            if block.num_rows:
-                yield block
-        return
-    pending: list[B.Block] = []
-    pending_rows = 0
-    for block in blocks:
-        start = 0
-        while start < block.num_rows:
-            take = min(batch_size - pending_rows, block.num_rows - start)
-            pending.append(B.slice_block(block, start, start + take))
-            pending_rows += take
-            start += take
-            if pending_rows == batch_size:
-                yield B.concat(pending)
-                pending, pending_rows = [], 0
-    if pending_rows:
-        yield B.concat(pending)
+    return B.rebatch_blocks(blocks, batch_size)
 
 
 class RowStage(Stage):
@@ -235,24 +217,21 @@ class ProjectStage(Stage):
         for block in blocks:
             names = block.column_names
             if self.select is not None:
-                missing = [c for c in self.select if c not in names]
-                if missing:
-                    raise KeyError(f"select_columns: no column(s) {missing}; the dataset has "
-                                   f"{names}")
+                _check_columns("select_columns", self.select, names)
                 block = block.select(self.select)
             if self.drop is not None:
-                missing = [c for c in self.drop if c not in names]
-                if missing:
-                    raise KeyError(f"drop_columns: no column(s) {missing}; the dataset has "
-                                   f"{names}")
+                _check_columns("drop_columns", self.drop, names)
                 block = block.drop_columns(self.drop)
             if self.rename is not None:
-                missing = [c for c in self.rename if c not in names]
-                if missing:
-                    raise KeyError(f"rename_columns: no column(s) {missing}; the dataset has "
-                                   f"{names}")
+                _check_columns("rename_columns", self.rename, names)
                 block = block.rename_columns([self.rename.get(n, n) for n in names])
             yield block
+
+
+def _check_columns(op: str, wanted: Iterable[str], names: list[str]) -> None:
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise KeyError(f"{op}: no column(s) {missing}; the dataset has {names}")
 
 
 class LimitStage(Stage):

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from .file_based_datasource import FileBasedDatasource, coalesce_batches
+from .file_based_datasource import FileBasedDatasource, checked_arrow_args, coalesce_batches
 from .file_utils import FileInfo, PathsArg
 
 __all__ = ["CSVDatasource"]
@@ -35,12 +35,8 @@ class CSVDatasource(FileBasedDatasource):
 
     def __init__(self, paths: PathsArg, *, arrow_csv_args: dict[str, Any] | None = None,
                  **file_based_kwargs: Any) -> None:
-        args = dict(arrow_csv_args or {})
-        unknown = sorted(set(args) - set(_CSV_ARGS))
-        if unknown:
-            raise TypeError(f"read_csv got unexpected arguments {unknown}; pyarrow CSV "
-                            f"options go in {list(_CSV_ARGS)}")
-        self._csv_args = args
+        self._csv_args = checked_arrow_args(arrow_csv_args, _CSV_ARGS,
+                                            reader="read_csv", fmt="CSV")
         super().__init__(paths, **file_based_kwargs)
 
     def _read_stream(self, f: pa.NativeFile, path: str) -> Iterator[pa.Table]:

@@ -45,6 +45,17 @@ def target_block_size() -> int:
     return int(DataContext.get_current().target_max_block_size)
 
 
+def checked_arrow_args(args: dict[str, Any] | None, allowed: Sequence[str], *,
+                       reader: str, fmt: str) -> dict[str, Any]:
+    """A copy of ``args`` (pyarrow reader options), rejecting keys not in ``allowed``."""
+    checked = dict(args or {})
+    unknown = sorted(set(checked) - set(allowed))
+    if unknown:
+        raise TypeError(f"{reader} got unexpected arguments {unknown}; pyarrow {fmt} "
+                        f"options go in {list(allowed)}")
+    return checked
+
+
 def coalesce_batches(batches: Iterable[pa.RecordBatch], schema: pa.Schema,
                      target_bytes: int) -> Iterator[pa.Table]:
     """Group a stream of record batches into tables of about ``target_bytes`` each.

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.json as pajson
 
-from .file_based_datasource import FileBasedDatasource
+from .file_based_datasource import FileBasedDatasource, checked_arrow_args
 from .file_utils import PathsArg
 
 __all__ = ["JSON_FILE_EXTENSIONS", "JSONDatasource"]
@@ -39,12 +39,8 @@ class JSONDatasource(FileBasedDatasource):
 
     def __init__(self, paths: PathsArg, *, arrow_json_args: dict[str, Any] | None = None,
                  **file_based_kwargs: Any) -> None:
-        args = dict(arrow_json_args or {})
-        unknown = sorted(set(args) - set(_JSON_ARGS))
-        if unknown:
-            raise TypeError(f"read_json got unexpected arguments {unknown}; pyarrow JSON "
-                            f"options go in {list(_JSON_ARGS)}")
-        self._json_args = args
+        self._json_args = checked_arrow_args(arrow_json_args, _JSON_ARGS,
+                                             reader="read_json", fmt="JSON")
         super().__init__(paths, **file_based_kwargs)
 
     def _read_stream(self, f: pa.NativeFile, path: str) -> Iterator[pa.Table]:
