@@ -78,7 +78,10 @@ class CoreWorker(pbg.CoreWorkerServicer):
         self._stubs_lock = threading.Lock()
         self._functions: dict[bytes, Any] = {}
         self._exported: dict[int, bytes] = {}
-        self._outbox: queue.Queue = queue.Queue()
+        # SimpleQueue: its put() is reentrant, so finalizers (ObjectRef.__del__,
+        # which the GC may run inside any code, even while this queue is in use)
+        # can hand work to the sender thread without risking a self-deadlock.
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
         self._stopped = threading.Event()
         self.current = _Current()        # current task context in workers
         self.executor: Any = None         # set in worker processes
@@ -514,7 +517,9 @@ class CoreWorker(pbg.CoreWorkerServicer):
         return self.submitter.next_generator_item(task_id, index, timeout)
 
     def release_generator(self, task_id: bytes) -> None:
-        self.submitter.release_generator(task_id)
+        """Called from ObjectRefGenerator.__del__: never take a lock here (the GC
+        may run the finalizer in a thread that holds it); the sender thread does."""
+        self._outbox.put(("call", lambda: self.submitter.release_generator(task_id)))
 
     # ------------------------------------------------------------ RPCs (as owner)
     def GetObject(self, request: pb.GetObjectRequest, context) -> pb.GetObjectReply:

@@ -212,14 +212,12 @@ class Pool:
         self.terminate()
 
     def __del__(self) -> None:
+        # Warn only, as the stdlib does: the GC may run this in any thread, even
+        # one holding Ember's locks, so it must not call into the runtime. The
+        # actors go anyway: dropping their last handles stops them.
         if getattr(self, "_state", None) == _RUN:
             warnings.warn(f"unclosed running multiprocessing pool {self!r}", ResourceWarning,
                           source=self)
-            try:
-                if ember.is_initialized():
-                    self.terminate()
-            except Exception:  # noqa: BLE001 - nothing to report to at collection time
-                pass
 
     def _check_running(self) -> None:
         if self._state != _RUN:
