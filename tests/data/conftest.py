@@ -15,3 +15,14 @@ def _udfs_by_value(request):
     except ValueError:
         pass  # already registered
     yield
+
+
+@pytest.fixture
+def ctx():
+    """The current DataContext, restored after the test."""
+    import ember.data as ed
+
+    context = ed.DataContext.get_current()
+    saved = context.copy()
+    yield context
+    ed.DataContext._set_current(saved)

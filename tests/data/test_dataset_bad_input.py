@@ -13,14 +13,6 @@ def _cluster(cluster):
     yield cluster
 
 
-@pytest.fixture
-def ctx():
-    context = ed.DataContext.get_current()
-    saved = context.copy()
-    yield context
-    ed.DataContext._set_current(saved)
-
-
 def parse_price(row):
     if row["id"] == 13:
         raise ValueError(f"cannot parse price of row {row['id']}")

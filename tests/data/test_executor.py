@@ -21,15 +21,6 @@ def _cluster(cluster):
     yield cluster
 
 
-@pytest.fixture
-def ctx():
-    """The DataContext, restored after the test."""
-    context = ed.DataContext.get_current()
-    saved = context.copy()
-    yield context
-    ed.DataContext._set_current(saved)
-
-
 def wait_for_cpus(n=2.0, timeout=10.0):
     deadline = time.time() + timeout
     while time.time() < deadline:

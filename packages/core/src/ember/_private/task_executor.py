@@ -142,13 +142,7 @@ class TaskExecutor:
     def _cancelled_result(self, spec: pb.TaskSpec) -> pb.TaskResult:
         from ..exceptions import TaskCancelledError
         err = serialization.to_bytes(serialization.serialize(TaskCancelledError(spec.task_id.hex())))
-        result = pb.TaskResult(task_id=spec.task_id, cancelled=True)
-        for i in range(max(spec.num_returns, 1)):
-            result.returns.add(object_id=ids.object_id_for(spec.task_id, i + 1), data=err,
-                               is_error=True, size=len(err))
-        if spec.num_returns == -1:
-            result.generator_done = True
-        return result
+        return _failed_result(spec, err, cancelled=True)
 
     # ------------------------------------------------------------ main thread
     def _on_sigint(self, signum: int, frame: Any) -> None:
@@ -250,13 +244,7 @@ class TaskExecutor:
                  "the actor exited intentionally via exit_actor() in this call")
         err = ActorDiedError(self.core.actor_id.hex() if self.core.actor_id else "", cause)
         data = serialization.to_bytes(serialization.serialize(err))
-        result = pb.TaskResult(task_id=spec.task_id, actor_exiting=not after)
-        for i in range(max(spec.num_returns, 1)):
-            result.returns.add(object_id=ids.object_id_for(spec.task_id, i + 1), data=data,
-                               is_error=True, size=len(data))
-        if spec.num_returns == -1:
-            result.generator_done = True
-        return result
+        return _failed_result(spec, data, actor_exiting=not after)
 
     def _finish_exit(self) -> None:
         """exit_actor(): the caller has its answer; have the control service bury us."""
@@ -515,14 +503,7 @@ class TaskExecutor:
             return serialization.to_bytes(serialization.serialize(err))
 
     def _error_result(self, spec: pb.TaskSpec, exc: BaseException) -> pb.TaskResult:
-        data = self._error_bytes(spec, exc)
-        result = pb.TaskResult(task_id=spec.task_id)
-        for i in range(max(spec.num_returns, 1)):
-            result.returns.add(object_id=ids.object_id_for(spec.task_id, i + 1), data=data,
-                               is_error=True, size=len(data))
-        if spec.num_returns == -1:
-            result.generator_done = True
-        return result
+        return _failed_result(spec, self._error_bytes(spec, exc))
 
     # ------------------------------------------------------------ blocking
     def set_blocked(self, blocked: bool) -> None:
@@ -536,6 +517,19 @@ class TaskExecutor:
                                                            blocked=blocked), timeout=10)
         except Exception:  # noqa: BLE001 - node manager gone: we are exiting anyway
             pass
+
+
+def _failed_result(spec: pb.TaskSpec, error: bytes, *, cancelled: bool = False,
+                   actor_exiting: bool = False) -> pb.TaskResult:
+    """A result whose every return slot holds ``error`` (a streaming call ends with it)."""
+    result = pb.TaskResult(task_id=spec.task_id, cancelled=cancelled,
+                           actor_exiting=actor_exiting)
+    for i in range(max(spec.num_returns, 1)):
+        result.returns.add(object_id=ids.object_id_for(spec.task_id, i + 1), data=error,
+                           is_error=True, size=len(error))
+    if spec.num_returns == -1:
+        result.generator_done = True
+    return result
 
 
 _GPU_ENV = "CUDA_VISIBLE_DEVICES"
