@@ -99,7 +99,11 @@ class _HintedError(EmberError):
 
 
 def _join(*parts: str) -> str:
-    return " ".join(p.strip() for p in parts if p and p.strip())
+    # Each part is a sentence; end it with a period so a hint never runs on
+    # from the message ("... ember.nodes() Relax ...").
+    kept = [p.strip() for p in parts if p and p.strip()]
+    return " ".join(p if i == len(kept) - 1 or p[-1] in ".!?:" else p + "."
+                    for i, p in enumerate(kept))
 
 
 def _safe_str(exc: BaseException) -> str:

@@ -349,10 +349,13 @@ class NodeManager(pbg.NodeManagerServicer):
         pending = _PendingLease()
         with self._lock:
             decision = self._decide(request)
-            stale = (decision.kind == "infeasible"
-                     or (decision.kind == "local" and not self._fits_now(request)))
-        if stale and time.monotonic() - self._view_time > VIEW_FRESH_SECONDS:
-            # About to call it infeasible, or to queue here behind busy workers:
+            # A refusal always looks again (a hard affinity to a node that joined
+            # a moment ago must not fail on a view that predates it); queueing
+            # here looks again unless the view is very fresh.
+            refuse = decision.kind in ("infeasible", "fail")
+            stale = refuse or (decision.kind == "local" and not self._fits_now(request))
+        if refuse or (stale and time.monotonic() - self._view_time > VIEW_FRESH_SECONDS):
+            # About to refuse it, call it infeasible, or queue it here behind busy workers:
             # the view may predate a node joining, a bundle being committed or
             # another node finishing its work. Look again first.
             self._refresh_view()
