@@ -16,6 +16,7 @@ DOCUMENTED = {
 UTIL_MODULE = {"ActorPool", "get_current_placement_group", "get_placement_group",
                "list_named_actors", "multiprocessing", "placement_group", "placement_group_table",
                "queue", "remove_placement_group", "scheduling_strategies"}
+EXPERIMENTAL_MODULE = {"get_object_locations"}
 ACTOR_MODULE = {"ActorClass", "ActorHandle", "ActorID", "ActorMethod", "exit_actor", "method"}
 
 
@@ -31,6 +32,13 @@ def test_actor_module_matches_docs():
     for name in ember.actor.__all__:
         assert getattr(ember.actor, name) is not None, name
     assert ember.method is ember.actor.method
+
+
+def test_experimental_module_matches_docs():
+    import ember.experimental
+    assert set(ember.experimental.__all__) == EXPERIMENTAL_MODULE
+    for name in ember.experimental.__all__:
+        assert getattr(ember.experimental, name) is not None, name
 
 
 def test_util_module_matches_docs():

@@ -278,6 +278,19 @@ def test_object_read_by_two_other_nodes_at_once(idle):
                                                             (BIG_SUM, BIG, "c")]
 
 
+def test_object_locations_list_every_copy(idle):
+    from ember.experimental import get_object_locations
+    ref = produce.options(**_on("b")).remote(BIG)
+    ember.wait([ref], timeout=60)
+    where = get_object_locations([ref])[ref]
+    assert [idle.name(n) for n in where["node_ids"]] == ["b"]
+    assert where["object_size"] >= BIG * 8
+    assert ember.get(consume.options(**_on("c")).remote(ref), timeout=60)[0] == BIG_SUM
+    # The pull to c is reported to the owner (AddObjectLocation) right after it lands.
+    wait_for_condition(lambda: sorted(idle.name(n) for n in get_object_locations(
+        [ref])[ref]["node_ids"]) == ["b", "c"], timeout=15)
+
+
 def test_freed_object_leaves_no_files_on_any_node(idle):
     before = {x: set(shm_files(n.shm_prefix)) for x, n in zip("abc", idle.all)}
     ref = produce.options(**_on("b")).remote(BIG)
