@@ -118,10 +118,40 @@ def test_streaming_split_from_driver_threads_and_error_propagation():
     assert errors and all("corrupt record 500" in str(e) for e in errors)
 
 
-def test_locality_hints_are_refused_not_ignored():
+def test_locality_hints_keep_sizes_and_rows_on_one_node():
+    # One node: every block is local to both parts, so sizes decide; nothing is lost.
+    here = ember.get_runtime_context().get_node_id()
+    ds = ed.range(103, override_num_blocks=6)
+    parts = ds.split(2, locality_hints=[here, here])
+    assert [p.count() for p in parts] == [p.count() for p in ds.split(2)]
+    assert sorted(i for p in parts for i in ids(p)) == list(range(103))
+    equal = ds.split(2, equal=True, locality_hints=[here, "unknown-node"])
+    assert [p.count() for p in equal] == [51, 51]
+    its = ds.streaming_split(2, equal=True, locality_hints=[here, here])
+    trainers = [Trainer.remote(), Trainer.remote()]
+    got = [r[0] for r in ember.get([t.fit.remote(it, 1, 10) for t, it in zip(trainers, its)],
+                                   timeout=50)]
+    assert [len(g) for g in got] == [51, 51] and len(set(got[0]) | set(got[1])) == 102
+    for t in trainers:
+        ember.kill(t)
+
+
+def test_locality_hints_accept_actor_handles():
+    @ember.remote(num_cpus=0)
+    class Holder:
+        pass
+
+    holders = [Holder.remote(), Holder.remote()]
+    parts = ed.range(20, override_num_blocks=4).split(2, locality_hints=holders)
+    assert sorted(i for p in parts for i in ids(p)) == list(range(20))
+    for h in holders:
+        ember.kill(h)
+
+
+@pytest.mark.parametrize("hints", [["a"], "ab", [1, 2], ["", "b"]])
+def test_bad_locality_hints(hints):
     ds = ed.range(10)
-    with pytest.raises(ValueError, match="locality_hints.*not supported"):
-        ds.streaming_split(2, locality_hints=["a", "b"])
-    with pytest.raises(ValueError, match="locality_hints.*not supported"):
-        ds.split(2, locality_hints=["a", "b"])
-    assert len(ds.streaming_split(2, locality_hints=None)) == 2
+    with pytest.raises(ValueError, match="locality_hints|locality hint"):
+        ds.split(2, locality_hints=hints)
+    with pytest.raises(ValueError, match="locality_hints|locality hint"):
+        ds.streaming_split(2, locality_hints=hints)

@@ -474,14 +474,14 @@ class Dataset:
               locality_hints: list[Any] | None = None) -> list["MaterializedDataset"]:
         """``n`` materialized parts (``equal``: same row count, dropping the remainder).
 
+        ``locality_hints``: one actor handle (or node id) per part; blocks already on that
+        actor's node go to its part whole (sizes are unchanged, order is not kept).
+
         >>> a, b = ember.data.range(10).split(2)
+        >>> a, b = ds.split(2, locality_hints=[trainer0, trainer1])
         """
-        if locality_hints is not None:
-            raise ValueError(
-                "split(locality_hints=...) is not supported yet by ember-data; call split "
-                "without locality_hints (results are the same, only placement differs)")
         from ._internal import split
-        return split.split(self, n, equal=equal)
+        return split.split(self, n, equal=equal, locality_hints=locality_hints)
 
     def split_at_indices(self, indices: list[int]) -> list["MaterializedDataset"]:
         """Parts [0, i0), [i0, i1), ..., [ik, end). >>> ds.split_at_indices([3, 7])"""
@@ -510,17 +510,14 @@ class Dataset:
         """``n`` iterators over disjoint parts, consumable in parallel from other tasks or
         actors (e.g. one per training worker); every epoch all ``n`` must iterate.
 
+        ``locality_hints``: the node id (or actor handle) of each consumer; each takes
+        blocks already on its node first, so less data crosses the network.
+
         >>> it0, it1 = ds.streaming_split(2, equal=True)
         >>> worker.train.remote(it0)
         """
-        if locality_hints is not None:
-            raise ValueError(
-                "streaming_split(locality_hints=...) is not supported yet by ember-data: "
-                "blocks go to whichever iterator asks first, wherever they were produced. "
-                "Call streaming_split without locality_hints (results are the same, only "
-                "placement differs)")
         from ._internal import split
-        return split.streaming_split(self, n, equal=equal)
+        return split.streaming_split(self, n, equal=equal, locality_hints=locality_hints)
 
     # -- execution -------------------------------------------------------------------------
     def _iter_bundles(self) -> Iterator[Any]:

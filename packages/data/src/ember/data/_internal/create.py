@@ -5,6 +5,7 @@ import builtins
 from typing import Any, Sequence
 
 import numpy as np
+import pyarrow as pa
 
 import ember
 
@@ -156,17 +157,27 @@ def _convert_task(value: Any) -> tuple[B.Block, Any]:
     return block, B.metadata_for(block)
 
 
+def _convert_unless_arrow(value: Any) -> tuple[B.Block | None, Any, bool]:
+    # An Arrow table already is a block: report its metadata and keep the caller's ref
+    # (no copy, and the block stays on the node that made it, for locality).
+    if isinstance(value, pa.Table):
+        return None, B.metadata_for(value), False
+    return (*_convert_task(value), True)
+
+
 def _from_refs(refs: Any, label: str) -> MaterializedDataset:
     ensure_initialized()
     refs = [refs] if isinstance(refs, ember.ObjectRef) else list(refs)
     for ref in refs:
         if not isinstance(ref, ember.ObjectRef):
             raise TypeError(f"{label} expects ObjectRefs, got {type(ref).__name__}")
-    convert = remote_fn(_convert_task, num_returns=2)
-    pairs = [convert.remote(ref) for ref in refs]
-    metas = ember.get([m for _, m in pairs])
-    bundles = tuple(RefBundle([(b, meta)], (i,))
-                    for i, ((b, _), meta) in enumerate(zip(pairs, metas)))
+    convert = remote_fn(_convert_unless_arrow, num_returns=3)
+    triples = [convert.remote(ref) for ref in refs]
+    metas = ember.get([m for _, m, _ in triples])
+    converted = ember.get([c for _, _, c in triples])
+    bundles = tuple(RefBundle([(block if new else ref, meta)], (i,))
+                    for i, (ref, (block, _, _), meta, new)
+                    in enumerate(zip(refs, triples, metas, converted)))
     return MaterializedDataset(InputData(bundles=bundles, label=label), current_session())
 
 

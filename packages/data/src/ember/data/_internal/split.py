@@ -12,6 +12,7 @@ import ember
 
 from .bundle import RefBundle
 from .exchange import _blocks, assemble_ranges
+from .locality import block_nodes, choose_bundle, plan_local_split, resolve_hints
 from .logical import InputData
 
 if TYPE_CHECKING:
@@ -46,17 +47,46 @@ def split_at_indices(ds: "Dataset", indices: Sequence[int]) -> list["Materialize
     return _parts(ds, bounds)
 
 
-def split(ds: "Dataset", n: int, *, equal: bool) -> list["MaterializedDataset"]:
-    """``n`` contiguous parts of (nearly) equal size; ``equal`` drops the remainder."""
+def split(ds: "Dataset", n: int, *, equal: bool,
+          locality_hints: Any = None) -> list["MaterializedDataset"]:
+    """``n`` contiguous parts of (nearly) equal size; ``equal`` drops the remainder.
+
+    With ``locality_hints`` (one node id or actor per part) parts keep the same sizes but
+    are no longer contiguous: blocks already on a part's node go to it whole.
+    """
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"split: n must be an int >= 1, got {n!r}")
+    hints = None if locality_hints is None else resolve_hints(locality_hints, n, "split")
     total = ds.count()
     if equal:
         each = total // n
         bounds = [each * i for i in range(n + 1)]
     else:
         bounds = np.linspace(0, total, n + 1).astype(int).tolist()
-    return _parts(ds, bounds)
+    if hints is None:
+        return _parts(ds, bounds)
+    return _local_parts(ds, hints, [hi - lo for lo, hi in zip(bounds[:-1], bounds[1:])])
+
+
+def _local_parts(ds: "Dataset", hints: list[str],
+                 targets: list[int]) -> list["MaterializedDataset"]:
+    from ..dataset import MaterializedDataset
+    pairs = _blocks(list(ds.materialize()._bundles()))
+    rows = [meta.num_rows or 0 for _, meta in pairs]
+    kept, rest, room = plan_local_split(rows, block_nodes([r for r, _ in pairs]), hints,
+                                        targets)
+    rest_pairs = [pairs[k] for k in rest]
+    bounds = np.concatenate([[0], np.cumsum(room)]).astype(int).tolist()
+    filled = assemble_ranges(rest_pairs, bounds) if rest_pairs else []
+    out = []
+    for i, keep in enumerate(kept):
+        bundles = [RefBundle([pairs[k]]) for k in keep]
+        if room[i] and filled:
+            bundles.append(filled[i])
+        bundles = [RefBundle(b.blocks, (j,)) for j, b in enumerate(bundles)]
+        out.append(MaterializedDataset(InputData(bundles=tuple(bundles), label="Split"),
+                                       ds._session))
+    return out
 
 
 def split_proportionately(ds: "Dataset",
@@ -96,6 +126,10 @@ def train_test_split(ds: "Dataset", test_size: float | int, *, shuffle: bool,
 
 
 # -- streaming_split ---------------------------------------------------------------------------
+# With locality hints, how many bundles per consumer may wait in the coordinator while a
+# consumer looks for one on its own node.
+_LOOKAHEAD = 2
+
 class SplitCoordinator:
     """An actor that runs the dataset once per epoch and hands blocks to ``n`` consumers.
 
@@ -105,10 +139,15 @@ class SplitCoordinator:
     what is left is sliced so that every consumer gets exactly the same number of rows.
     """
 
-    def __init__(self, dataset: "Dataset", n: int, equal: bool) -> None:
+    def __init__(self, dataset: "Dataset", n: int, equal: bool,
+                 hints: list[str] | None = None) -> None:
         self._dataset = dataset
         self._n = n
         self._equal = equal
+        # Node of each consumer (locality_hints): a consumer takes blocks already on its
+        # node first, looking up to _LOOKAHEAD bundles down the stream for one.
+        self._hints = hints
+        self._nodes: list[frozenset[str]] = []  # beside _buffer: where each bundle is
         self._cond = threading.Condition()
         self._epoch = -1
         self._split_epoch = [-1] * n
@@ -144,6 +183,7 @@ class SplitCoordinator:
         self._epoch = epoch
         self._exhausted = False
         self._buffer = []
+        self._nodes = []
         self._given = [0] * self._n
         self._final = None
         self._arrived.pop(epoch, None)
@@ -189,29 +229,57 @@ class SplitCoordinator:
                     self._exhausted = True
                 elif pulled.num_rows:
                     self._buffer.append(pulled)
+                    if self._hints is not None:
+                        self._nodes.append(_bundle_nodes(pulled))
 
     def _take(self, i: int) -> RefBundle | None:
         if self._final is not None:
             return self._final[i].pop(0) if self._final[i] else None
         if not self._equal:
-            return self._buffer.pop(0) if self._buffer else None
+            k = self._pick(i, list(range(len(self._buffer))))
+            return self._pop(k) if k is not None else None
         buffered = sum(b.num_rows for b in self._buffer)
         if self._exhausted:
             self._final = self._even_out(buffered)
             return self._take(i)
         # Give block k to i only if every consumer could still reach i's new total.
         fair = (sum(self._given) + buffered) / self._n
-        for k, bundle in enumerate(self._buffer):
-            if self._given[i] + bundle.num_rows <= fair:
-                self._given[i] += bundle.num_rows
-                return self._buffer.pop(k)
+        fitting = [k for k, bundle in enumerate(self._buffer)
+                   if self._given[i] + bundle.num_rows <= fair]
+        k = self._pick(i, fitting)
+        if k is None and fitting and (self._exhausted or len(self._buffer) >= _LOOKAHEAD):
+            k = fitting[0]
+        if k is None:
+            return None
+        self._given[i] += self._buffer[k].num_rows
+        return self._pop(k)
+
+    def _pick(self, i: int, ks: list[int]) -> int | None:
+        """Which of the buffered bundles ``ks`` consumer ``i`` takes (None: pull more)."""
+        if not ks:
+            return None
+        if self._hints is None:
+            return ks[0]
+        others = self._hints[:i] + self._hints[i + 1:]
+        choice = choose_bundle([self._nodes[k] for k in ks], self._hints[i], others)
+        if choice is not None:
+            return ks[choice]
+        # Nothing for i here yet: look further down the stream, within bounds.
+        if self._exhausted or len(self._buffer) >= _LOOKAHEAD * self._n:
+            return ks[0]
         return None
+
+    def _pop(self, k: int) -> RefBundle:
+        if self._hints is not None:
+            self._nodes.pop(k)
+        return self._buffer.pop(k)
 
     def _even_out(self, buffered: int) -> list[list[RefBundle]]:
         """At the end: slice what is buffered so every consumer ends with the same rows."""
         target = (sum(self._given) + buffered) // self._n
         pairs = _blocks(self._buffer)
         self._buffer = []
+        self._nodes = []
         out: list[list[RefBundle]] = []
         offset = 0
         for i in range(self._n):
@@ -244,15 +312,22 @@ class _SplitIterator:
             yield RefBundle(list(blocks))
 
 
-def streaming_split(ds: "Dataset", n: int, *, equal: bool) -> list["DataIterator"]:
+def _bundle_nodes(bundle: RefBundle) -> frozenset[str]:
+    return frozenset().union(*block_nodes(bundle.refs))
+
+
+def streaming_split(ds: "Dataset", n: int, *, equal: bool,
+                    locality_hints: Any = None) -> list["DataIterator"]:
     from ..iterator import DataIterator
     from .session import check_session
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"streaming_split: n must be an int >= 1, got {n!r}")
     check_session(ds._session)
+    hints = (None if locality_hints is None
+             else resolve_hints(locality_hints, n, "streaming_split"))
     # Threaded so every consumer's get() can wait at once; holds no CPU so it never
     # takes a slot from the tasks it launches.
     coordinator = ember.remote(SplitCoordinator).options(
-        num_cpus=0, max_concurrency=2 * n + 4).remote(ds, n, equal)
+        num_cpus=0, max_concurrency=2 * n + 4).remote(ds, n, equal, hints)
     return [DataIterator(_SplitIterator(coordinator, i), name=f"StreamSplit[{i}/{n}]")
             for i in range(n)]

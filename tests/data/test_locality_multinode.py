@@ -1,0 +1,94 @@
+"""split/streaming_split(locality_hints=...) on a real two-node Cluster: blocks go to the
+part (consumer) on their own node."""
+from __future__ import annotations
+
+import os
+
+import pyarrow as pa
+import pytest
+
+import ember
+import ember.data as ed
+from ember.cluster_utils import Cluster
+
+ROWS = 20_000  # 160 KB of int64 per block: above the inline limit, so in shared memory
+_ENV = ("EMBER_CLUSTER_TOKEN", "EMBER_ADDRESS")
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    if ember.is_initialized():
+        ember.shutdown()
+    saved = {k: os.environ.pop(k) for k in _ENV if k in os.environ}
+    cluster = Cluster(initialize_head=True, shutdown_at_exit=False,
+                      head_node_args={"num_cpus": 1, "resources": {"at_a": 10}})
+    try:
+        b = cluster.add_node(num_cpus=1, resources={"at_b": 10})
+        cluster.wait_for_nodes(timeout=30)
+        cluster.connect()
+        yield {"a": cluster.head_node.node_id, "b": b.node_id}
+    finally:
+        cluster.shutdown()
+        if ember.is_initialized():
+            ember.shutdown()
+        os.environ.update(saved)
+
+
+@ember.remote
+def make_block(tag: str, start: int) -> pa.Table:
+    return pa.table({"id": pa.array(range(start, start + ROWS), pa.int64()),
+                     "node": [tag] * ROWS})
+
+
+def _dataset(order: str) -> ed.Dataset:
+    refs = [make_block.options(resources={f"at_{tag}": 1}).remote(tag, i * ROWS)
+            for i, tag in enumerate(order)]
+    ember.wait(refs, num_returns=len(refs), timeout=60)
+    return ed.from_arrow_refs(refs)
+
+
+def _tags(ds: ed.Dataset) -> list[str]:
+    return [r["node"] for r in ds.select_columns(["node"]).take_all()]
+
+
+def test_split_gives_each_part_the_blocks_on_its_node(two_nodes):
+    ds = _dataset("abababab")
+    for equal in (False, True):
+        first, second = ds.split(2, equal=equal,
+                                 locality_hints=[two_nodes["a"], two_nodes["b"]])
+        assert set(_tags(first)) == {"a"} and set(_tags(second)) == {"b"}
+        assert first.count() == second.count() == 4 * ROWS
+
+
+def test_split_takes_actor_handles_as_hints(two_nodes):
+    @ember.remote(num_cpus=0)
+    class Holder:
+        pass
+
+    on_b = Holder.options(resources={"at_b": 1}).remote()
+    on_a = Holder.options(resources={"at_a": 1}).remote()
+    first, second = _dataset("abab").split(2, locality_hints=[on_b, on_a])
+    assert set(_tags(first)) == {"b"} and set(_tags(second)) == {"a"}
+    for h in (on_a, on_b):
+        ember.kill(h)
+
+
+@ember.remote(num_cpus=0)
+class Consumer:
+    def tags(self, it) -> list[str]:
+        return [t for batch in it.iter_batches(batch_size=None, batch_format="pandas")
+                for t in batch["node"].tolist()]
+
+
+def test_streaming_split_feeds_each_consumer_from_its_node(two_nodes):
+    # Blocks ordered so that first-come-first-served would hand b's consumer a's blocks.
+    ds = _dataset("aaabbb")
+    consumers = [Consumer.options(resources={f"at_{t}": 1}).remote() for t in "ab"]
+    its = ds.streaming_split(2, locality_hints=[two_nodes["a"], two_nodes["b"]])
+    got = ember.get([c.tags.remote(it) for c, it in zip(consumers, its)], timeout=60)
+    assert len(got[0]) + len(got[1]) == 6 * ROWS
+    for want, tags in zip("ab", got):
+        local = sum(t == want for t in tags) / max(1, len(tags))
+        assert local >= 2 / 3, f"consumer on {want} got {local:.0%} local rows"
+    for c in consumers:
+        ember.kill(c)
