@@ -218,6 +218,21 @@ def test_driver_data_context_is_applied_inside_tasks_and_actors(ctx):
             assert {r["seen"] for r in rows} == {value}
 
 
+def test_driver_data_context_is_applied_inside_aggregations(ctx):
+    from ember.data.aggregate import AggregateFn
+
+    seen_min = AggregateFn(
+        init=lambda k: 0,
+        accumulate_row=lambda acc, row: ed.DataContext.get_current().target_min_block_size,
+        merge=max, name="seen")
+    ds = ed.range(40, override_num_blocks=4).add_column("k", lambda b: b["id"] % 2)
+    for value in (2222, 3333):
+        ctx.target_min_block_size = value
+        assert ds.aggregate(seen_min) == {"seen": value}
+        grouped = ds.groupby("k").aggregate(seen_min).take_all()
+        assert sorted((r["k"], r["seen"]) for r in grouped) == [(0, value), (1, value)]
+
+
 def _block_sizes(ds):
     tables = [ember.get(ref) for ref in ds.to_arrow_refs()]
     return [t.num_rows for t in tables], [t.nbytes for t in tables]

@@ -262,7 +262,14 @@ def sort_fn(keys: list[str], desc: list[bool]) -> Bulk:
 
 
 # -- aggregation -------------------------------------------------------------------------------
-def _partial_aggregate(aggs: list[Any], block: B.Block) -> list[Any]:
+def _install_context(context: Any) -> None:
+    if context is not None:
+        from ..context import DataContext
+        DataContext._set_current(context)
+
+
+def _partial_aggregate(context: Any, aggs: list[Any], block: B.Block) -> list[Any]:
+    _install_context(context)
     if block.num_rows:
         for agg in aggs:
             agg._check_columns(block.column_names)
@@ -321,8 +328,9 @@ def aggregate_block(block: B.Block, keys: list[str], aggs: list[Any]) -> B.Block
     return pa.table(out_columns)
 
 
-def _aggregate_partition(keys: list[str], aggs: list[Any],
+def _aggregate_partition(context: Any, keys: list[str], aggs: list[Any],
                          *parts: B.Block) -> tuple[B.Block, Any]:
+    _install_context(context)
     start = _now()
     nonempty = [p for p in parts if p.num_rows]
     if not nonempty:
@@ -335,7 +343,8 @@ def aggregate_fn(keys: list[str] | None, aggs: list[Any]) -> Bulk:
         pairs = _blocks(bundles)
         if keys is None:
             partial = remote_fn(_partial_aggregate)
-            accs_per_block = ember.get([partial.remote(aggs, ref) for ref, _ in pairs])
+            accs_per_block = ember.get([partial.remote(ctx.context_ref, aggs, ref)
+                                        for ref, _ in pairs])
             row = {}
             for i, agg in enumerate(aggs):
                 acc = agg.init(None)
@@ -345,7 +354,7 @@ def aggregate_fn(keys: list[str] | None, aggs: list[Any]) -> Bulk:
             block = B.block_from_rows([row])
             return [RefBundle([(ember.put(block), B.metadata_for(block))])]
         return range_partition(pairs, keys, [False] * len(keys), _aggregate_partition,
-                               (keys, aggs), ctx)
+                               (ctx.context_ref, keys, aggs), ctx)
     return bulk
 
 

@@ -79,10 +79,14 @@ def _context_for_workers(ctx: DataContext) -> DataContext:
 class ExchangeContext:
     """Handed to all-to-all functions: settings, stats and the remote options for tasks."""
 
-    def __init__(self, data_context: DataContext, stats: OpStats, cpus: float) -> None:
+    def __init__(self, data_context: DataContext, stats: OpStats, cpus: float,
+                 context_ref: Any = None) -> None:
         self.data_context = data_context
         self.stats = stats
         self.cpus = cpus
+        # The driver's DataContext in the object store, for tasks that run user code
+        # (aggregations), so DataContext.get_current() there sees the driver's settings.
+        self.context_ref = context_ref
 
     def task(self, fn: Any, num_returns: int = 2) -> Any:
         options: dict[str, Any] = {"num_returns": num_returns}
@@ -608,7 +612,7 @@ class StreamingExecutor:
         inputs = [sorted(q, key=lambda b: b.seq) for q in state.inqueues]
         for q in state.inqueues:
             q.clear()
-        ctx = ExchangeContext(self._ctx, state.stats, self._total_cpus)
+        ctx = ExchangeContext(self._ctx, state.stats, self._total_cpus, self._context_ref)
         outputs = op.bulk_fn(inputs, ctx)
         del inputs
         for bundle in outputs:
