@@ -8,10 +8,10 @@ from __future__ import annotations
 import glob
 import os
 import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 __all__ = ["wait_for_condition", "shm_files", "cluster_processes", "session_dir",
-           "process_state", "pid_alive", "ember_processes"]
+           "process_state", "pid_alive", "ember_processes", "node_worker_pids"]
 
 
 def wait_for_condition(predicate: Callable[[], bool], timeout: float = 10.0,
@@ -54,6 +54,18 @@ def cluster_processes() -> list[int]:
     for pid in list(pids):
         pids.extend(_children(pid))
     return pids
+
+
+def node_worker_pids(node: Any) -> list[int]:
+    """Pids of the worker processes (task and actor workers) of a ``Cluster`` node.
+
+    >>> os.kill(random.choice(node_worker_pids(cluster.head_node)), signal.SIGKILL)
+    """
+    if not node.procs:
+        return []
+    # The node manager is the last process a node starts; workers are its children.
+    return [pid for pid in _children(node.procs[-1].pid) if process_state(pid) not in
+            (None, "Z")]
 
 
 def _children(pid: int) -> list[int]:
