@@ -11,7 +11,8 @@ import time
 from typing import Any, Callable, Iterable
 
 __all__ = ["wait_for_condition", "shm_files", "cluster_processes", "session_dir",
-           "process_state", "pid_alive", "ember_processes", "node_worker_pids"]
+           "process_state", "pid_alive", "ember_processes", "node_worker_pids",
+           "make_tls_certs"]
 
 
 def wait_for_condition(predicate: Callable[[], bool], timeout: float = 10.0,
@@ -135,3 +136,48 @@ def ember_processes(roots: Iterable[str]) -> list[int]:
         if any(r in cmd or r in env for r in wanted):
             out.append(pid)
     return out
+
+
+def make_tls_certs(directory: str, ips: Iterable[str] = ("127.0.0.1",),
+                   name: str = "ember-test") -> dict[str, str]:
+    """Write a throwaway CA and a certificate it signed for ``ips`` into ``directory``.
+
+    Returns the paths ``{"ca": ..., "cert": ..., "key": ...}``: what
+    EMBER_TLS_CA, EMBER_TLS_CERT and EMBER_TLS_KEY take. The certificate names
+    each address as an IP subject alternative name (what a gRPC client checks
+    when it dials ``ip:port``) and serves both as server and client certificate,
+    as every Ember process is both. Uses the ``openssl`` command; the CA key is
+    deleted, so nothing else can be signed with it. Call it again with another
+    ``directory`` for a second, unrelated CA (a rogue client).
+
+    >>> paths = make_tls_certs(str(tmp_path))
+    >>> monkeypatch.setenv("EMBER_TLS_CERT", paths["cert"])
+    """
+    import secrets
+    import subprocess
+
+    os.makedirs(directory, exist_ok=True)
+    p = {k: os.path.join(directory, f"{name}-{k.replace('.', '-')}.{ext}") for k, ext in
+         (("ca", "pem"), ("ca.key", "pem"), ("cert", "pem"), ("key", "pem"), ("csr", "pem"),
+          ("ext", "cnf"))}
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    run("req", "-x509", *ec, "-keyout", p["ca.key"], "-out", p["ca"], "-days", "2",
+        "-subj", f"/CN={name}-ca", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", *ec, "-keyout", p["key"], "-out", p["csr"], "-subj", f"/CN={name}-node")
+    with open(p["ext"], "w") as f:
+        f.write("subjectAltName=" + ",".join(f"IP:{ip}" for ip in ips) + "\n"
+                "basicConstraints=CA:FALSE\n"
+                "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth,clientAuth\n")
+    run("x509", "-req", "-in", p["csr"], "-CA", p["ca"], "-CAkey", p["ca.key"],
+        "-set_serial", "0x" + secrets.token_hex(8), "-days", "2", "-out", p["cert"],
+        "-extfile", p["ext"])
+    for k in ("ca.key", "csr", "ext"):
+        os.unlink(p[k])
+    os.chmod(p["key"], 0o600)
+    return {"ca": p["ca"], "cert": p["cert"], "key": p["key"]}

@@ -68,7 +68,16 @@ def _node_options(f: Any) -> Any:
                      help="Stay in the foreground; Ctrl-C or SIGTERM stops this node."),
         click.option("--token", default=None, envvar=_TOKEN_ENV, show_envvar=True,
                      help="Cluster token. Head: use this token instead of a new one. Joining "
-                          "node: needed from another machine (printed by `ember start --head`)."),
+                          "node: needed from another machine (printed by `ember start --head`). "
+                          f"Prefer {_TOKEN_ENV}: command lines are visible to all users."),
+        click.option("--tls-cert", default=None, metavar="PEM",
+                     help="TLS certificate for every connection of this node's processes "
+                          "(sets EMBER_TLS_CERT for them; drivers set it themselves)."),
+        click.option("--tls-key", default=None, metavar="PEM",
+                     help="Private key of --tls-cert (EMBER_TLS_KEY)."),
+        click.option("--tls-ca", default=None, metavar="PEM",
+                     help="CA certificate: mutual TLS, only certificates it signed are "
+                          "accepted (EMBER_TLS_CA)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -91,7 +100,8 @@ def cli() -> None:
 def start(head: bool, address: str | None, port: int | None, node_ip_address: str | None,
           num_cpus: int | None, num_gpus: int | None, resources: dict | None,
           labels: dict | None, object_store_memory: int | None, node_manager_port: int,
-          block: bool, token: str | None) -> None:
+          block: bool, token: str | None, tls_cert: str | None = None,
+          tls_key: str | None = None, tls_ca: str | None = None) -> None:
     """Start an Ember node on this machine: the head (--head) or one that joins (--address)."""
     from . import node as node_mod
     if head == bool(address):
@@ -105,6 +115,7 @@ def start(head: bool, address: str | None, port: int | None, node_ip_address: st
         if not token or not token.isascii() or not token.isprintable() or " " in token:
             raise click.BadParameter("the token must be non-empty printable ASCII without "
                                      "spaces", param_hint="--token")
+    _apply_tls(tls_cert, tls_key, tls_ca)
     total, gpu_ids = _node_resources(num_cpus, num_gpus, resources, object_store_memory)
     prestart = max(0, min(int(total.get("CPU", 0)), 4))
     common: dict[str, Any] = dict(
@@ -131,6 +142,19 @@ def start(head: bool, address: str | None, port: int | None, node_ip_address: st
         _print_joined(started)
     if block:
         _block(started)
+
+
+def _apply_tls(cert: str | None, key: str | None, ca: str | None) -> None:
+    """--tls-*: TLS for this command's own calls and every process it starts (they
+    inherit EMBER_TLS_*; absolute paths, as workers may run in other directories)."""
+    from . import tls
+    for var, path in ((tls.CERT_ENV, cert), (tls.KEY_ENV, key), (tls.CA_ENV, ca)):
+        if path:
+            os.environ[var] = os.path.abspath(path)
+    try:
+        tls.load()
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--tls-cert/--tls-key/--tls-ca") from None
 
 
 def _node_resources(num_cpus: int | None, num_gpus: int | None, resources: dict | None,
@@ -259,6 +283,14 @@ def _print_head(n: Any) -> None:
                 f"Note: the head listens on {n.ip} only, so only this machine can reach it. "
                 "To let other machines join, start it with "
                 "--node-ip-address=<an address of this machine>."]
+    from . import tls
+    cfg = tls.load()
+    if cfg is not None:
+        env = [f"{tls.CERT_ENV}={cfg.cert_path}", f"{tls.KEY_ENV}={cfg.key_path}"]
+        env += [f"{tls.CA_ENV}={cfg.ca_path}"] if cfg.ca_path else []
+        out += ["", f"TLS is on{' (mutual)' if cfg.mutual else ''}: drivers and joining nodes "
+                "need the same settings (their own certificate where it differs):",
+                "    " + " ".join(env)]
     click.echo("\n".join(out))
 
 

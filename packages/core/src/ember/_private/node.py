@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -34,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from ..exceptions import AuthenticationError
 from . import ids, process_util
 
 # Kept for callers that read it at import time; code here calls session_root()
@@ -69,7 +71,7 @@ class NodeProcesses:
     port: int
     gcs_address: str
     session_dir: str
-    token: str
+    token: str = field(repr=False)   # never in reprs: they end up in logs and test output
     shm_dir: str
     shm_prefix: str
     is_head: bool = False
@@ -335,7 +337,10 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
     (with ``token``, or a new one). ``detached`` processes outlive the caller
     (no watchdog pipe); ``register`` records their pids for ``ember stop``.
     """
+    from . import tls
     from .shm_store import default_shm_dir
+    # ValueError now (not in a child's log) if EMBER_TLS_* name unusable files.
+    exposed = tls.exposure_warning(ip, tls.load())
     if session_dir is None:
         session_dir, token = new_session(token)
     elif token is None:
@@ -370,6 +375,8 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
             lost_port = f"{ip}:{gcs_port}" in msg and ("bind" in msg or "cannot listen" in msg)
             if port or attempt == 2 or not lost_port:
                 raise
+    if exposed:
+        logging.getLogger("ember").warning("Warning: %s", exposed)
     return NodeProcesses(node_id=node_id, ip=ip, port=int(reported[1]),
                          gcs_address=gcs_address, session_dir=session_dir, token=token,
                          shm_dir=shm_dir, shm_prefix=shm_prefix, is_head=True,
@@ -383,7 +390,9 @@ def start_node(*, gcs_address: str, token: str, session_dir: str, total: dict[st
                detached: bool = False, register: bool = False,
                timeout: float = 30.0) -> NodeProcesses:
     """Start a node manager that joins the control service at ``gcs_address``."""
+    from . import tls
     from .shm_store import default_shm_dir
+    tls.load()  # ValueError now (not in the child's log) if EMBER_TLS_* name unusable files
     node_id = ids.new_unique_hex(14)
     shm_dir, shm_prefix = default_shm_dir(), f"ember_{ids.new_unique_hex(4)}_"
     labels = dict(labels or {})
@@ -417,7 +426,7 @@ def read_token(session_dir: str) -> str:
 
 # ---------------------------------------------------------------- talking to a cluster
 
-class ClusterTokenError(ConnectionError):
+class ClusterTokenError(AuthenticationError, ConnectionError):
     """The control service refused our cluster token (or we have none)."""
 
 
@@ -430,6 +439,9 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         raise ConnectionError(
             f"could not reach an Ember cluster at {address} ({e.strerror or e}): check the "
             "address and that the cluster is running (ember status)") from None
+    # TLS on one side only would look like "unreachable" to gRPC: say what to change.
+    from . import tls
+    tls.check_transport(address, timeout)
 
 
 def query_nodes(address: str, token: str, timeout: float = 5.0) -> list:

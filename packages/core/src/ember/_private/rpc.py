@@ -3,7 +3,7 @@
 Every call carries the cluster token in the ``ember-token`` metadata entry and
 every server rejects calls without the right one before the handler (and so
 before any payload is unpickled) runs. Servers bind to 127.0.0.1 unless told
-otherwise.
+otherwise. With EMBER_TLS_* set (tls.py), servers and channels speak only TLS.
 """
 from __future__ import annotations
 
@@ -74,8 +74,14 @@ def make_server(token: str, max_workers: int = 16) -> grpc.Server:
 
 
 def bind(server: grpc.Server, host: str = "127.0.0.1", port: int = 0) -> int:
+    from . import tls  # EMBER_TLS_*: every server of a TLS cluster speaks only TLS
+
+    cfg = tls.load()
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        if cfg is not None:
+            bound = server.add_secure_port(f"{host}:{port}", tls.server_credentials(cfg))
+        else:
+            bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError:
         # Newer grpcio raises ("Failed to bind") instead of returning 0.
         bound = 0
@@ -92,8 +98,20 @@ class _AuthPlugin(grpc.AuthMetadataPlugin):
         callback(self._md, None)
 
 
-def channel(address: str) -> grpc.Channel:
-    return grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+def channel(address: str, options: list[tuple[str, Any]] | None = None) -> grpc.Channel:
+    """A channel to ``address``; ``options``: extra gRPC channel arguments.
+
+    TLS (tls.py) when this process has EMBER_TLS_* set.
+    """
+    from . import tls
+
+    opts = CHANNEL_OPTIONS + list(options or ())
+    cfg = tls.load()
+    if cfg is None:
+        return grpc.insecure_channel(address, options=opts)
+    return grpc.secure_channel(address, tls.channel_credentials(cfg),
+                               options=opts + tls.channel_options(cfg))
+
 
 
 def metadata(token: str) -> tuple[tuple[str, str], ...]:
