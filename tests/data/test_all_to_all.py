@@ -215,3 +215,18 @@ def test_join_with_different_key_names_and_suffixes():
         a.join(b, on=("id",), right_on=("uid",)).take_all()
     with pytest.raises(ValueError, match="join_type"):
         a.join(b, join_type="sideways")
+
+
+def test_exchange_parts_carry_only_their_rows():
+    # A part that is a slice would pickle the whole block: n parts -> n copies.
+    import numpy as np
+    import pyarrow as pa
+
+    from ember.data._internal.exchange import _shuffle_map, _sort_partition
+
+    block = pa.table({"a": np.random.default_rng(0).random(100_000)})
+    boundaries = pa.table({"a": [0.25, 0.5, 0.75]})
+    for parts in (_shuffle_map(block, 1, 0, 4), _sort_partition(block, ["a"], [False],
+                                                                boundaries, 4)):
+        assert sum(p.num_rows for p in parts) == 100_000
+        assert sum(p.get_total_buffer_size() for p in parts) < 1.1 * block.nbytes

@@ -176,3 +176,23 @@ def test_map_task_keeps_schema_of_an_empty_filter_result():
     block, meta = map_task(MapTransformer([RowStage(lambda r: False, "filter")]), 0,
                            pa.table({"a": [1, 2]}))
     assert block.num_rows == 0 and block.column_names == ["a"]
+
+
+def test_compact_copies_only_a_slices_rows():
+    import pickle
+
+    import numpy as np
+    import pyarrow as pa
+
+    from ember.data._internal import block as B
+
+    table = pa.table({"a": np.arange(1_000_000), "s": [str(i) for i in range(1_000_000)]})
+    part = table.slice(10, 1000)
+    assert len(pickle.dumps(part, protocol=5)) > 5_000_000     # why compact exists
+    small = B.compact(part)
+    assert small.equals(part) and small.schema == part.schema
+    assert len(pickle.dumps(small, protocol=5)) < 50_000
+    assert B.compact(table) is table                           # not a slice: untouched
+    chunked = pa.concat_tables([table.slice(0, 5), table.slice(100, 5)])
+    assert B.compact(chunked).equals(chunked)
+    assert B.compact(pa.table({})).num_columns == 0

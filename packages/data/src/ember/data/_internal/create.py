@@ -72,6 +72,7 @@ def range_tensor(n: int, *, shape: tuple[int, ...] = (1,), parallelism: int = -1
 
 def _from_blocks(blocks: Sequence[B.Block], label: str) -> MaterializedDataset:
     ensure_initialized()
+    blocks = [B.compact(block) for block in blocks]  # a slice would pickle its parent
     bundles = tuple(RefBundle([(ember.put(block), B.metadata_for(block))], (i,))
                     for i, block in enumerate(blocks))
     return MaterializedDataset(InputData(bundles=bundles, label=label), current_session())
@@ -172,7 +173,17 @@ def _from_refs(refs: Any, label: str) -> MaterializedDataset:
         if not isinstance(ref, ember.ObjectRef):
             raise TypeError(f"{label} expects ObjectRefs, got {type(ref).__name__}")
     convert = remote_fn(_convert_unless_arrow, num_returns=3)
-    triples = [convert.remote(ref) for ref in refs]
+    # Inspect each object where it lives: elsewhere it would be copied to the task's
+    # node, and the dataset's blocks would no longer be only where the caller made them.
+    from ember.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    from .locality import block_nodes
+    triples = []
+    for ref, nodes in zip(refs, block_nodes(refs)):
+        task = convert
+        if nodes:
+            task = convert.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+                sorted(nodes)[0], soft=True))
+        triples.append(task.remote(ref))
     metas = ember.get([m for _, m, _ in triples])
     converted = ember.get([c for _, _, c in triples])
     bundles = tuple(RefBundle([(block if new else ref, meta)], (i,))

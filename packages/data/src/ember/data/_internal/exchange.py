@@ -49,6 +49,7 @@ def _bundles(pairs: list[tuple[Any, Any]], ctx: Any) -> list[RefBundle]:
 
 def _finish(block: B.Block, start: float) -> tuple[B.Block, Any]:
     import time
+    block = B.compact(block)
     return block, B.metadata_for(block, exec_stats={"wall_s": time.perf_counter() - start})
 
 
@@ -136,7 +137,8 @@ def _shuffle_map(block: B.Block, seed: int | None, idx: int, n: int) -> Any:
     perm = _rng(seed, 0, idx).permutation(block.num_rows)
     shuffled = block.take(pa.array(perm, type=pa.int64()))
     bounds = np.linspace(0, block.num_rows, n + 1).astype(int)
-    parts = [B.slice_block(shuffled, int(s), int(e)) for s, e in zip(bounds[:-1], bounds[1:])]
+    parts = [B.compact(B.slice_block(shuffled, int(s), int(e)))
+             for s, e in zip(bounds[:-1], bounds[1:])]
     return parts[0] if n == 1 else tuple(parts)
 
 
@@ -206,7 +208,7 @@ def _sort_partition(block: B.Block, keys: list[str], desc: list[bool],
     sorted_idx = pc.sort_indices(combined, sort_keys=order + [("__marker", "ascending")]).to_numpy()
     positions = np.nonzero(sorted_idx < nb)[0]           # boundary j sits at positions[j]
     cuts = [0] + [int(p - j) for j, p in enumerate(positions)] + [block.num_rows]
-    parts = [block.slice(cuts[j], cuts[j + 1] - cuts[j]) for j in range(n)]
+    parts = [B.compact(block.slice(cuts[j], cuts[j + 1] - cuts[j])) for j in range(n)]
     return tuple(parts)
 
 

@@ -63,7 +63,8 @@ def remote_fn(fn: Any, **options: Any) -> Any:
 
 def _slice_task(block: Any, start: int, end: int) -> tuple[Any, Any]:
     from .block import metadata_for, slice_block
-    out = slice_block(block, start, end)
+    from .block import compact
+    out = compact(slice_block(block, start, end))
     return out, metadata_for(out)
 
 

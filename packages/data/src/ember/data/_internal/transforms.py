@@ -348,6 +348,7 @@ def run_transform_stream(transformer: MapTransformer, task_idx: int, inputs: Seq
     for out in split_blocks(transformer.apply(inputs, TaskContext(task_idx=task_idx)),
                             target_max_block_size):
         emitted += 1
+        out = B.compact(out)
         yield B.metadata_for(out, input_files if emitted == 1 else None, stats())
         yield out
     if not emitted:
