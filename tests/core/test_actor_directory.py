@@ -708,3 +708,67 @@ def test_node_died_then_restart_elsewhere_and_die_there_uses_up_restarts() -> No
     assert directory.node_died("n1") == []  # it no longer lives there
     assert directory.node_died("n2") == []  # out of restarts: buried, nothing to stop
     assert (record.state, record.num_restarts) == (DEAD, 1)
+
+
+# ------------------------------------------------------------------ restart of the control service
+
+def test_every_change_is_marked_for_the_store() -> None:
+    directory = ActorDirectory()
+    register(directory, A)
+    assert directory.changed == {A}
+    directory.changed.clear()
+    place(directory, A)                    # placed() does not bump the version
+    assert directory.changed == {A}
+    directory.changed.clear()
+    register(directory, B)
+    start(directory, A)
+    assert directory.changed == {A, B}
+
+
+def _stored_directory() -> tuple[ActorDirectory, list[ActorRecord]]:
+    """A directory with an ALIVE, a DEAD, a placed-but-constructing and an unplaced actor."""
+    old = ActorDirectory()
+    start(old, register(old, A, name="alive", detached=True).actor_id)
+    register(old, B, name="dead")
+    old.kill(B, True, "killed")
+    place(old, register(old, C, name="constructing").actor_id, node="n2", lease=b"LC",
+          worker="wc")
+    register(old, D)
+    return old, list(old.actors.values())
+
+
+def test_restore_keeps_alive_actors_and_names_of_live_ones() -> None:
+    _, records = _stored_directory()
+    new = ActorDirectory()
+    new.restore(records)
+    alive = new.by_name("alive", "ns")
+    assert alive is not None and alive.state == ALIVE and alive.address == "worker-1:7000"
+    assert new.by_name("dead", "ns") is None          # a dead actor's name stays free
+    assert new.get(B).state == DEAD
+    assert new.by_name("constructing", "ns").actor_id == C
+
+
+def test_restore_restarts_placements_that_were_under_way() -> None:
+    _, records = _stored_directory()
+    attempts = {r.actor_id: r.attempt for r in records}
+    new = ActorDirectory()
+    actions = new.restore(records)
+    # The worker leased for C may be running __init__ for a service that is gone:
+    # stop it, then place again; D was never placed.
+    assert actions == [StopWorker(C, "n2", b"LC", "wc"), Place(C, attempts[C] + 1),
+                       Place(D, attempts[D] + 1)]
+    assert_not_hosted(new.get(C))
+    # A result from the old attempt is stale now.
+    assert new.placed(C, attempts[C], node_id="n2", lease_id=b"LC", worker_id="wc") == [
+        StopWorker(C, "n2", b"LC", "wc")]
+
+
+def test_restore_continues_versions_above_the_stored_ones() -> None:
+    _, records = _stored_directory()
+    top = max(r.version for r in records)
+    new = ActorDirectory()
+    new.restore(records)
+    # Callers long-poll with after_version = the last version they saw: every
+    # later change must be numbered above it.
+    new.kill(A, True, "killed after the restart")
+    assert new.get(A).version > top

@@ -221,3 +221,48 @@ def test_status_table_counts_used_resources_and_demands():
     assert " 2 " in demand
     # Totals count live nodes only; the unreachable node's figures come from the node table.
     assert re.search(r"^CPU +2/3$", text, re.M), text
+
+
+@ember.remote
+class _Counter:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def inc(self) -> int:
+        self.n += 1
+        return self.n
+
+
+def test_start_head_again_restores_a_cluster_whose_control_service_died(tmpdir_env, fresh):
+    from ember._private import node as node_mod
+    from ember.experimental import internal_kv
+    port = _free_port()
+    head = run("start", "--head", "--port", str(port), "--num-cpus", "1")
+    assert head.returncode == 0, head.stderr
+    address = f"127.0.0.1:{port}"
+    ember.init(address=address, namespace="cli")
+    keeper = _Counter.options(name="keeper", lifetime="detached").remote()
+    assert ember.get(keeper.inc.remote(), timeout=60) == 1
+    internal_kv._internal_kv_put("config", b"v1")
+    ember.shutdown()
+
+    # SIGKILL the supervisor, then the control service: nothing restarts it.
+    session = os.path.realpath(os.path.join(tmpdir_env, "ember", "session_latest"))
+    (supervisor,) = [r for r in node_mod.registered_processes(session) if r.role == "gcs"]
+    (gcs,) = [p for p in node_mod.descendants(supervisor.pid)
+              if "gcs_main" in node_mod._cmdline(p)]
+    for pid in (supervisor.pid, gcs):
+        os.kill(pid, signal.SIGKILL)
+    wait_for_condition(lambda: not node_mod.pid_alive(gcs), timeout=10)
+
+    again = run("start", "--head", "--port", str(port), "--num-cpus", "1")
+    assert again.returncode == 0, again.stderr
+    assert "control service restarted" in again.stdout and session in again.stdout
+    ember.init(address=address, namespace="cli")
+    assert ember.get(ember.get_actor("keeper").inc.remote(), timeout=60) == 2
+    assert internal_kv._internal_kv_get("config") == b"v1"
+    assert len(ember.nodes()) == 1 and ember.nodes()[0]["Alive"]
+    ember.shutdown()
+    # Running again now is the usual "port in use" error, not a second restart.
+    busy = run("start", "--head", "--port", str(port), "--num-cpus", "1")
+    assert busy.returncode != 0 and "already in use" in busy.stderr, busy.stderr

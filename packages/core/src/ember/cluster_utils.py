@@ -214,6 +214,76 @@ class Cluster:
                                    f"after {timeout}s: {', '.join(sorted(missing))}")
             time.sleep(0.05)
 
+    # ------------------------------------------------------------ control service
+    def kill_control_service(self, allow_restart: bool = True) -> int:
+        """SIGKILL the control service, as a crash would; returns the pid killed.
+
+        Its supervisor restarts it on the same address (state reloaded from the
+        session's ``control.sqlite``). With ``allow_restart=False`` the supervisor
+        is killed first, so it stays down until :meth:`restart_control_service`.
+
+        >>> cluster.kill_control_service()
+        >>> cluster.wait_for_control_service()
+        """
+        import signal
+
+        from ._private import node as node_mod
+        head = self._head()
+        pid = head.control_service_pid()
+        if pid is None:
+            raise RuntimeError("the control service is not running (killed already, and not "
+                               "restarted yet?): call wait_for_control_service() or "
+                               "restart_control_service() first")
+        if not allow_restart:
+            supervisor = head.procs[0]
+            supervisor.kill()
+            supervisor.wait()
+        os.kill(pid, signal.SIGKILL)
+        if node_mod._wait_gone([pid], 10.0):
+            raise RuntimeError(f"the control service (pid {pid}) survived SIGKILL")
+        return pid
+
+    def restart_control_service(self, timeout: float = 30) -> None:
+        """Start the control service again, on its address with its token and state,
+        after :meth:`kill_control_service` with ``allow_restart=False`` (as
+        ``ember start --head`` does for a CLI cluster).
+
+        >>> cluster.restart_control_service()
+        """
+        from ._private import gcs_supervisor
+        head = self._head()
+        if head.control_service_pid() is not None or head.procs[0].poll() is None:
+            raise RuntimeError("the control service (or its supervisor) is still running: "
+                               "kill it with kill_control_service(allow_restart=False) first")
+        proc, pipe_w = gcs_supervisor.restart_control_service(
+            head.session_dir, detached=False, timeout=timeout)
+        head.procs[0] = proc
+        head.more_pipes.append(pipe_w)
+        self.wait_for_control_service(timeout)
+
+    def wait_for_control_service(self, timeout: float = 30) -> None:
+        """Wait until the control service answers (after a restart); TimeoutError if not.
+
+        >>> cluster.wait_for_control_service(timeout=30)
+        """
+        from ._private import node as node_mod
+        head = self._head()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                node_mod.query_nodes(self.address, head.token, timeout=2)
+                return
+            except ConnectionError as e:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"the control service at {self.address} did not answer "
+                                       f"within {timeout}s: {e}") from None
+            time.sleep(0.05)
+
+    def _head(self) -> ClusterNode:
+        if self.head_node is None:
+            raise RuntimeError("the cluster has no head node: call add_node() first")
+        return self.head_node
+
     # ------------------------------------------------------------ drivers
     def connect(self, namespace: str | None = None) -> Any:
         """Connect this process as a driver: ``ember.init(address=cluster.address)``.

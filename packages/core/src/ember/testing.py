@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterable
 
 __all__ = ["wait_for_condition", "shm_files", "cluster_processes", "session_dir",
            "process_state", "pid_alive", "ember_processes", "node_worker_pids",
-           "make_tls_certs"]
+           "make_tls_certs",
+           "control_service_pid"]
 
 
 def wait_for_condition(predicate: Callable[[], bool], timeout: float = 10.0,
@@ -67,6 +68,17 @@ def node_worker_pids(node: Any) -> list[int]:
     # The node manager is the last process a node starts; workers are its children.
     return [pid for pid in _children(node.procs[-1].pid) if process_state(pid) not in
             (None, "Z")]
+
+
+def control_service_pid() -> int | None:
+    """Pid of the control service of the cluster this driver started (None if not running).
+
+    Killing it tests recovery: its supervisor starts it again on the same address.
+
+    >>> os.kill(control_service_pid(), signal.SIGKILL)
+    """
+    from ._private import api
+    return api._cluster.control_service_pid() if api._cluster is not None else None
 
 
 def _children(pid: int) -> list[int]:

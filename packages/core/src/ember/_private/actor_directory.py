@@ -14,6 +14,10 @@ processes here, so every lifecycle rule is unit-tested directly
 
 Names are unique per namespace among actors that are not DEAD; a dead
 actor's name is free again at once.
+
+Every record an event changed lands in ``changed`` (the I/O layer drains it and
+writes those records through to SQLite), and ``restore`` rebuilds the directory
+from stored records when the control service restarts.
 """
 from __future__ import annotations
 
@@ -73,6 +77,8 @@ class ActorDirectory:
     actors: dict[bytes, ActorRecord] = field(default_factory=dict)
     names: dict[tuple[str, str], bytes] = field(default_factory=dict)
     _versions: Any = field(default_factory=lambda: itertools.count(1))
+    # Ids of records changed since the I/O layer last drained this set.
+    changed: set = field(default_factory=set)
 
     # ------------------------------------------------------------ queries
     def get(self, actor_id: bytes) -> ActorRecord | None:
@@ -118,6 +124,7 @@ class ActorDirectory:
             # Killed while being placed: give the worker straight back.
             return [StopWorker(actor_id, node_id, lease_id, worker_id)]
         record.node_id, record.lease_id, record.worker_id = node_id, lease_id, worker_id
+        self.changed.add(actor_id)
         return []
 
     def created(self, actor_id: bytes, attempt: int, address: str, pid: int = 0) -> list:
@@ -232,3 +239,26 @@ class ActorDirectory:
 
     def _bump(self, record: ActorRecord) -> None:
         record.version = next(self._versions)
+        self.changed.add(record.actor_id)
+
+    # ------------------------------------------------------------ restart
+    def restore(self, records: list[ActorRecord]) -> list:
+        """Take back the records a previous control service stored; returns actions.
+
+        ALIVE actors stay ALIVE at their address (their workers outlived the
+        control service). A placement that was under way died with it: the
+        worker it may have leased is stopped and placement starts over.
+        Versions continue above the highest stored one, so callers'
+        long-polls (``after_version``) still see every later change.
+        """
+        actions: list = []
+        top = max((r.version for r in records), default=0)
+        self._versions = itertools.count(top + 1)
+        for record in records:
+            self.actors[record.actor_id] = record
+            if record.state != DEAD and record.name:
+                self.names[(record.namespace, record.name)] = record.actor_id
+        for record in records:
+            if record.state in (PENDING, RESTARTING):
+                actions += self._stop(record) + self._place(record)
+        return actions

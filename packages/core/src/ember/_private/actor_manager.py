@@ -20,6 +20,7 @@ import grpc
 from . import rpc
 from .actor_directory import (ALIVE, DEAD, ActorDirectory, ActorRecord, NameTaken, Place,
                               StopWorker)
+from .gcs_store import GcsStore
 from .protos import ember_pb2 as pb
 from .protos import ember_pb2_grpc as pbg
 
@@ -32,10 +33,15 @@ RETRY_PLACEMENT_SECONDS = 0.5
 
 
 class ActorManager:
-    def __init__(self, token: str, nodes: Callable[[], Iterable[pb.NodeInfo]]) -> None:
+    def __init__(self, token: str, nodes: Callable[[], Iterable[pb.NodeInfo]],
+                 store: GcsStore | None = None) -> None:
         self._token = token
         self._nodes = nodes
         self.directory = ActorDirectory()
+        # Every change is written through before the lock is released, so what a
+        # caller has seen is what a restarted control service reloads.
+        self._store = store or GcsStore(None)
+        self._stored: set[bytes] = set()       # actors whose spec is in the store
         self._cond = threading.Condition()
         self._stubs: dict[tuple[str, Any], rpc.Stub] = {}
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ember-actors")
@@ -57,8 +63,30 @@ class ActorManager:
             stub = self._stubs[key] = rpc.Stub(rpc.channel(address), kind, self._token)
         return stub
 
+    def restore(self, records: list[ActorRecord]) -> None:
+        """Take back the actors a previous control service stored (at start)."""
+        with self._cond:
+            actions = self.directory.restore(records)
+            self._stored.update(r.actor_id for r in records)
+            self._apply(actions)
+
+    def _persist(self) -> None:
+        """Write the records the last event changed (self._cond held)."""
+        changed = self.directory.changed
+        if not changed:
+            return
+        rows = []
+        for actor_id in changed:
+            record = self.directory.get(actor_id)
+            if record is not None:
+                rows.append((record, actor_id not in self._stored))
+                self._stored.add(actor_id)
+        changed.clear()
+        self._store.save_actors(rows)
+
     def _apply(self, actions: list) -> None:
         """Carry out directory actions; called with self._cond held."""
+        self._persist()
         for action in actions:
             if isinstance(action, Place):
                 self._pool.submit(self._place, action.actor_id, action.attempt)

@@ -116,19 +116,11 @@ def _connect_driver(token, gcs_address, nm_address, node_id, shm_dir, shm_prefix
 def _watch_driver(core: Any) -> None:
     """Hold a stream open to the control service: when this driver goes away (exit,
     crash or shutdown) the stream ends and its non-detached actors are stopped."""
+    from .gcs_client import DriverWatch
     from .protos import ember_pb2 as pb
-    call = core.gcs.WatchDriver.raw(pb.DriverInfo(worker_id=core.worker_id, job_id=core.job_id),
-                                    metadata=core.gcs._md)
-    core._driver_watch = call
-
-    def drain() -> None:
-        try:
-            for _ in call:
-                pass
-        except Exception:  # noqa: BLE001 - cancelled at shutdown
-            pass
-
-    threading.Thread(target=drain, daemon=True, name="ember-driver-watch").start()
+    # Re-opened on a restarted control service, which waits for it (gcs_client.py).
+    core._driver_watch = DriverWatch(
+        core.gcs, pb.DriverInfo(worker_id=core.worker_id, job_id=core.job_id))
 
 
 def _resolve_address(address: str | None) -> str | None:

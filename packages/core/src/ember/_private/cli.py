@@ -125,6 +125,8 @@ def start(head: bool, address: str | None, port: int | None, node_ip_address: st
         ip = node_ip_address or "127.0.0.1"
         _check_local_ip(ip)
         port = node_mod.DEFAULT_PORT if port is None else port
+        if _restore_control_service(ip, port, block):
+            return
         if port and not node_mod.port_is_free(ip, port):
             raise click.ClickException(
                 f"port {port} on {ip} is already in use (is a cluster already running? see "
@@ -255,6 +257,46 @@ def _summary(total: dict[str, float]) -> str:
         if k not in ("CPU", "GPU", "memory", "object_store_memory"):
             parts.append(f"{_num(v)} {k}")
     return ", ".join(parts)
+
+
+def _restore_control_service(ip: str, port: int, block: bool) -> bool:
+    """``ember start --head`` where a cluster's control service died but its nodes run on.
+
+    Starting a new cluster there would strand those nodes (they keep calling
+    this address with the old token), so the old control service is started
+    again instead, on its session's address and token, reloading its state
+    from ``control.sqlite``. False when that is not the situation here.
+    """
+    from . import gcs_supervisor
+    from . import node as node_mod
+    if not port:
+        return False
+    session = node_mod.find_session(f"{node_mod._bracket(ip)}:{port}")
+    if session is None:
+        return False
+    alive = [r for r in node_mod.registered_processes(session) if r.alive()]
+    if any(r.role == "gcs" for r in alive) or not any(
+            r.role.startswith("node_manager") for r in alive):
+        return False     # still supervised, or nothing left to restore: the usual checks
+    if gcs_supervisor.is_listening(ip, port):
+        return False
+    if block:
+        raise click.ClickException(
+            f"the cluster at {ip}:{port} lost its control service while its nodes run on; "
+            "`ember start --head` (without --block) restarts it with its saved state")
+    try:
+        gcs_supervisor.restart_control_service(session, detached=True, register=True)
+    except (OSError, RuntimeError, TimeoutError) as e:
+        raise click.ClickException(f"the control service failed to restart: {e}") from None
+    node_mod.set_latest(session)
+    click.echo("\n".join([
+        f"Ember control service restarted for the running cluster at {node_mod._bracket(ip)}:{port}.",
+        f"  session directory: {session}",
+        "  Its state (nodes, actors, placement groups, KV) was reloaded from control.sqlite;",
+        "  nodes and drivers reconnect on their own. Node options given here are ignored.",
+        "  Show the cluster:   ember status",
+    ]))
+    return True
 
 
 def _print_head(n: Any) -> None:

@@ -98,7 +98,9 @@ class CoreWorker(pbg.CoreWorkerServicer):
         # --node-ip-address), so owners on other nodes can reach this process.
         port = rpc.bind(self.server, bind_ip, 0)
         self.address = f"{bind_ip}:{port}"
-        self.gcs = rpc.Stub(rpc.channel(gcs_address), pbg.ControlServiceStub, token)
+        # Calls to the control service wait out its restart (gcs_client.py).
+        from .gcs_client import GcsClient
+        self.gcs = GcsClient(gcs_address, token, warn=is_driver)
         self.node_manager = rpc.Stub(rpc.channel(node_manager_address), pbg.NodeManagerStub, token)
         nm_ip, _, nm_port = node_manager_address.rpartition(":")
         # Where this process's shared-memory objects live, as other nodes reach it.

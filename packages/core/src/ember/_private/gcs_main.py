@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import threading
+import time
 
 from . import process_util, rpc
 from .gcs import ControlService
@@ -20,6 +21,7 @@ def main() -> None:
     parser.add_argument("--parent-fd", type=int, default=-1)
     parser.add_argument("--session-name", default="")
     parser.add_argument("--head-node-id", default="")
+    parser.add_argument("--bind-retry-s", type=float, default=0.0)
     args = parser.parse_args()
     token = os.environ.pop(rpc.TOKEN_ENV)
 
@@ -34,7 +36,7 @@ def main() -> None:
     # Long-polls (actor lookups) and one stream per driver each hold a thread.
     server = rpc.make_server(token, max_workers=128)
     pbg.add_ControlServiceServicer_to_server(service, server)
-    port = rpc.bind(server, args.host, args.port)
+    port = _bind(server, args.host, args.port, args.bind_retry_s)
     server.start()
     stop = threading.Event()
     if args.parent_fd >= 0:
@@ -45,9 +47,23 @@ def main() -> None:
     stop.wait()
     service.actors.stop()
     server.stop(grace=0.5).wait()
-    service.kv.close()
+    service.stop()
     # Placement threads may sit in a lease long-poll; do not wait for them.
     os._exit(0)
+
+
+def _bind(server, host: str, port: int, retry_s: float) -> int:
+    """Listen on ``host:port``, trying for ``retry_s`` seconds: a restarted control
+    service must get its old port back, which a moment after the old one died
+    can still be held (connections closing)."""
+    deadline = time.monotonic() + retry_s
+    while True:
+        try:
+            return rpc.bind(server, host, port)
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,9 @@ class NodeProcesses:
     labels: dict[str, str] = field(default_factory=dict)
     procs: list[subprocess.Popen] = field(default_factory=list)
     parent_w: int = -1
+    # Watchdog pipes of processes started later for this node (a control
+    # service restarted by hand), closed with parent_w.
+    more_pipes: list[int] = field(default_factory=list)
 
     @property
     def address(self) -> str:
@@ -106,6 +109,18 @@ class NodeProcesses:
         for pid in list(pids):
             pids.extend(descendants(pid))
         return pids
+
+    def control_service_pid(self) -> int | None:
+        """Pid of the control service now running under this head's supervisor, if any.
+
+        >>> os.kill(head.control_service_pid(), signal.SIGKILL)   # its supervisor restarts it
+        """
+        if not self.is_head or not self.procs:
+            return None
+        for pid in descendants(self.procs[0].pid):
+            if "ember._private.gcs_main" in _cmdline(pid) and pid_alive(pid):
+                return pid
+        return None
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close the watchdog pipe (children shut down), then make sure they did.
@@ -140,6 +155,8 @@ class NodeProcesses:
         if self.parent_w >= 0:
             os.close(self.parent_w)
             self.parent_w = -1
+        while self.more_pipes:
+            os.close(self.more_pipes.pop())
 
     def _wait_or_kill(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -356,10 +373,10 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
         gcs_address = f"{_bracket(ip)}:{gcs_port}"
         with open(os.path.join(session_dir, "gcs_address"), "w") as f:
             f.write(gcs_address)
+        # Supervised: restarted on the same address if it dies (gcs_supervisor.py).
+        from . import gcs_supervisor
         commands = [
-            ("control service", "gcs", [
-                "-m", "ember._private.gcs_main", "--host", ip, "--port", str(gcs_port),
-                "--session-name", os.path.basename(session_dir), "--head-node-id", node_id]),
+            ("control service", "gcs", gcs_supervisor.command(ip, gcs_port, session_dir, node_id)),
             ("node manager", "node_manager", _node_manager_argv(
                 gcs_address, node_id, total, gpu_ids, ip, node_manager_port, labels, shm_dir,
                 shm_prefix, prestart)),

@@ -123,7 +123,8 @@ class NodeManager(pbg.NodeManagerServicer):
         if self._gcs is not None:
             # Leaving on purpose: say so, rather than let the heartbeat time out.
             try:
-                self._gcs.UpdateNode(pb.NodeInfo(node_id=self.node_id, alive=False), timeout=2)
+                self._gcs.UpdateNode(pb.NodeInfo(node_id=self.node_id, alive=False), timeout=2,
+                                     reconnect_s=0)
             except grpc.RpcError:
                 pass
         with self._lock:
@@ -286,10 +287,17 @@ class NodeManager(pbg.NodeManagerServicer):
             # Total changes too, as placement-group bundles come and go.
             total = self.scheduler.resources.total.to_dict()
         try:
+            # The loop is the retry: never wait here for a control service restart.
             self._gcs.UpdateNode(pb.NodeInfo(node_id=self.node_id, available=available,
-                                             total=total, alive=True), timeout=5)
-        except grpc.RpcError:
-            pass
+                                             total=total, alive=True), timeout=5,
+                                 reconnect_s=0)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND:
+                # A control service that lost its state: join it again.
+                try:
+                    self._gcs.RegisterNode(self.node_info(), timeout=5, reconnect_s=0)
+                except grpc.RpcError:
+                    pass
 
     def _fits_now(self, request: pb.LeaseRequest) -> bool:
         shape = dict(request.placement_resources) or dict(request.resources)
@@ -298,7 +306,9 @@ class NodeManager(pbg.NodeManagerServicer):
 
     def _refresh_view(self) -> None:
         try:
-            nodes = self._gcs.GetNodes(pb.Empty(), timeout=5).nodes  # type: ignore[union-attr]
+            # A stale view beats a lease request stuck behind a control service restart.
+            nodes = self._gcs.GetNodes(pb.Empty(), timeout=5,  # type: ignore[union-attr]
+                                       reconnect_s=0).nodes
         except grpc.RpcError:
             return
         self._view_time = time.monotonic()

@@ -51,8 +51,9 @@ def main() -> None:
         process_util.watch_parent(args.parent_fd, stop.set)
     process_util.install_term_handler(stop.set)
 
-    gcs_chan = rpc.channel(args.gcs_address)
-    gcs = nm._gcs = rpc.Stub(gcs_chan, pbg.ControlServiceStub, token)
+    # Calls wait out a restart of the control service (gcs_client.py).
+    from .gcs_client import GcsClient
+    gcs = nm._gcs = GcsClient(args.gcs_address, token)
     gcs.RegisterNode(nm.node_info(), timeout=30, wait_for_ready=True)
     if args.ready_fd >= 0:
         process_util.report_ready(args.ready_fd, str(nm.port))

@@ -7,6 +7,10 @@ PrepareBundles on every chosen node (each reserves all its bundles or none),
 and only if all succeeded CommitBundles (the bundles become usable as
 ``R_group_<i>_<pg>`` resources); otherwise the prepared ones are cancelled and
 placement is retried shortly. So bundles are all-or-nothing.
+
+Every state change is written through to the control service's store
+(gcs_store.py); a restarted control service takes the groups back with
+``restore``.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from typing import Any, Callable, Iterable
 import grpc
 
 from . import cluster_policy, pg_policy, rpc
+from .gcs_store import GcsStore, StoredGroup
 from .protos import ember_pb2 as pb
 from .protos import ember_pb2_grpc as pbg
 
@@ -34,9 +39,14 @@ class _Group:
 
 
 class PlacementGroupManager:
-    def __init__(self, token: str, nodes: Callable[[], Iterable[pb.NodeInfo]]) -> None:
+    def __init__(self, token: str, nodes: Callable[[], Iterable[pb.NodeInfo]],
+                 store: GcsStore | None = None) -> None:
         self._token = token
         self._nodes = nodes
+        self._store = store or GcsStore(None)
+        # Groups whose placement may have been half done by a previous control
+        # service: their bundles are cancelled everywhere before placing again.
+        self._unsure: set[bytes] = set()
         self._cond = threading.Condition()
         self._groups: dict[bytes, _Group] = {}
         self._names: dict[tuple[str, str], bytes] = {}
@@ -48,6 +58,25 @@ class PlacementGroupManager:
 
     def stop(self) -> None:
         self._stopped = True
+        self._wake.set()
+
+    def restore(self, stored: list[StoredGroup]) -> None:
+        """Take back the groups a previous control service stored (at start).
+
+        CREATED groups keep their bundles (the nodes still hold them); PENDING
+        ones are placed again once any bundles a half-done placement left
+        prepared are cancelled.
+        """
+        with self._cond:
+            for row in stored:
+                group = self._groups[row.spec.pg_id] = _Group(row.spec)
+                group.state, group.nodes, group.version = row.state, list(row.nodes), row.version
+                group.error = row.error
+                self._versions = max(self._versions, row.version)
+                if row.state != "REMOVED" and row.spec.name:
+                    self._names[(row.spec.namespace, row.spec.name)] = row.spec.pg_id
+                if row.state == "PENDING":
+                    self._unsure.add(row.spec.pg_id)
         self._wake.set()
 
     # ------------------------------------------------------------ RPC bodies
@@ -123,6 +152,9 @@ class PlacementGroupManager:
     def _try_place(self, group: _Group) -> None:
         spec = group.spec
         live = {n.node_id: n for n in self._nodes() if n.alive}
+        if spec.pg_id in self._unsure:
+            self._cancel(spec.pg_id, set(live))
+            self._unsure.discard(spec.pg_id)
         available = {nid: dict(n.available) for nid, n in live.items()}
         bundles = [dict(b.resources) for b in spec.bundles]
         allowed = [None if not b.label_selector else
@@ -200,6 +232,8 @@ class PlacementGroupManager:
     def _bump(self, group: _Group) -> None:
         self._versions += 1
         group.version = self._versions
+        self._store.save_group(group.spec, group.state, group.nodes, group.version,
+                               group.error)
         self._cond.notify_all()
 
     @staticmethod
