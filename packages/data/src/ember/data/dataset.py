@@ -221,7 +221,7 @@ class Dataset:
                                 row_preserving=row_preserving, label=name,
                                 inputs=(self._plan,)))
 
-    def map_batches(self, fn: Any, *, batch_size: int | None | str = "default",
+    def map_batches(self, fn: Any, *, batch_size: int | None | str = None,
                     compute: Any = None, batch_format: str | None = "default",
                     zero_copy_batch: bool = False, fn_args: Sequence[Any] | None = None,
                     fn_kwargs: dict[str, Any] | None = None,
@@ -230,7 +230,8 @@ class Dataset:
                     num_cpus: float | None = None, num_gpus: float | None = None,
                     concurrency: int | tuple[int, int] | None = None,
                     **ray_remote_args: Any) -> "Dataset":
-        """Apply ``fn(batch) -> batch`` to batches of ``batch_size`` rows.
+        """Apply ``fn(batch) -> batch`` to batches of ``batch_size`` rows (default: whole
+        blocks, as in Ray 2.60; ``"default"`` means 1024 rows).
 
         ``batch_format``: "default"/"numpy" (dict of arrays), "pandas" or "pyarrow".
         A callable class runs on an actor pool: ``concurrency=n`` actors, or
