@@ -241,6 +241,13 @@ class Cluster:
         os.kill(pid, signal.SIGKILL)
         if node_mod._wait_gone([pid], 10.0):
             raise RuntimeError(f"the control service (pid {pid}) survived SIGKILL")
+        # A killed process shows as a zombie while its other threads still exit
+        # (and hold its sockets): gone means its port no longer answers.
+        from ._private.gcs_supervisor import is_listening
+        ip, port = node_mod.split_address(self.address)
+        deadline = time.monotonic() + 10.0
+        while is_listening(ip, port) and time.monotonic() < deadline:
+            time.sleep(0.05)
         return pid
 
     def restart_control_service(self, timeout: float = 30) -> None:

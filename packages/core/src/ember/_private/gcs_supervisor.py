@@ -245,6 +245,10 @@ def restart_control_service(session_dir: str, *, detached: bool, register: bool 
     with open(os.path.join(session_dir, "gcs_address")) as f:
         address = f.read().strip()
     ip, port = node.split_address(address)
+    # One that was just killed can answer for a moment more (its threads exiting).
+    deadline = time.monotonic() + 3.0
+    while is_listening(ip, port) and time.monotonic() < deadline:
+        time.sleep(0.1)
     if is_listening(ip, port):
         raise ConnectionError(
             f"cannot restart the control service on {address}: that port is in use (is it "
