@@ -126,6 +126,7 @@ def _round(r: int, squarers: list) -> None:
     assert ember.get([ref for _, ref in calls], timeout=300) == [x * x for x, _ in calls]
 
 
+@pytest.mark.timeout(int(SECONDS) + 600)
 def test_workload_survives_killed_workers_and_nodes(chaos_cluster):
     squarers = [Squarer.options(resources={"worker_node": 1}).remote() for _ in range(2)]
     killer = Killer(chaos_cluster)

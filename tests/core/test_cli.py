@@ -161,6 +161,8 @@ def test_block_stays_in_foreground_and_stops_on_sigterm(tmpdir_env):
     (["--head", "--resources", '["a"]'], "JSON object"),
     (["--head", "--labels", '{"zone": 1}'], "--labels"),
     (["--head", "--num-cpus=-1"], "-1"),
+    (["--head", "--object-store-memory", "0"], "--object-store-memory"),
+    (["--head", "--object-store-memory", "1.5"], "--object-store-memory"),
     (["--head", "--address", "127.0.0.1:1"], "exactly one of --head"),
     ([], "exactly one of --head"),
     (["--address", "nonsense"], "HOST:PORT"),
@@ -266,3 +268,61 @@ def test_start_head_again_restores_a_cluster_whose_control_service_died(tmpdir_e
     # Running again now is the usual "port in use" error, not a second restart.
     busy = run("start", "--head", "--port", str(port), "--num-cpus", "1")
     assert busy.returncode != 0 and "already in use" in busy.stderr, busy.stderr
+
+
+def test_object_store_memory_caps_the_store_and_stop_removes_spill_files(tmpdir_env, fresh):
+    import glob
+
+    import numpy as np
+
+    from ember._private import worker_state
+    from ember._private.protos import ember_pb2 as pb
+
+    def status():
+        return worker_state.core.node_manager.GetStatus(pb.Empty(), timeout=30)
+
+    spill_files = os.path.join(tmpdir_env, "ember", "session_*", "spill", "*", "*")
+    head = run("start", "--head", "--port", "0", "--num-cpus", "1",
+               "--object-store-memory", str(64 << 20))
+    assert head.returncode == 0, head.stderr
+    ember.init(address="auto", log_to_driver=False)
+    try:
+        assert status().store_capacity_bytes == 64 << 20
+        refs = [ember.put(np.full(2 << 20, i)) for i in range(6)]     # 16 MiB each
+        wait_for_condition(lambda: status().store_num_spilled >= 1, timeout=30)
+        assert glob.glob(spill_files)
+        assert [int(ember.get(r)[0]) for r in refs] == list(range(6))
+    finally:
+        ember.shutdown()
+    assert run("stop").returncode == 0
+    assert glob.glob(spill_files) == []
+
+
+def test_head_serves_the_dashboard_and_stop_ends_it(tmpdir_env, fresh):
+    import json
+    import urllib.error
+    import urllib.request
+
+    pytest.importorskip("uvicorn")
+    head = run("start", "--head", "--port", "0", "--num-cpus", "1", "--dashboard-port", "0")
+    assert head.returncode == 0, head.stderr
+    url, token = re.search(r"dashboard: (http://127\.0\.0\.1:\d+) .*first visit: \1/\?token="
+                           r"(\w+)\)", head.stdout).groups()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url + "/api/cluster", timeout=30)
+    assert refused.value.code == 401
+    request = urllib.request.Request(url + "/api/cluster",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        assert json.loads(reply.read())["nodes_alive"] == 1
+    # A driver connecting later is told where it is.
+    ctx = ember.init(address="auto", log_to_driver=False)
+    assert f"http://{ctx.dashboard_url}" == url
+    ember.shutdown()
+    assert run("stop").returncode == 0
+    with pytest.raises(OSError):
+        urllib.request.urlopen(request, timeout=5)
+    head = run("start", "--head", "--port", "0", "--num-cpus", "1", "--include-dashboard",
+               "false")
+    assert head.returncode == 0 and "dashboard:" not in head.stdout, head.stdout
+    assert run("stop").returncode == 0

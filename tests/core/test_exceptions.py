@@ -79,6 +79,7 @@ SUBCLASS_OF = [
     ("TaskError", "EmberError"), ("ActorError", "EmberError"),
     ("ActorDiedError", "ActorError"), ("ActorUnavailableError", "ActorError"),
     ("WorkerCrashedError", "EmberError"), ("ObjectLostError", "EmberError"),
+    ("ObjectReconstructionFailedError", "ObjectLostError"),
     ("ObjectReconstructionFailedMaxAttemptsExceededError", "ObjectLostError"),
     ("ObjectReconstructionFailedLineageEvictedError", "ObjectLostError"),
     ("ObjectFetchTimedOutError", "ObjectLostError"),
@@ -153,8 +154,17 @@ def test_subclass_messages_differ_from_base() -> None:
         exc.ObjectLostError, exc.OwnerDiedError, exc.ObjectFetchTimedOutError,
         exc.ObjectReconstructionFailedLineageEvictedError,
         exc.ObjectReconstructionFailedMaxAttemptsExceededError,
-        exc.ReferenceCountingAssertionError)}
-    assert len(texts) == 6
+        exc.ObjectReconstructionFailedError, exc.ReferenceCountingAssertionError)}
+    assert len(texts) == 7
+
+
+def test_object_lost_detail_replaces_the_generic_reason() -> None:
+    err = exc.ObjectReconstructionFailedMaxAttemptsExceededError(
+        "ab12", "10.0.0.2:1", detail="f has no retries left (max_retries)")
+    assert str(err).startswith("Failed to retrieve object ab12: f has no retries left")
+    assert "maximum number of times" not in str(err) and "10.0.0.2:1" in str(err)
+    put = exc.ObjectReconstructionFailedError("cd34", "PUT", "it was created by ember.put")
+    assert put.reason == "PUT" and "created by ember.put" in str(put)
 
 
 def test_task_cancelled_and_worker_crashed_messages() -> None:
@@ -296,7 +306,8 @@ def _samples() -> list[EmberError]:
         exc.ActorUnavailableError(actor_id_hex="ab"), exc.WorkerCrashedError("sigsegv"),
         ObjectLostError("ab", "1.2.3.4:5", "x.py:1"),
         exc.ObjectReconstructionFailedMaxAttemptsExceededError("ab", "o", "c"),
-        exc.ObjectReconstructionFailedLineageEvictedError("ab"),
+        exc.ObjectReconstructionFailedLineageEvictedError("ab", detail="evicted"),
+        exc.ObjectReconstructionFailedError("ab", "PUT", "made by put", "1.2.3.4:5"),
         exc.ObjectFetchTimedOutError("ab"), exc.ReferenceCountingAssertionError("ab"),
         OwnerDiedError("ab", owner_address="1.2.3.4:5"), GetTimeoutError("waited 5s"),
         exc.TaskCancelledError("t1"), exc.ObjectStoreFullError(), exc.OutOfMemoryError("oom"),

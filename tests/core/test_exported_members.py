@@ -15,7 +15,16 @@ DOCUMENTED = {
 }
 UTIL_MODULE = {"ActorPool", "get_current_placement_group", "get_placement_group",
                "list_named_actors", "multiprocessing", "placement_group", "placement_group_table",
-               "queue", "remove_placement_group", "scheduling_strategies"}
+               "queue", "remove_placement_group", "scheduling_strategies", "state", "metrics"}
+# Ray's ray.util.metrics.
+METRICS_MODULE = {"Counter", "Gauge", "Histogram", "Metric"}
+# Ray's ray.util.state functions, and the records they return (ray.util.state.common).
+STATE_MODULE = {"get_actor", "get_node", "get_objects", "get_placement_group", "get_task",
+                "get_worker", "list_actors", "list_jobs", "list_nodes", "list_objects",
+                "list_placement_groups", "list_tasks", "list_workers", "summarize_actors",
+                "summarize_objects", "summarize_tasks"}
+STATE_COMMON_MODULE = {"ActorState", "TaskState", "NodeState", "ObjectState",
+                       "PlacementGroupState", "JobState", "WorkerState", "StateSchema"}
 EXPERIMENTAL_MODULE = {"get_object_locations"}
 ACTOR_MODULE = {"ActorClass", "ActorHandle", "ActorID", "ActorMethod", "exit_actor", "method"}
 
@@ -47,6 +56,25 @@ def test_util_module_matches_docs():
     for name in ember.util.__all__:
         assert getattr(ember.util, name) is not None, name
     assert ember.util.queue.Queue and ember.util.multiprocessing.Pool
+
+
+def test_state_module_matches_docs():
+    import ember.util.state
+    import ember.util.state.common
+    assert set(ember.util.state.__all__) == STATE_MODULE
+    assert set(ember.util.state.common.__all__) == STATE_COMMON_MODULE
+    for module in (ember.util.state, ember.util.state.common):
+        for name in module.__all__:
+            assert getattr(module, name).__doc__, name   # each documented
+    assert ember.util.state is ember.util.__getattr__("state")
+
+
+def test_metrics_module_matches_docs():
+    import ember.util.metrics
+    assert set(ember.util.metrics.__all__) == METRICS_MODULE
+    for name in ember.util.metrics.__all__:
+        assert getattr(ember.util.metrics, name).__doc__, name
+    assert ember.util.metrics is ember.util.__getattr__("metrics")
 
 
 def test_exception_names_and_ray_aliases():

@@ -5,6 +5,7 @@ background thread to check it delivers on its own.
 """
 from __future__ import annotations
 
+import os
 import queue
 from pathlib import Path
 
@@ -191,3 +192,61 @@ def test_background_thread_delivers(setup) -> None:
         assert lines_of(batch) == [(1, "bg", "threaded", False)]
     finally:
         mon.stop()
+
+
+def _rotate(path: Path, backups: int) -> None:
+    """What a worker's log_rotation does: shift the rotated names, start a new file."""
+    for i in range(backups, 1, -1):
+        if Path(f"{path}.{i - 1}").exists():
+            os.replace(f"{path}.{i - 1}", f"{path}.{i}")
+    os.replace(path, f"{path}.1")
+    path.touch()
+
+
+def test_follows_rotations_without_losing_or_repeating_lines(setup) -> None:
+    mon, out, _err, _q = setup
+    append(out, f"{TASK_NAME_MARKER}t\none\ntw")
+    assert lines_of(mon.poll_once()) == [(1, "t", "one", False)]
+    append(out, "o\n")           # the rest of the line, written before the rotation
+    _rotate(out, 5)
+    append(out, "three\n")
+    # Several rotations between two polls: every file is read, oldest first.
+    _rotate(out, 5)
+    append(out, "four\n")
+    _rotate(out, 5)
+    append(out, "five\n")
+    got = []
+    for _ in range(5):
+        got += lines_of(mon.poll_once())
+    assert got == [(1, "t", line, False) for line in ("two", "three", "four", "five")]
+
+
+def test_file_being_read_deleted_goes_on_with_the_next_one(setup) -> None:
+    mon, out, _err, _q = setup
+    append(out, "one\n")
+    assert len(mon.poll_once()) == 1
+    _rotate(out, 5)
+    append(out, "two\n")
+    _rotate(out, 5)
+    append(out, "three\n")
+    os.unlink(f"{out}.2")    # "one", already read: the session cap took the oldest
+    got = []
+    for _ in range(4):
+        got += [ln[2] for ln in lines_of(mon.poll_once())]
+    assert got == ["two", "three"]
+
+
+def test_unread_files_deleted_go_on_with_what_is_left(setup) -> None:
+    mon, out, _err, _q = setup
+    append(out, "one\n")
+    assert len(mon.poll_once()) == 1
+    _rotate(out, 5)
+    append(out, "lost\n")
+    _rotate(out, 5)
+    append(out, "kept\n")
+    os.unlink(f"{out}.2")
+    os.unlink(f"{out}.1")
+    got = []
+    for _ in range(3):
+        got += [ln[2] for ln in lines_of(mon.poll_once())]
+    assert got == ["kept"]

@@ -102,3 +102,60 @@ def test_no_source_gives_a_clear_error(tmp_path, monkeypatch):
     _, _, _, puller, _, _ = _setup(tmp_path, monkeypatch, 100)
     reply = puller.pull(pb.PullRequest(object_id=b"\x01" * 20, locations=[]))
     assert not reply.ok and "no other node is known to hold it" in reply.error
+
+
+def _spilling_node(tmp_path, name: str, capacity: int):
+    """A node's store with a capacity (store_manager) behind its ObjectTransfer."""
+    from ember._private.store_manager import StoreManager
+
+    store = ShmStore(str(tmp_path), f"ember_{name}_")
+    space = StoreManager(store, str(tmp_path / f"spill_{name}"), capacity, pinned=set,
+                         full_wait_s=0.2)
+    return store, space, ObjectTransfer(store, name, None, space.copy_sealed, space=space)
+
+
+def _put(store, space, oid: bytes, data: bytes) -> None:
+    space.create(oid, len(data), "w")
+    store.put_bytes(oid.hex(), data)
+    space.sealed([(oid, len(data))], "w")
+
+
+def test_a_spilled_object_is_served_from_disk_and_restored_by_pull(tmp_path, monkeypatch):
+    monkeypatch.setattr(object_transfer, "CHUNK_BYTES", 1 << 16)
+    store, space, transfer = _spilling_node(tmp_path, "spiller", 1 << 20)
+    data = [np.random.default_rng(i).integers(0, 255, 600_000, dtype=np.uint8).tobytes()
+            for i in range(2)]
+    oids = [bytes([i + 1]) * 20 for i in range(2)]
+    for oid, d in zip(oids, data):
+        _put(store, space, oid, d)
+    assert not store.contains(oids[0].hex())              # spilled to make room
+    # Another node reads it (ReadObject and the raw stream) straight from the spill file.
+    chunks = list(transfer.read(pb.ReadRequest(object_id=oids[0])))
+    assert b"".join(c.data for c in chunks) == data[0] and chunks[0].total_size == len(data[0])
+    raw = b"".join(transfer.read_raw(pb.ReadRequest(object_id=oids[0], offset=5, length=70_000),
+                                     None))
+    assert raw == data[0][5:70_005]
+    assert not store.contains(oids[0].hex())
+    # A local reader's pull restores it (and pushes the other one out).
+    reply = transfer.pull(pb.PullRequest(object_id=oids[0]))
+    assert reply.ok and not reply.copied and reply.size == len(data[0])
+    assert bytes(store.get(oids[0].hex())) == data[0]
+    assert not store.contains(oids[1].hex())
+    space.stop()
+    store.cleanup_all()
+
+
+def test_a_pulled_copy_gets_room_first_or_a_store_full_reply(tmp_path, monkeypatch):
+    data, _, _, plain, locations, _ = _setup(tmp_path, monkeypatch, 300_000)
+    store, space, puller = _spilling_node(tmp_path, "small", 250_000)
+    puller._stub_for = plain._stub_for           # the same fake source nodes
+    reply = puller.pull(pb.PullRequest(object_id=bytes.fromhex("ab" * 10), locations=locations))
+    assert not reply.ok and reply.store_full and "cannot fit" in reply.error
+    assert space.stats().committed == 0 and not store.contains("ab" * 10)
+    store2, space2, puller2 = _spilling_node(tmp_path, "big", 1 << 20)
+    puller2._stub_for = plain._stub_for
+    reply = puller2.pull(pb.PullRequest(object_id=bytes.fromhex("ab" * 10), locations=locations))
+    assert reply.ok and reply.copied and space2.stats().used == len(data)
+    for s, sp in ((store, space), (store2, space2)):
+        sp.stop()
+        s.cleanup_all()

@@ -520,3 +520,34 @@ def test_owner_node_died_releases_leases_of_every_process_there() -> None:
     assert sorted(a.worker_id for a in actions if isinstance(a, KillWorker)) == ["w1", "w2"]
     assert cpu_free(sched) == 2.0
     assert sched.owner_node_died("", now=2.0) == []
+
+
+# ------------------------------------------------------------------ retried requests (lost replies)
+def test_a_granted_request_id_finds_its_lease_until_it_is_returned():
+    s = make(cpus=2)
+    s.worker_registered("w1", "", now=0)
+    g = only_grant(s.request_lease(1, {"CPU": 1}, client_request_id="owner:7"), 1, "w1")
+    lease = s.lease_for_request("owner:7")
+    assert lease is not None and lease.lease_id == g.lease_id and lease.worker_id == "w1"
+    assert s.lease_for_request("owner:8") is None and s.lease_for_request("") is None
+    s.return_lease(g.lease_id, False, now=1)
+    assert s.lease_for_request("owner:7") is None
+
+
+def test_a_queued_request_id_is_found_and_can_be_replaced():
+    s = make(cpus=1)
+    s.request_lease(1, {"CPU": 1}, client_request_id="owner:1")   # no worker yet: queued
+    assert s.pending_for_request("owner:1") == 1
+    s.cancel_request(1)
+    assert s.pending_for_request("owner:1") is None
+
+
+def test_leases_remember_retriability_and_grant_order_for_the_memory_monitor():
+    s = make(cpus=2)
+    s.worker_registered("w1", "", now=0)
+    s.worker_registered("w2", "", now=0)
+    s.request_lease(1, {"CPU": 1}, name="f", retriable=False)
+    s.request_lease(2, {"CPU": 1}, name="actor A", for_actor=True)
+    first, second = sorted(s.leases.values(), key=lambda lease: lease.seq)
+    assert (first.name, first.retriable, first.for_actor) == ("f", False, False)
+    assert (second.name, second.retriable, second.for_actor) == ("actor A", True, True)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 
 import numpy as np
@@ -18,6 +19,7 @@ import pytest
 from ember._private import shm_store as shm_mod
 from ember._private.serialization import deserialize, serialize, to_bytes
 from ember._private.shm_store import ShmStore, default_shm_dir
+from ember.testing import wait_for_condition
 
 SRC_ROOT = pathlib.Path(shm_mod.__file__).resolve().parents[2]
 
@@ -290,3 +292,74 @@ def test_default_dir_store_roundtrip_and_cleanup():
     finally:
         s.cleanup_all()
     assert _files(s) == [] and s.used_bytes() == 0
+
+
+def test_mapping_lives_exactly_as_long_as_values_read_from_it(store):
+    # The node manager spills only objects nobody maps: a value read with get()
+    # must keep its object mapped, and dropping it must unmap it.
+    store.create_and_write("aa01", serialize(np.arange(50_000)))
+    store.create_and_write("aa02", serialize({"plain": list(range(30_000))}))
+    arr = deserialize(store.get("aa01"))
+    plain = deserialize(store.get("aa02"))    # copied out by unpickling: nothing left mapped
+    gc.collect()
+    assert shm_mod.mapped_ids(store.directory, store.prefix) == {"aa01"}
+    del arr
+    gc.collect()
+    assert shm_mod.mapped_ids(store.directory, store.prefix) == set()
+    assert plain["plain"][-1] == 29_999
+
+
+def test_mapped_ids_sees_other_processes_and_skips_deleted_files(store):
+    store.create_and_write("bb01", serialize(np.arange(50_000)))
+    store.create_and_write("bb02", serialize(np.arange(50_000)))
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(SRC_ROOT)!r})
+        from ember._private import serialization, shm_store
+        s = shm_store.ShmStore({store.directory!r}, {store.prefix!r})
+        held = [serialization.deserialize(s.get(i)) for i in ("bb01", "bb02")]
+        print("mapped", flush=True)
+        sys.stdin.read()
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "mapped"
+        assert shm_mod.mapped_ids(store.directory, store.prefix) == {"bb01", "bb02"}
+        store.delete("bb02")    # still mapped there, but no longer an object here
+        assert shm_mod.mapped_ids(store.directory, store.prefix) == {"bb01"}
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    assert shm_mod.mapped_ids(store.directory, store.prefix) == set()
+
+
+def test_keep_recent_holds_the_last_object_read_for_a_while(tmp_path):
+    s = ShmStore(str(tmp_path), f"ember_test_{uuid.uuid4().hex[:8]}_", keep_recent_s=60)
+    try:
+        s.create_and_write("cc01", serialize(np.arange(50_000)))
+        s.create_and_write("cc02", serialize(np.arange(50_000)))
+        a = deserialize(s.get("cc01"))
+        del a
+        gc.collect()
+        # Read again soon: still mapped, so its pages need not be faulted in again.
+        assert shm_mod.mapped_ids(s.directory, s.prefix) == {"cc01"}
+        deserialize(s.get("cc02"))           # only the most recent one is held
+        gc.collect()
+        assert shm_mod.mapped_ids(s.directory, s.prefix) == {"cc02"}
+        s.release("cc02")                    # freed: dropped at once
+        gc.collect()
+        assert shm_mod.mapped_ids(s.directory, s.prefix) == set()
+    finally:
+        s.cleanup_all()
+    # The timer lets it go once the time is up.
+    s = ShmStore(str(tmp_path), f"ember_test_{uuid.uuid4().hex[:8]}_", keep_recent_s=0.05)
+    try:
+        s.create_and_write("cc03", serialize(np.arange(50_000)))
+        deserialize(s.get("cc03"))
+        wait_for_condition(lambda: shm_mod.mapped_ids(s.directory, s.prefix) == set(),
+                           timeout=30)
+    finally:
+        s.cleanup_all()

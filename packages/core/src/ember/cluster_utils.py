@@ -39,6 +39,9 @@ _DEFAULT_NODE_ARGS: dict[str, Any] = {
 }
 _NODE_ARGS = {"num_cpus", "num_gpus", "resources", "labels", "object_store_memory", "memory",
               "node_ip_address", "node_manager_port", "port"}
+# Head only, as in Ray; the dashboard is off unless asked for (include_dashboard=True).
+_HEAD_ARGS = {"port", "include_dashboard", "dashboard_host", "dashboard_port"}
+_NODE_ARGS |= _HEAD_ARGS
 
 
 class Cluster:
@@ -111,7 +114,8 @@ class Cluster:
                 ``resources`` (custom resources, ``{"name": quantity}``), ``labels``
                 (``{"key": "value"}``), ``object_store_memory`` (bytes, default
                 150 MiB), ``memory``, ``node_ip_address`` (default 127.0.0.1),
-                ``node_manager_port``; for the head also ``port`` (control service).
+                ``node_manager_port``; for the head also ``port`` (control service)
+                and ``include_dashboard``, ``dashboard_host``, ``dashboard_port``.
 
         >>> node = cluster.add_node(num_cpus=2, resources={"accel": 1}, labels={"zone": "a"})
         >>> node.node_id, node.address
@@ -142,13 +146,17 @@ class Cluster:
         if self.head_node is None:
             session_dir, token = node_mod.new_session()
             node = node_mod.start_head(port=int(args.get("port") or 0), session_dir=session_dir,
-                                       token=token, **common)
+                                       token=token,
+                                       include_dashboard=args.get("include_dashboard", False),
+                                       dashboard_host=args.get("dashboard_host"),
+                                       dashboard_port=args.get("dashboard_port"), **common)
             self._session_dir, self._token = session_dir, token
             self.head_node = node
         else:
-            if "port" in node_args:
-                raise TypeError("add_node(port=...) is for the head only; other nodes join "
-                                "the head's control service")
+            head_only = sorted(_HEAD_ARGS & set(node_args))
+            if head_only:
+                raise TypeError(f"add_node({', '.join(head_only)}=...) is for the head only; "
+                                "other nodes join the head's control service")
             assert self._session_dir is not None and self._token is not None
             node = node_mod.start_node(gcs_address=self.head_node.gcs_address,
                                        token=self._token, session_dir=self._session_dir,

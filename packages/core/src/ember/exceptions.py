@@ -12,10 +12,14 @@ Hierarchy, and what to do when you see each error::
     +-- WorkerCrashedError                 worker process died mid-task (segfault, OOM kill);
     |                                      check worker logs, set max_retries=
     +-- ObjectLostError                    every copy of an object is gone; re-run its task
+    |   +-- ObjectReconstructionFailedError
+    |   |                                  it cannot be rebuilt (made by put, or by an actor
+    |   |                                  call); keep a copy or re-create it yourself
     |   +-- ObjectReconstructionFailedMaxAttemptsExceededError
     |   |                                  rebuilding failed too often; raise max_retries=
     |   +-- ObjectReconstructionFailedLineageEvictedError
-    |   |                                  lineage dropped to save memory; re-run the task
+    |   |                                  lineage dropped to save memory; raise
+    |   |                                  EMBER_MAX_LINEAGE_BYTES or re-run the task
     |   +-- ObjectFetchTimedOutError       remote fetch timed out; check node connectivity
     |   +-- ReferenceCountingAssertionError
     |   |                                  internal bug; please report it
@@ -23,7 +27,8 @@ Hierarchy, and what to do when you see each error::
     |                                      owners (driver/actors) alive while refs are used
     +-- GetTimeoutError (also TimeoutError) get()/wait() timeout hit; raise timeout=
     +-- TaskCancelledError                 the task was cancelled with ember.cancel()
-    +-- ObjectStoreFullError               shared memory full; drop refs or raise
+    +-- ObjectStoreFullError               shared memory full even after spilling to
+    |                                      disk; drop values/refs or raise
     |                                      object_store_memory
     +-- OutOfMemoryError                   a node ran low on RAM and killed a worker; use
     |                                      fewer/smaller tasks or request more memory
@@ -54,7 +59,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "EmberError", "TaskError", "ActorError", "ActorDiedError", "ActorUnavailableError",
-    "WorkerCrashedError", "ObjectLostError",
+    "WorkerCrashedError", "ObjectLostError", "ObjectReconstructionFailedError",
     "ObjectReconstructionFailedMaxAttemptsExceededError",
     "ObjectReconstructionFailedLineageEvictedError", "ObjectFetchTimedOutError",
     "ReferenceCountingAssertionError", "OwnerDiedError", "GetTimeoutError",
@@ -353,19 +358,57 @@ class ObjectLostError(EmberError):
                             "that task so Ember can rebuild lost objects from lineage.")
 
     def __init__(self, object_ref_hex: str, owner_address: str = "",
-                 call_site: str = "") -> None:
+                 call_site: str = "", *, detail: str = "") -> None:
+        # ``detail`` (Ember's addition) replaces the generic reason with what
+        # actually happened, e.g. which task could not be re-run and why.
         self.object_ref_hex = object_ref_hex
         self.owner_address = owner_address
         self.call_site = call_site
-        msg = f"Failed to retrieve object {object_ref_hex}: {self._reason}"
+        self.detail = detail
+        parts = [f"Failed to retrieve object {object_ref_hex}: {detail or self._reason}"]
         if owner_address:
-            msg += f" Owner: {owner_address}."
+            parts.append(f"Owner: {owner_address}.")
         if call_site:
-            msg += f" Created at: {call_site}."
-        super().__init__(_join(msg, self._hint))
+            parts.append(f"Created at: {call_site}.")
+        EmberError.__init__(self, _join(*parts, self._hint))
 
     def _init_args(self) -> tuple[Any, ...]:
         return (self.object_ref_hex, self.owner_address, self.call_site)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_lost, (type(self), self._init_args(), self.detail), self.__dict__ or None)
+
+
+def _rebuild_lost(cls: type, args: tuple[Any, ...], detail: str) -> ObjectLostError:
+    return cls(*args, detail=detail)
+
+
+class ObjectReconstructionFailedError(ObjectLostError):
+    """A lost object cannot be rebuilt at all: it was made by ``put`` (which has no
+    task to re-run) or by an actor call (actor state is not replayed).
+
+    Example: ``ObjectReconstructionFailedError("ab12", reason="PUT",
+    reason_message="it was created by ember.put")``"""
+
+    _reason = "it cannot be reconstructed."
+    _hint = ("Keep the data somewhere durable, or create it with a task (not put or an "
+             "actor call) so Ember can re-run that task when its node dies.")
+
+    def __init__(self, object_ref_hex: str, reason: str | None = None,
+                 reason_message: str | None = None, owner_address: str = "",
+                 call_site: str = "") -> None:
+        # Ray's argument order: (object_ref_hex, reason, reason_message, owner, call_site).
+        self.reason = reason
+        self.reason_message = reason_message
+        super().__init__(object_ref_hex, owner_address or "", call_site,
+                         detail=reason_message or "")
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.object_ref_hex, self.reason, self.reason_message, self.owner_address,
+                self.call_site)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), self._init_args(), self.__dict__ or None)
 
 
 class ObjectReconstructionFailedMaxAttemptsExceededError(ObjectLostError):
@@ -384,7 +427,8 @@ class ObjectReconstructionFailedLineageEvictedError(ObjectLostError):
     Example: ``ObjectReconstructionFailedLineageEvictedError("ab12")``"""
 
     _reason = "its lineage was evicted to save memory, so it cannot be reconstructed."
-    _hint = "Keep fewer objects alive at once, or re-run the task that created it."
+    _hint = ("Keep fewer objects alive at once, raise EMBER_MAX_LINEAGE_BYTES (the lineage "
+             "each owner keeps), or re-run the task that created it.")
 
 
 class ObjectFetchTimedOutError(ObjectLostError):
@@ -446,8 +490,10 @@ class ObjectStoreFullError(_HintedError):
     Example: ``except ObjectStoreFullError: del big_refs``"""
 
     _default = "The object store is full."
-    _hint = ("Delete refs you no longer need (del ref), pass fewer/smaller objects, or "
-             "raise object_store_memory= in ember.init().")
+    _hint = ("Objects that do not fit spill to disk, except ones in use: drop values from "
+             "ember.get() you no longer need (del arr) and refs too (del ref), split objects "
+             "larger than the store, or raise object_store_memory= (ember.init(), "
+             "`ember start --object-store-memory`).")
 
 
 class OutOfMemoryError(_HintedError):

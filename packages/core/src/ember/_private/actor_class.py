@@ -280,8 +280,9 @@ class ActorMethod:
     def options(self, **options: Any) -> "ActorMethod":
         """Override num_returns / concurrency_group / max_task_retries / name for one call.
 
-        ``enable_task_events`` is accepted for Ray compatibility; Ember records no
-        task events, so it changes nothing.
+        ``enable_task_events`` is accepted for Ray compatibility but not honoured:
+        every call's task events are recorded (``EMBER_TASK_EVENTS=0`` turns them off
+        for a whole process).
 
         >>> a.pair.options(num_returns=2).remote()
         """

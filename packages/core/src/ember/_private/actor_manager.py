@@ -109,8 +109,10 @@ class ActorManager:
         if address is None or not action.lease_id:
             return
         try:
-            self._stub(address, pbg.NodeManagerStub).ReturnWorkerLease(
-                pb.ReturnLease(lease_id=action.lease_id, kill_worker=True), timeout=10)
+            # Idempotent: a return whose reply was lost is simply sent again.
+            rpc.call_with_retry(self._stub(address, pbg.NodeManagerStub).ReturnWorkerLease,
+                                pb.ReturnLease(lease_id=action.lease_id, kill_worker=True),
+                                timeout=10)
         except grpc.RpcError:
             pass  # the node is gone, and the worker with it
 
@@ -157,17 +159,21 @@ class ActorManager:
             request = pb.LeaseRequest(
                 resources=spec.resources, placement_resources=spec.placement_resources,
                 owner_worker_id=spec.owner.worker_id, runtime_env_hash=spec.runtime_env_hash,
-                name=f"actor {spec.class_name}", for_actor=True, hints=spec.hints)
+                name=f"actor {spec.class_name}", for_actor=True, hints=spec.hints,
+                # One id per placement attempt: a resend after a lost reply gets
+                # the lease already granted instead of leaking it.
+                request_id=f"actor:{actor_id.hex()}:{attempt}",
+                no_retries=spec.max_restarts == 0)
             node_id = node.node_id
             try:
-                reply = nm.RequestWorkerLease(request, timeout=30)
+                reply = rpc.call_with_retry(nm.RequestWorkerLease, request, timeout=30)
                 if reply.spillback.port:
                     # That node manager knows a better node: ask it, once.
                     node_id = reply.spillback.node_id
                     nm = self._stub(f"{reply.spillback.ip}:{reply.spillback.port}",
                                     pbg.NodeManagerStub)
                     request.spilled = True
-                    reply = nm.RequestWorkerLease(request, timeout=30)
+                    reply = rpc.call_with_retry(nm.RequestWorkerLease, request, timeout=30)
             except grpc.RpcError:
                 time.sleep(RETRY_PLACEMENT_SECONDS)
                 continue
@@ -274,7 +280,9 @@ class ActorManager:
             creation_error=record.creation_error, num_restarts=record.num_restarts,
             handle_meta=spec.handle_meta, version=record.version, class_name=spec.class_name,
             detached=record.detached, owner_worker_id=record.owner_worker_id,
-            node_id=record.node_id, pid=record.pid, resources=spec.resources, found=True)
+            node_id=record.node_id, pid=record.pid, resources=spec.resources, found=True,
+            job_id=spec.creation.job_id,
+            placement_group_id=spec.creation.placement_group_id)
 
 
 __all__ = ["ActorManager", "ALIVE", "DEAD"]

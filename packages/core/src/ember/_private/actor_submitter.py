@@ -30,6 +30,7 @@ import grpc
 from . import serialization
 from .actor_directory import ALIVE, DEAD
 from .protos import ember_pb2 as pb
+from .task_events import PENDING_NODE_ASSIGNMENT, SUBMITTED_TO_WORKER
 
 logger = logging.getLogger("ember")
 
@@ -112,10 +113,13 @@ class ActorSubmitter:
             raise ActorDiedError(spec.actor_id.hex(), "an argument of its constructor failed",
                                  cause_error if isinstance(cause_error, TaskError) else None)
         spec.creation.CopyFrom(task.spec)
+        core.task_events.record(task.spec.task_id, task.spec.attempt_number,
+                                PENDING_NODE_ASSIGNMENT)
         reply = core.gcs.CreateActor(spec, timeout=60)
         if reply.error:
             raise ValueError(reply.error)
-        if not reply.created:
+        # Our own id back means a resend whose first reply was lost registered it.
+        if not reply.created and reply.info.actor_id != spec.actor_id:
             return reply.info
         with self._lock:
             actor = self._actor(spec.actor_id, spec.class_name)
@@ -140,13 +144,25 @@ class ActorSubmitter:
         reason = "killed by ember.kill()"
         self.core.gcs.KillActor(pb.KillActorRequest(
             actor_id=actor_id, no_restart=no_restart, reason=reason), timeout=30)
-        if no_restart:
-            # Calls made after kill() returns must fail, even ones that would
-            # beat the news of the death over the still-open stream.
-            with self._lock:
-                actor = self._actors.get(actor_id)
-                if actor is not None:
-                    self._bury(actor, reason)
+        with self._lock:
+            actor = self._actors.get(actor_id)
+            if actor is None:
+                return
+            if no_restart:
+                # Calls made after kill() returns must fail, even ones that would
+                # beat the news of the death over the still-open stream.
+                self._bury(actor, reason)
+            elif actor.conn is not None:
+                # The old process is gone (kill is synchronous): calls made after
+                # kill() returns wait for the restarted one instead of reaching
+                # the dead stream; the calls it had are settled like a crash's.
+                conn, actor.conn = actor.conn, None
+                conn.dead = True
+                conn.close()
+                actor.orphans.extend(actor.in_flight.values())
+                actor.in_flight.clear()
+                if not self._stopped and not actor.watching:
+                    self._watch(actor)
 
     # ------------------------------------------------------------ calls
     def submit(self, actor_id: bytes, class_name: str, method: str, args: tuple,
@@ -196,6 +212,8 @@ class ActorSubmitter:
                 task.state = "pushed"
                 actor.in_flight[task.spec.task_id] = task
                 specs.append(task.spec)
+                self.core.task_events.record(task.spec.task_id, task.spec.attempt_number,
+                                             SUBMITTED_TO_WORKER)
             if specs:
                 conn.send(pb.TaskBatch(tasks=specs))
 
@@ -299,6 +317,9 @@ class ActorSubmitter:
                 continue
             if task.retries_left != 0:
                 task.retries_left -= 1
+                cause = info.death_cause or "connection lost"
+                self.core.task_events.retrying(task.spec, (
+                    "ACTOR_UNAVAILABLE", f"the actor lost its worker ({cause}); resending"))
                 task.state = "queued"
                 resend.append(task)
             else:

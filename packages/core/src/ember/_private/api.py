@@ -23,7 +23,6 @@ logger = logging.getLogger("ember")
 
 _state_lock = threading.RLock()
 _cluster: Any = None        # node.LocalCluster when this driver started one
-_log_thread: threading.Thread | None = None
 
 
 def init(address: str | None = None, *, num_cpus: float | None = None,
@@ -31,13 +30,21 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
          object_store_memory: int | None = None, namespace: str | None = None,
          runtime_env: dict | None = None, ignore_reinit_error: bool = False,
          log_to_driver: bool = True, logging_level: int = logging.INFO,
-         include_dashboard: bool | None = None, **kwargs: Any) -> "ClusterInfo":
+         include_dashboard: bool | None = None, dashboard_host: str = "127.0.0.1",
+         dashboard_port: int | None = None, **kwargs: Any) -> "ClusterInfo":
     """Start an embedded one-node cluster, or connect to a running one.
 
+    A new cluster starts the dashboard (``include_dashboard``: None when
+    ``ember-core[dashboard]`` is installed, True always or an ImportError, False
+    never) on ``dashboard_host:dashboard_port`` (None: 8265, or a free port when
+    that is taken; 0: any free port); the result's ``dashboard_url`` is where.
+
     >>> import ember
-    >>> ember.init(num_cpus=2)
+    >>> ctx = ember.init(num_cpus=2)
     >>> ember.get(ember.put("hi"))
     'hi'
+    >>> ctx.dashboard_url
+    '127.0.0.1:8265'
     """
     global _cluster
     if kwargs:
@@ -55,7 +62,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
             validate_options({"runtime_env": runtime_env})
         address = _resolve_address(address)
         if address is None:
-            info = _start_local(num_cpus, num_gpus, resources, object_store_memory)
+            info = _start_local(num_cpus, num_gpus, resources, object_store_memory,
+                                include_dashboard, dashboard_host, dashboard_port)
             _cluster = info
             core = _connect_driver(info.token, info.gcs_address, info.node_manager_address,
                                    info.node_id, info.shm_dir, info.shm_prefix,
@@ -76,9 +84,12 @@ class ClusterInfo(dict):
     """What ``init`` returns (Ray's RayContext is dict-like too)."""
 
     def __init__(self, core: Any) -> None:
+        url = _cluster.dashboard_url if _cluster else _dashboard_url(core)
         super().__init__(address=core.gcs_address, node_id=core.node_id,
-                         session_dir=_cluster.session_dir if _cluster else None)
+                         session_dir=_cluster.session_dir if _cluster else None,
+                         webui_url=url)
         self.address_info = dict(self)
+        self.dashboard_url = url       # Ray's: "host:port", or None without a dashboard
 
     def __enter__(self) -> "ClusterInfo":
         return self
@@ -87,13 +98,29 @@ class ClusterInfo(dict):
         shutdown()
 
 
-def _start_local(num_cpus, num_gpus, resources, object_store_memory):
+def _start_local(num_cpus, num_gpus, resources, object_store_memory,
+                 include_dashboard=None, dashboard_host="127.0.0.1", dashboard_port=None):
     from . import node
     from .resources import build_node_resources
     total, gpu_ids, _ = build_node_resources(num_cpus, num_gpus, resources, None,
                                              object_store_memory)
     prestart = max(0, min(int(total.get("CPU", 0)), 4))
-    return node.start_local_cluster(total=total, gpu_ids=gpu_ids, prestart=prestart)
+    return node.start_local_cluster(total=total, gpu_ids=gpu_ids, prestart=prestart,
+                                    include_dashboard=include_dashboard,
+                                    dashboard_host=dashboard_host,
+                                    dashboard_port=dashboard_port)
+
+
+def _dashboard_url(core: Any) -> str | None:
+    """The dashboard's ``host:port`` a running cluster recorded (None: it has none)."""
+    from .dashboard.launch import KV_KEY
+    from .node import CLUSTER_KV_NS
+    from .protos import ember_pb2 as pb
+    try:
+        reply = core.gcs.KVGet(pb.KVRequest(ns=CLUSTER_KV_NS, key=KV_KEY.encode()), timeout=10)
+    except Exception:  # noqa: BLE001 - an old control service: no dashboard to show
+        return None
+    return reply.value.decode() if reply.found else None
 
 
 def _connect_driver(token, gcs_address, nm_address, node_id, shm_dir, shm_prefix,
@@ -110,6 +137,8 @@ def _connect_driver(token, gcs_address, nm_address, node_id, shm_dir, shm_prefix
     if not namespace:
         core.namespace = f"anonymous-{core.job_id}"
     core_worker.install(core)
+    from . import metrics_registry
+    metrics_registry.start_reporting(core)
     return core
 
 
@@ -120,7 +149,10 @@ def _watch_driver(core: Any) -> None:
     from .protos import ember_pb2 as pb
     # Re-opened on a restarted control service, which waits for it (gcs_client.py).
     core._driver_watch = DriverWatch(
-        core.gcs, pb.DriverInfo(worker_id=core.worker_id, job_id=core.job_id))
+        core.gcs, pb.DriverInfo(worker_id=core.worker_id, job_id=core.job_id,
+                                address=core.address, node_id=core.node_id, pid=os.getpid(),
+                                entrypoint=" ".join(sys.argv),
+                                namespace=core.namespace or f"anonymous-{core.job_id}"))
 
 
 def _resolve_address(address: str | None) -> str | None:
@@ -211,26 +243,11 @@ def _connect_existing(address: str, namespace, runtime_env):
 
 
 def _start_log_printer(core: Any) -> None:
-    global _log_thread
-    from . import rpc
-    from .protos import ember_pb2 as pb
-    from .protos import ember_pb2_grpc as pbg
-    stub = rpc.Stub(rpc.channel(core.node_manager_address), pbg.NodeManagerStub, core.token)
-    call = stub.SubscribeLogs.raw(pb.Empty(), metadata=stub._md)  # type: ignore[attr-defined]
-    core._log_call = call
-
-    def run() -> None:
-        try:
-            for batch in call:
-                for line in batch.lines:
-                    stream = sys.stderr if line.is_err else sys.stdout
-                    prefix = f"({line.task_name or 'worker'} pid={line.pid})"
-                    print(f"{prefix} {line.line}", file=stream, flush=True)
-        except Exception:  # noqa: BLE001 - cancelled at shutdown
-            pass
-
-    _log_thread = threading.Thread(target=run, daemon=True, name="ember-logs")
-    _log_thread.start()
+    """Print worker output here, prefixed and folded (log_printer.py)."""
+    from .log_printer import LogPrinter
+    printer = LogPrinter(core)
+    printer.start()
+    core._log_printer = printer
 
 
 def shutdown() -> None:
@@ -238,25 +255,21 @@ def shutdown() -> None:
 
     >>> ember.shutdown()
     """
-    global _cluster, _log_thread
+    global _cluster
     with _state_lock:
         core = worker_state.core
         if core is not None:
-            call = getattr(core, "_log_call", None)
-            if call is not None:
-                # Let the node manager flush the last lines of output first.
-                import time
-                time.sleep(0.06)
-                call.cancel()
+            printer = getattr(core, "_log_printer", None)
+            if printer is not None:
+                printer.stop()
+            from . import metrics_registry
+            metrics_registry.process_leaving()
             watch = getattr(core, "_driver_watch", None)
             if watch is not None:
                 watch.cancel()
             from . import core_worker
             core_worker.uninstall()
             core.stop()
-        if _log_thread is not None:
-            _log_thread.join(timeout=1)
-            _log_thread = None
         if _cluster is not None:
             _cluster.stop()
             _cluster = None
@@ -470,7 +483,8 @@ def nodes() -> list[dict]:
     out = []
     for n in core.gcs.GetNodes(pb.Empty(), timeout=10).nodes:
         out.append({"NodeID": n.node_id, "Alive": n.alive, "NodeManagerAddress": n.ip,
-                    "NodeManagerPort": n.port, "Resources": dict(n.total),
+                    "NodeManagerPort": n.port, "MetricsExportPort": n.metrics_export_port,
+                    "Resources": dict(n.total),
                     "Labels": dict(n.labels), "alive": n.alive})
     return out
 

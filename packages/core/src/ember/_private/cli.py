@@ -60,10 +60,16 @@ def _node_options(f: Any) -> Any:
                      callback=_json_dict("label name to string value", "'{\"zone\": \"a\"}'",
                                          str),
                      help="Node labels as JSON, e.g. '{\"zone\": \"a\"}'."),
-        click.option("--object-store-memory", type=click.IntRange(min=0), default=None,
-                     metavar="BYTES", help="Shared-memory object store size in bytes."),
+        click.option("--object-store-memory", type=click.IntRange(min=1), default=None,
+                     metavar="BYTES",
+                     help="Shared-memory object store size in bytes (default: 30% of memory); "
+                          "objects beyond it spill to disk."),
         click.option("--node-manager-port", type=click.IntRange(0, 65535), default=0,
                      help="Port of this node's node manager (default: any free port)."),
+        click.option("--metrics-export-port", type=click.IntRange(0, 65535), default=0,
+                     help="Port of this node's Prometheus metrics endpoint, on the node's "
+                          "address; needs the cluster token (default: any free port, listed "
+                          "by ember.nodes() as MetricsExportPort)."),
         click.option("--block", is_flag=True,
                      help="Stay in the foreground; Ctrl-C or SIGTERM stops this node."),
         click.option("--token", default=None, envvar=_TOKEN_ENV, show_envvar=True,
@@ -96,12 +102,23 @@ def cli() -> None:
               help="Join the cluster whose control service is at HOST:PORT.")
 @click.option("--port", type=click.IntRange(0, 65535), default=None,
               help="Head only: port of the control service (default 6379; 0 = any free port).")
+@click.option("--include-dashboard", type=bool, default=None, metavar="BOOLEAN",
+              help="Head only: start the dashboard (default: when ember-core[dashboard] is "
+                   "installed; true: always, or fail).")
+@click.option("--dashboard-host", default="127.0.0.1", show_default=True, metavar="IP",
+              help="Head only: address the dashboard listens on (0.0.0.0: every interface; "
+                   "use TLS then).")
+@click.option("--dashboard-port", type=click.IntRange(0, 65535), default=None,
+              help="Head only: dashboard port (default 8265, or a free one when it is taken; "
+                   "0 = any free port).")
 @_node_options
 def start(head: bool, address: str | None, port: int | None, node_ip_address: str | None,
           num_cpus: int | None, num_gpus: int | None, resources: dict | None,
           labels: dict | None, object_store_memory: int | None, node_manager_port: int,
-          block: bool, token: str | None, tls_cert: str | None = None,
-          tls_key: str | None = None, tls_ca: str | None = None) -> None:
+          block: bool, token: str | None, metrics_export_port: int = 0, tls_cert: str | None = None,
+          tls_key: str | None = None, tls_ca: str | None = None,
+          include_dashboard: bool | None = None, dashboard_host: str = "127.0.0.1",
+          dashboard_port: int | None = None) -> None:
     """Start an Ember node on this machine: the head (--head) or one that joins (--address)."""
     from . import node as node_mod
     if head == bool(address):
@@ -120,7 +137,8 @@ def start(head: bool, address: str | None, port: int | None, node_ip_address: st
     prestart = max(0, min(int(total.get("CPU", 0)), 4))
     common: dict[str, Any] = dict(
         total=total, gpu_ids=gpu_ids, prestart=prestart, labels=labels or {},
-        node_manager_port=node_manager_port, detached=not block, register=True)
+        node_manager_port=node_manager_port, detached=not block, register=True,
+        metrics_export_port=metrics_export_port)
     if head:
         ip = node_ip_address or "127.0.0.1"
         _check_local_ip(ip)
@@ -133,11 +151,14 @@ def start(head: bool, address: str | None, port: int | None, node_ip_address: st
                 "`ember status`; stop it with `ember stop`, or pick another --port)")
         _check_nm_port(ip, node_manager_port)
         try:
-            started = node_mod.start_head(ip=ip, port=port, token=token, **common)
-        except (OSError, RuntimeError, TimeoutError) as e:
+            started = node_mod.start_head(ip=ip, port=port, token=token,
+                                          include_dashboard=include_dashboard,
+                                          dashboard_host=dashboard_host,
+                                          dashboard_port=dashboard_port, **common)
+        except (OSError, RuntimeError, TimeoutError, ImportError, ValueError) as e:
             raise click.ClickException(f"the head failed to start: {e}") from None
         node_mod.set_latest(started.session_dir)
-        _print_head(started)
+        _print_head(started, dashboard_port)
     else:
         assert address is not None
         started = _join(address, token, node_ip_address, common)
@@ -299,13 +320,23 @@ def _restore_control_service(ip: str, port: int, block: bool) -> bool:
     return True
 
 
-def _print_head(n: Any) -> None:
+def _print_head(n: Any, dashboard_port: int | None = None) -> None:
+    from . import tls
+    from .dashboard import launch as dashboard_launch
     a = n.gcs_address
     token = n.token
     out = [
         "Ember head started.",
         f"  control service: {a}    node: {n.node_id[:8]} ({_summary(n.resources)})",
         f"  session directory: {n.session_dir}",
+    ]
+    if n.dashboard_url:
+        url = dashboard_launch.http_url(n.dashboard_url, tls.load() is not None)
+        out.append(f"  dashboard: {url}    (first visit: {url}/?token={token})")
+        note = dashboard_launch.port_note(dashboard_port, n.dashboard_url)
+        if note:
+            out.append(f"  Note: {note}")
+    out += [
         "",
         "Next steps",
         "  Connect a driver on this machine:",
@@ -325,7 +356,6 @@ def _print_head(n: Any) -> None:
                 f"Note: the head listens on {n.ip} only, so only this machine can reach it. "
                 "To let other machines join, start it with "
                 "--node-ip-address=<an address of this machine>."]
-    from . import tls
     cfg = tls.load()
     if cfg is not None:
         env = [f"{tls.CERT_ENV}={cfg.cert_path}", f"{tls.KEY_ENV}={cfg.key_path}"]
@@ -526,6 +556,12 @@ def render_status(address: str, nodes: list, statuses: dict[str, Any],
                   for k in sorted(totals, key=lambda k: (k not in _STANDARD, k))]
     out.append(tabulate(total_rows, headers=["resource", "used/total"]))
     return "\n".join(out)
+
+
+# ember list/get/summary/memory/timeline/logs (the state API's commands).
+from .state_cli import register as _register_state_commands  # noqa: E402
+
+_register_state_commands(cli)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import grpc
 
-from . import ids, rpc, serialization, worker_state
+from . import get_stall, ids, rpc, serialization, worker_state
 from .memory_store import Entry, MemoryStore
 from .object_ref import ObjectRef, ObjectRefGenerator
 from .protos import ember_pb2 as pb
@@ -69,7 +69,10 @@ class CoreWorker(pbg.CoreWorkerServicer):
         self.gcs_address = gcs_address
         self.node_manager_address = node_manager_address
         self.memory_store = MemoryStore()
-        self.shm = ShmStore(shm_dir, shm_prefix)
+        # The last object read stays mapped 1 s (tasks sharing an argument reuse it).
+        self.shm = ShmStore(shm_dir, shm_prefix, keep_recent_s=1.0)
+        from . import task_events
+        self.task_events = task_events.from_env()   # fed by the submitters and the executor
         self.refs = ReferenceCounter()
         self._rc_lock = threading.Lock()
         self._deferred_decrefs: collections.deque[bytes] = collections.deque()
@@ -102,22 +105,29 @@ class CoreWorker(pbg.CoreWorkerServicer):
         from .gcs_client import GcsClient
         self.gcs = GcsClient(gcs_address, token, warn=is_driver)
         self.node_manager = rpc.Stub(rpc.channel(node_manager_address), pbg.NodeManagerStub, token)
+        from .store_client import StoreClient
+        self.store_client = StoreClient(self.node_manager, self.worker_id)  # room in the store
         nm_ip, _, nm_port = node_manager_address.rpartition(":")
         # Where this process's shared-memory objects live, as other nodes reach it.
         self.location = pb.Address(node_id=node_id, ip=nm_ip, port=int(nm_port))
         self._nm_stubs: dict[str, rpc.Stub] = {node_manager_address: self.node_manager}
+        from .object_recovery import ObjectRecovery
+        self.recovery = ObjectRecovery(self)    # lineage: rebuilds owned objects that are lost
         self.submitter = TaskSubmitter(self)
         self.actors = ActorSubmitter(self, self.submitter)
         self._sender = threading.Thread(target=self._sender_loop, name="ember-sender", daemon=True)
 
     def start(self) -> None:
+        from . import task_events
         self.server.start()
         self._sender.start()
+        task_events.start_sending(self)
 
     def stop(self) -> None:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self.task_events.stop()
         self.actors.stop()
         self.submitter.stop()
         self._outbox.put(None)
@@ -180,6 +190,7 @@ class CoreWorker(pbg.CoreWorkerServicer):
                 actor_id = self.actor_lifetime_refs.pop(action.object_id, None)
                 if actor_id is not None:
                     self.actors.out_of_scope(actor_id)
+                self.recovery.on_freed(action.object_id)
                 entry = self.memory_store.delete(action.object_id)
                 if entry is not None and entry.in_shm:
                     self.shm.release(action.object_id.hex())
@@ -269,10 +280,10 @@ class CoreWorker(pbg.CoreWorkerServicer):
         size = ser.total_size
         if size <= INLINE_THRESHOLD:
             return serialization.to_bytes(ser), size
+        self.store_client.reserve(object_id, size)   # may spill others; ObjectStoreFullError
         self.shm.create_and_write(object_id.hex(), ser)
-        self.notify(lambda: self.node_manager.ObjectsSealed(
-            pb.ObjectsRequest(objects=[pb.SealedObject(object_id=object_id, size=size)]),
-            timeout=10))
+        sealed = self.store_client.sealed_request(object_id, size)
+        self.notify(lambda: self.node_manager.ObjectsSealed(sealed, timeout=10))
         return None, size
 
     def put(self, value: Any, _owner: Any = None) -> ObjectRef:
@@ -315,8 +326,8 @@ class CoreWorker(pbg.CoreWorkerServicer):
             (owned if r._owner in ("", self.address) else borrowed).append(r)
         if owned:
             oids = [r._id for r in owned]
-            done = self.memory_store.wait_ready(oids, len(set(oids)), timeout,
-                                                on_first_wait=self._blocked)
+            # Waits as memory_store.wait_ready, and says why if it stalls.
+            done = get_stall.wait_owned(self, oids, timeout)
             self._unblocked()
             if len(done) < len(set(oids)):
                 raise GetTimeoutError(
@@ -331,25 +342,26 @@ class CoreWorker(pbg.CoreWorkerServicer):
         values = []
         for ref in refs:
             if ref._id in fetched:
-                values.append(self._materialize_borrowed(ref, *fetched[ref._id]))
+                values.append(self._materialize_borrowed(ref, *fetched[ref._id], deadline))
             else:
                 entry = self.memory_store.get(ref._id)
-                values.append(self._materialize(ref, entry))
+                values.append(self._materialize(ref, entry, deadline))
         if self._pending_borrows:
             self.flush_borrows()
         return values
 
-    def _materialize(self, ref: ObjectRef, entry: Entry | None) -> Any:
+    def _materialize(self, ref: ObjectRef, entry: Entry | None,
+                     deadline: float | None = None) -> Any:
         from ..exceptions import ObjectLostError
 
         if entry is None:
-            raise ObjectLostError(ref.hex(), self.address,
-                                  "the object was freed; keep an ObjectRef to it while you need it")
-        if entry.in_shm:
-            view = self.local_view(ref._id, entry.locations, self.address)
-            if view is None:
-                raise ObjectLostError(ref.hex(), self.address,
-                                      "its shared-memory copy is gone (freed or node lost)")
+            raise ObjectLostError(ref.hex(), self.address, detail=(
+                "the object was freed; keep an ObjectRef to it while you need it"))
+        view = None
+        if entry.in_shm or not entry.ready:
+            # Rebuilt from lineage if every copy is gone (object_recovery.py).
+            entry, view = self.recovery.owned_copy(ref, entry, deadline)
+        if view is not None:
             value = serialization.deserialize(view)
         else:
             value = serialization.deserialize(entry.data or b"")
@@ -358,23 +370,21 @@ class CoreWorker(pbg.CoreWorkerServicer):
         return value
 
     def local_view(self, object_id: bytes, locations: Any, owner: str) -> memoryview | None:
-        """This node's copy of a shared-memory object, pulled from another node if need be."""
+        """This node's copy of a shared-memory object: restored from disk if it was
+        spilled, pulled from another node if need be."""
         view = self.shm.get(object_id.hex())
-        if view is not None or not locations:
+        if view is not None:
             return view
-        if all(loc.node_id == self.node_id for loc in locations):
-            return None  # it was here and is gone
-        reply = self.node_manager.PullObject(pb.PullRequest(
-            object_id=object_id, locations=locations, owner=pb.Address(ip=owner)), timeout=600)
-        if not reply.ok:
-            from ..exceptions import ObjectFetchTimedOutError
-            raise ObjectFetchTimedOutError(object_id.hex(), owner, reply.error)
-        return self.shm.get(object_id.hex())
+        from .store_client import fetch_view
+        return fetch_view(self, object_id, locations or (), owner)
 
-    def _fetch_borrowed(self, ref: ObjectRef, timeout: float | None) -> tuple[pb.ReturnObject, Any]:
+    def _fetch_borrowed(self, ref: ObjectRef, timeout: float | None,
+                        recover: bool = False) -> tuple[pb.ReturnObject, Any]:
+        """Long-poll the owner; ``recover``: no copy could be fetched, so the
+        owner checks the holders and rebuilds the object if they are gone."""
         from ..exceptions import GetTimeoutError, OwnerDiedError, ObjectLostError
 
-        if self.shm.contains(ref._id.hex()):
+        if not recover and self.shm.contains(ref._id.hex()):
             return pb.ReturnObject(object_id=ref._id, in_shm=True), None
         deadline = None if timeout is None else time.monotonic() + timeout
         blocked = False
@@ -382,13 +392,18 @@ class CoreWorker(pbg.CoreWorkerServicer):
             while True:
                 step = 1.0 if deadline is None else min(1.0, max(0.0, deadline - time.monotonic()))
                 try:
-                    reply = self.core_stub(ref._owner).GetObject(
-                        pb.GetObjectRequest(object_id=ref._id, timeout=step), timeout=step + 30)
+                    # A lost call is resent a few times: only an owner that stays
+                    # unreachable is dead.
+                    reply = rpc.call_with_retry(
+                        self.core_stub(ref._owner).GetObject,
+                        pb.GetObjectRequest(object_id=ref._id, timeout=step, recover=recover),
+                        timeout=step + 30, attempts=3)
+                    recover = False
                 except grpc.RpcError as e:
-                    raise OwnerDiedError(ref.hex(), ref._owner,
-                                         f"its owner is unreachable ({e.code().name})") from None
+                    raise OwnerDiedError(ref.hex(), ref._owner, detail=(
+                        f"its owner is unreachable ({e.code().name})")) from None
                 if reply.error:
-                    raise ObjectLostError(ref.hex(), ref._owner, reply.error)
+                    raise ObjectLostError(ref.hex(), ref._owner, detail=reply.error)
                 if reply.ready:
                     return reply.object, None
                 if deadline is not None and time.monotonic() >= deadline:
@@ -402,13 +417,13 @@ class CoreWorker(pbg.CoreWorkerServicer):
             if blocked:
                 self._unblocked()
 
-    def _materialize_borrowed(self, ref: ObjectRef, obj: pb.ReturnObject, _: Any) -> Any:
-        from ..exceptions import ObjectLostError
-
+    def _materialize_borrowed(self, ref: ObjectRef, obj: pb.ReturnObject, _: Any,
+                              deadline: float | None = None) -> Any:
+        view = None
         if obj.in_shm:
-            view = self.local_view(ref._id, obj.locations, ref._owner)
-            if view is None:
-                raise ObjectLostError(ref.hex(), ref._owner, "its shared-memory copy is gone")
+            # The owner rebuilds it if every copy is gone (object_recovery.py).
+            obj, view = self.recovery.borrowed_copy(ref, obj, deadline)
+        if view is not None:
             value = serialization.deserialize(view)
         else:
             value = serialization.deserialize(obj.data)
@@ -528,16 +543,20 @@ class CoreWorker(pbg.CoreWorkerServicer):
         oid = request.object_id
         if self.memory_store.get(oid) is None:
             return pb.GetObjectReply(error="the owner no longer has this object (it was freed)")
+        if request.recover:
+            self.recovery.recover(oid)      # the caller could fetch no copy
         timeout = None if request.timeout < 0 else request.timeout
         if not self.memory_store.wait_ready([oid], 1, timeout):
             return pb.GetObjectReply(ready=False)
         entry = self.memory_store.get(oid)
         if entry is None:
             return pb.GetObjectReply(error="the owner no longer has this object (it was freed)")
-        return pb.GetObjectReply(ready=True, object=pb.ReturnObject(
+        reply = pb.GetObjectReply(ready=True, object=pb.ReturnObject(
             object_id=oid, data=bytes(entry.data) if entry.data is not None else b"",
             in_shm=entry.in_shm, size=entry.size, is_error=entry.is_error,
             locations=entry.locations))
+        # Lost and being rebuilt meanwhile (object_recovery.py): the caller asks again.
+        return reply if entry.ready else pb.GetObjectReply(ready=False)
 
     def AddObjectLocation(self, request: pb.LocationUpdate, context) -> pb.Empty:
         if not self.memory_store.add_location(request.object_id, request.location):
@@ -568,6 +587,10 @@ class CoreWorker(pbg.CoreWorkerServicer):
         if self.executor is None:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this process does not run tasks")
         return self.executor.serve_stream(request_iterator, context)
+
+    def GetObjectsInfo(self, request: pb.ObjectsInfoRequest, context) -> pb.ObjectsInfoReply:
+        from . import object_info
+        return object_info.snapshot(self, request.limit)
 
     def Exit(self, request: pb.Empty, context) -> pb.Empty:
         threading.Timer(0.05, lambda: os._exit(0)).start()

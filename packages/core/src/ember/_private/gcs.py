@@ -77,6 +77,8 @@ class ControlService(pbg.ControlServiceServicer):
         self.actors = ActorManager(token, self.node_list, self.store)
         from .placement_group_manager import PlacementGroupManager
         self.placement_groups = PlacementGroupManager(token, self.node_list, self.store)
+        from .state_service import StateService
+        self.state = StateService()   # served next to this service (gcs_main.py)
         stored = self.kv.get("meta", b"job_counter")
         self._job_counter = int(stored) if stored else 0
         self._last_seen: dict[str, float] = {}
@@ -224,6 +226,7 @@ class ControlService(pbg.ControlServiceServicer):
         return self.actors.list()
 
     def ReportWorkerDeath(self, request: pb.WorkerDeath, context) -> pb.Empty:
+        self.state.worker_died(request)
         self.actors.worker_died(request)
         self.placement_groups.owner_died(request.worker_id)
         self._broadcast_death(request.worker_id, request.node_id)
@@ -275,6 +278,7 @@ class ControlService(pbg.ControlServiceServicer):
             self._driver_streams[worker_id] = self._driver_streams.get(worker_id, 0) + 1
             self._awaited_drivers.pop(worker_id, None)
         self.store.put_driver(worker_id, request.job_id, True)
+        self.state.driver_started(request)
         gone = threading.Event()
         if not context.add_callback(gone.set):
             gone.set()
@@ -284,6 +288,7 @@ class ControlService(pbg.ControlServiceServicer):
             if not left:
                 del self._driver_streams[worker_id]
         if not left:
+            self.state.driver_ended(request)
             self._driver_gone(worker_id, request.job_id)
         return
         yield  # pragma: no cover - a generator that never yields: the stream stays open

@@ -200,7 +200,8 @@ class DriverWatch:
                 if self._stopped:
                     return
                 try:
-                    call = self._call = self._client.WatchDriver.raw(
+                    watch: Any = self._client.WatchDriver
+                    call = self._call = watch.raw(
                         self._info, metadata=self._client._md)
                 except ValueError:          # the channel was closed: shutting down
                     return

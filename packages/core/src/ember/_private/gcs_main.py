@@ -36,6 +36,7 @@ def main() -> None:
     # Long-polls (actor lookups) and one stream per driver each hold a thread.
     server = rpc.make_server(token, max_workers=128)
     pbg.add_ControlServiceServicer_to_server(service, server)
+    pbg.add_StateServiceServicer_to_server(service.state, server)
     port = _bind(server, args.host, args.port, args.bind_retry_s)
     server.start()
     stop = threading.Event()

@@ -190,7 +190,7 @@ class GcsStore:
     def save_actors(self, records: Iterable[tuple[ActorRecord, bool]]) -> None:
         """Write actor records in one transaction; ``(record, new)``: a new one has its
         spec written too (it never changes afterwards)."""
-        statements = []
+        statements: list[tuple[str, tuple[Any, ...]]] = []
         for record, new in records:
             state = actor_state_json(record)
             if new:

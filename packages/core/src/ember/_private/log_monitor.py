@@ -4,17 +4,35 @@ Workers write their stdout/stderr to files in the session's logs directory (so
 output from C extensions is captured too). Before each task a worker writes a
 ``:task_name:<name>`` marker line, which lets the driver prefix every line with
 the task that printed it, as Ray does.
+
+Workers rotate their own files (log_rotation.py: the live name is renamed to
+``.1`` and a fresh file takes its place). A tail keeps the file it is reading
+open and notices the rename by inode, so it reads the old file to its end
+before moving to the new one: nothing is lost or read twice. Every few seconds
+the monitor also deletes the oldest rotated files beyond the session's cap.
 """
 from __future__ import annotations
 
+import collections
 import os
 import queue
 import threading
+import time
+from typing import BinaryIO
 
+from .log_rotation import enforce_session_cap
 from .protos import ember_pb2 as pb
 
 TASK_NAME_MARKER = ":task_name:"
+# A marker may end with this and the task's id (hex), so `ember logs --task-id`
+# finds exactly the lines one task printed (log_service.task_lines).
+TASK_ID_SEPARATOR = " :task_id:"
 POLL_SECONDS = 0.05
+# At most this much of one file per poll, so a worker printing gigabytes cannot
+# make the node manager hold them all in memory at once.
+READ_LIMIT = 4 * 1024 * 1024
+SESSION_CAP_SECONDS = 2.0
+MAX_FILES = 10_000
 
 
 class _Tail:
@@ -25,15 +43,27 @@ class _Tail:
         self.offset = 0
         self.partial = b""
         self.task_name = ""
+        self.file: BinaryIO | None = None   # the file being read (kept open across a rotation)
+        self.ino = -1
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
 
 class LogMonitor:
-    def __init__(self, log_dir: str) -> None:
+    def __init__(self, log_dir: str, session_max_bytes: int = 0) -> None:
+        self._log_dir = log_dir
+        self._session_max_bytes = session_max_bytes
         self._lock = threading.Lock()
         self._tails: list[_Tail] = []
         self._finished: set[int] = set()
         self._subscribers: list[queue.Queue] = []
         self._stop = threading.Event()
+        # Every worker's files, kept after it exits (the newest MAX_FILES), so
+        # `ember logs` finds a worker's output by pid (log_service.py).
+        self.files: collections.OrderedDict[int, tuple[str, str]] = collections.OrderedDict()
         os.makedirs(log_dir, exist_ok=True)
 
     def start(self) -> None:
@@ -46,6 +76,14 @@ class LogMonitor:
         with self._lock:
             self._tails.append(_Tail(pid, out_path, False))
             self._tails.append(_Tail(pid, err_path, True))
+            self.files[pid] = (out_path, err_path)
+            while len(self.files) > MAX_FILES:
+                self.files.popitem(last=False)
+
+    def worker_files(self) -> list[tuple[int, str, str]]:
+        """(pid, stdout path, stderr path) of the workers started here, oldest first."""
+        with self._lock:
+            return [(pid, out, err) for pid, (out, err) in self.files.items()]
 
     def finish(self, pid: int) -> None:
         # Read what the dead worker left, then forget it on the next pass.
@@ -62,8 +100,12 @@ class LogMonitor:
                 self._subscribers.remove(q)
 
     def _loop(self) -> None:
+        last_cap = 0.0
         while not self._stop.wait(POLL_SECONDS):
             self.poll_once()
+            if self._session_max_bytes and time.monotonic() - last_cap >= SESSION_CAP_SECONDS:
+                last_cap = time.monotonic()
+                enforce_session_cap(self._log_dir, self._session_max_bytes)
 
     def poll_once(self) -> list[pb.LogLine]:
         with self._lock:
@@ -72,6 +114,8 @@ class LogMonitor:
         lines: list[pb.LogLine] = []
         for tail in tails:
             lines.extend(_read_new(tail))
+            while tail.pid in finished and tail.file is not None and _has_more(tail):
+                lines.extend(_read_new(tail))     # a dead worker's files are read to the end
             if tail.pid in finished and tail.partial:
                 # The process is gone: its unterminated last line is complete.
                 lines.append(pb.LogLine(pid=tail.pid, task_name=tail.task_name,
@@ -79,6 +123,9 @@ class LogMonitor:
                                         is_err=tail.is_err))
                 tail.partial = b""
         if finished:
+            for tail in tails:
+                if tail.pid in finished:
+                    tail.close()
             with self._lock:
                 self._tails = [t for t in self._tails if t.pid not in finished]
                 self._finished -= finished
@@ -90,24 +137,110 @@ class LogMonitor:
         return lines
 
 
-def _read_new(tail: _Tail) -> list[pb.LogLine]:
+def _read_chunk(tail: _Tail, limit: int) -> bytes:
+    """New bytes of the tailed file, following rotations (several files per call:
+    rotated files must be read before the session cap may delete them)."""
+    out = b""
+    while len(out) < limit:
+        if tail.file is None:
+            try:
+                tail.file = open(tail.path, "rb")
+            except OSError:
+                break           # not created yet, or between a rotation's renames
+            tail.ino = os.fstat(tail.file.fileno()).st_ino
+            tail.offset = 0
+        data = tail.file.read(limit - len(out))
+        tail.offset += len(data)
+        out += data
+        if len(out) >= limit:
+            break
+        # At the end of this file: if the name now points elsewhere, the writer
+        # rotated. It switched descriptors before renaming, so once this file is
+        # read to its end (again, for writes that raced the check) it is done.
+        try:
+            ino = os.stat(tail.path).st_ino
+        except OSError:
+            ino = tail.ino
+        if ino == tail.ino:
+            break
+        data = tail.file.read(limit - len(out))
+        tail.offset += len(data)
+        out += data
+        if len(out) >= limit:
+            break
+        before = tail.ino
+        _follow_rotation(tail)
+        if tail.file is None and before == tail.ino:
+            continue            # gone with no successor found: reopen the live name
+    return out
+
+
+def _follow_rotation(tail: _Tail) -> None:
+    """Move to the file written after the one just read out.
+
+    Several rotations may have happened since the last poll: the next file is
+    then not the live one but a rotated one, one number below the file just
+    read (``w.out.3`` -> ``w.out.2``). Names shift while we look, so files are
+    matched by inode, and the opened one is checked to be the one we found.
+    """
+    old_ino = tail.ino
+    tail.close()
+    for _ in range(5):
+        chain = _rotation_chain(tail.path)          # oldest first: [(path, ino), ...]
+        inos = [ino for _, ino in chain]
+        if not chain:
+            return
+        if old_ino in inos:
+            if inos.index(old_ino) + 1 >= len(chain):
+                return
+            path, ino = chain[inos.index(old_ino) + 1]
+        else:
+            # Ours was deleted (the session cap, or past the backup count): both
+            # take the oldest files first, so every file left came after it.
+            path, ino = chain[0]
+        try:
+            f = open(path, "rb")
+        except OSError:
+            continue
+        if os.fstat(f.fileno()).st_ino == ino:
+            tail.file, tail.ino, tail.offset = f, ino, 0
+            return
+        f.close()
+
+
+def _rotation_chain(path: str) -> list[tuple[str, int]]:
+    chain = []
+    for i in range(1, 100_000):
+        try:
+            chain.append((f"{path}.{i}", os.stat(f"{path}.{i}").st_ino))
+        except OSError:
+            break
+    chain.reverse()
     try:
-        size = os.path.getsize(tail.path)
+        chain.append((path, os.stat(path).st_ino))
     except OSError:
+        pass
+    return chain
+
+
+def _has_more(tail: _Tail) -> bool:
+    try:
+        return tail.file is not None and os.fstat(tail.file.fileno()).st_size > tail.file.tell()
+    except (OSError, ValueError):
+        return False
+
+
+def _read_new(tail: _Tail) -> list[pb.LogLine]:
+    data = _read_chunk(tail, READ_LIMIT)
+    if not data:
         return []
-    if size <= tail.offset:
-        return []
-    with open(tail.path, "rb") as f:
-        f.seek(tail.offset)
-        data = f.read(size - tail.offset)
-    tail.offset += len(data)
     data = tail.partial + data
     *complete, tail.partial = data.split(b"\n")
     out = []
     for raw in complete:
         line = raw.decode("utf-8", "replace")
         if line.startswith(TASK_NAME_MARKER):
-            tail.task_name = line[len(TASK_NAME_MARKER):]
+            tail.task_name = line[len(TASK_NAME_MARKER):].split(TASK_ID_SEPARATOR, 1)[0]
             continue
         out.append(pb.LogLine(pid=tail.pid, task_name=tail.task_name, line=line, is_err=tail.is_err))
     return out

@@ -59,6 +59,17 @@ class MemoryStore:
             self._entries[object_id] = Entry()
         self.set_ready(object_id, **kw)
 
+    def reset(self, object_id: bytes) -> bool:
+        """Make a ready object pending again: its copies are lost and it is being
+        rebuilt (or is about to hold an error). False if it is unknown or not ready."""
+        with self._cond:
+            entry = self._entries.get(object_id)
+            if entry is None or not entry.ready:
+                return False
+            entry.ready, entry.data, entry.in_shm, entry.is_error = False, None, False, False
+            entry.size, entry.node_id, entry.locations = 0, "", []
+            return True
+
     def add_location(self, object_id: bytes, location: object) -> bool:
         """Record another copy; False if the object is gone (free that copy)."""
         with self._cond:

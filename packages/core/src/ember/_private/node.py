@@ -27,13 +27,14 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 from ..exceptions import AuthenticationError
 from . import ids, process_util
@@ -82,6 +83,8 @@ class NodeProcesses:
     # Watchdog pipes of processes started later for this node (a control
     # service restarted by hand), closed with parent_w.
     more_pipes: list[int] = field(default_factory=list)
+    # The head's dashboard, ``host:port`` as Ray's dashboard_url (None: not started).
+    dashboard_url: str | None = None
 
     @property
     def address(self) -> str:
@@ -166,10 +169,12 @@ class NodeProcesses:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        # The node manager removes shared-memory files; this is the backstop for
-        # a node manager that was itself killed.
+        # The node manager removes shared-memory and spill files; this is the
+        # backstop for a node manager that was itself killed.
+        from .object_spiller import ObjectSpiller, spill_dir
         from .shm_store import ShmStore
         ShmStore(self.shm_dir, self.shm_prefix).cleanup_all()
+        ObjectSpiller(spill_dir(self.session_dir, self.node_id)).delete_all()
 
 
 # ember.init()'s embedded cluster is a head node tied to the driver.
@@ -335,29 +340,37 @@ def _spawn(commands: list[tuple[str, str, list[str]]], session_dir: str, token: 
 
 def _node_manager_argv(gcs_address: str, node_id: str, total: dict[str, float],
                        gpu_ids: list[str], ip: str, port: int, labels: dict[str, str],
-                       shm_dir: str, shm_prefix: str, prestart: int) -> list[str]:
+                       shm_dir: str, shm_prefix: str, prestart: int,
+                       metrics_export_port: int = 0) -> list[str]:
     return ["-m", "ember._private.node_manager_main", "--gcs-address", gcs_address,
             "--node-id", node_id, "--resources-json", json.dumps(total),
             "--gpu-ids", ",".join(gpu_ids), "--shm-dir", shm_dir, "--shm-prefix", shm_prefix,
             "--prestart", str(prestart), "--host", ip, "--port", str(port),
-            "--labels-json", json.dumps(labels)]
+            "--labels-json", json.dumps(labels)] + (
+                ["--metrics-export-port", str(metrics_export_port)] if metrics_export_port else [])
 
 
 def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
                ip: str = "127.0.0.1", port: int = 0, node_manager_port: int = 0,
                labels: dict[str, str] | None = None, token: str | None = None,
                session_dir: str | None = None, detached: bool = False,
-               register: bool = False, timeout: float = 30.0) -> NodeProcesses:
-    """Start a head node: the control service and a node manager, side by side.
+               register: bool = False, timeout: float = 30.0,
+               metrics_export_port: int = 0, include_dashboard: bool | None = False,
+               dashboard_host: str | None = None,
+               dashboard_port: int | None = None) -> NodeProcesses:
+    """Start a head node: the control service and a node manager, side by side
+    (and the dashboard, per ``include_dashboard``: see dashboard/launch.py).
 
     ``port`` 0 picks a free port. ``session_dir`` None creates a new session
     (with ``token``, or a new one). ``detached`` processes outlive the caller
     (no watchdog pipe); ``register`` records their pids for ``ember stop``.
     """
     from . import tls
+    from .dashboard import launch as dashboard_launch
     from .shm_store import default_shm_dir
     # ValueError now (not in a child's log) if EMBER_TLS_* name unusable files.
     exposed = tls.exposure_warning(ip, tls.load())
+    dashboard = dashboard_launch.plan_here(include_dashboard, dashboard_host, dashboard_port)
     if session_dir is None:
         session_dir, token = new_session(token)
     elif token is None:
@@ -379,8 +392,8 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
             ("control service", "gcs", gcs_supervisor.command(ip, gcs_port, session_dir, node_id)),
             ("node manager", "node_manager", _node_manager_argv(
                 gcs_address, node_id, total, gpu_ids, ip, node_manager_port, labels, shm_dir,
-                shm_prefix, prestart)),
-        ]
+                shm_prefix, prestart, metrics_export_port)),
+        ] + dashboard_launch.command(dashboard, gcs_address)
         try:
             procs, reported, parent_w = _spawn(
                 commands, session_dir, token, detached, timeout,
@@ -394,18 +407,19 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
                 raise
     if exposed:
         logging.getLogger("ember").warning("Warning: %s", exposed)
+    dashboard_url = dashboard_launch.settle(dashboard, procs, reported, session_dir, register)
     return NodeProcesses(node_id=node_id, ip=ip, port=int(reported[1]),
                          gcs_address=gcs_address, session_dir=session_dir, token=token,
                          shm_dir=shm_dir, shm_prefix=shm_prefix, is_head=True,
                          resources=dict(total), labels=labels, procs=procs,
-                         parent_w=parent_w)
+                         parent_w=parent_w, dashboard_url=dashboard_url)
 
 
 def start_node(*, gcs_address: str, token: str, session_dir: str, total: dict[str, float],
                gpu_ids: list[str], prestart: int, ip: str = "127.0.0.1",
                node_manager_port: int = 0, labels: dict[str, str] | None = None,
                detached: bool = False, register: bool = False,
-               timeout: float = 30.0) -> NodeProcesses:
+               timeout: float = 30.0, metrics_export_port: int = 0) -> NodeProcesses:
     """Start a node manager that joins the control service at ``gcs_address``."""
     from . import tls
     from .shm_store import default_shm_dir
@@ -415,7 +429,7 @@ def start_node(*, gcs_address: str, token: str, session_dir: str, total: dict[st
     labels = dict(labels or {})
     commands = [("node manager", f"node_manager-{node_id[:8]}", _node_manager_argv(
         gcs_address, node_id, total, gpu_ids, ip, node_manager_port, labels, shm_dir,
-        shm_prefix, prestart))]
+        shm_prefix, prestart, metrics_export_port))]
     procs, reported, parent_w = _spawn(
         commands, session_dir, token, detached, timeout,
         {"shm_dir": shm_dir, "shm_prefix": shm_prefix} if register else None)
@@ -427,9 +441,12 @@ def start_node(*, gcs_address: str, token: str, session_dir: str, total: dict[st
 
 
 def start_local_cluster(*, total: dict[str, float], gpu_ids: list[str],
-                        prestart: int, timeout: float = 30.0) -> NodeProcesses:
-    """The embedded one-node cluster of ``ember.init()``: a head tied to this driver."""
-    return start_head(total=total, gpu_ids=gpu_ids, prestart=prestart, timeout=timeout)
+                        prestart: int, timeout: float = 30.0,
+                        **dashboard: Any) -> NodeProcesses:
+    """The embedded one-node cluster of ``ember.init()``: a head tied to this driver
+    (``dashboard``: start_head's include_dashboard, dashboard_host, dashboard_port)."""
+    return start_head(total=total, gpu_ids=gpu_ids, prestart=prestart, timeout=timeout,
+                      **dashboard)
 
 
 def _bracket(ip: str) -> str:
@@ -773,5 +790,8 @@ def stop_registered(force: bool = False, grace_period: float = 10.0) -> StopResu
     from .shm_store import ShmStore
     for shm in {(r.shm_dir, r.shm_prefix) for r in records if r.shm_dir and r.shm_prefix}:
         ShmStore(*shm).cleanup_all()
+    # And their objects spilled to disk (every node of these sessions is stopped).
+    for session in sessions:
+        shutil.rmtree(os.path.join(session, "spill"), ignore_errors=True)
     return StopResult(sessions=sessions, stopped=sorted(targets | set(stray)),
                       killed=sorted(set(killed) | set(stray)), left=survivors)

@@ -17,11 +17,16 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
 from . import cluster_policy, rpc
 from .log_monitor import LogMonitor
+from .log_rotation import RotationConfig
+from .memory_monitor import Candidate, MemoryConfig, MemoryMonitor
+from .metrics_export import MetricsService, NodeSnapshot
+from .metrics_store import MetricsStore
 from .object_transfer import ObjectTransfer
 from .pg_policy import bundle_resource_names
 from .protos import ember_pb2 as pb
@@ -29,6 +34,8 @@ from .protos import ember_pb2_grpc as pbg
 from .resources import NodeResources
 from .scheduler import Grant, Infeasible, KillWorker, LeaseScheduler, StartWorker
 from .shm_store import ShmStore
+from .object_spiller import spill_dir
+from .store_manager import StoreFull, StoreManager
 
 # A lease request that cannot be served yet is answered "not granted" after this
 # long so the owner can re-check (and warn about infeasible requests) instead of
@@ -57,6 +64,7 @@ class _WorkerProc:
     worker_id: str = ""
     port: int = 0
     registered: bool = False
+    started: float = field(default_factory=time.time)   # for the state API
 
 
 class NodeManager(pbg.NodeManagerServicer):
@@ -75,6 +83,9 @@ class NodeManager(pbg.NodeManagerServicer):
         self.shm_dir = shm_dir
         self.shm_prefix = shm_prefix
         self.store = ShmStore(shm_dir, shm_prefix)
+        # Capacity, spilling to disk and restoring (store_manager.py).
+        self.objects = StoreManager(self.store, spill_dir(session_dir, node_id),
+                                    int(total.get("object_store_memory", 0)))
         self._worker_watch_fd = worker_watch_fd
         num_cpus = int(total.get("CPU", 1))
         self.scheduler = LeaseScheduler(NodeResources(total, gpu_ids),
@@ -85,12 +96,15 @@ class NodeManager(pbg.NodeManagerServicer):
         self._request_ids = iter(range(1, 1 << 62))
         self._procs: dict[int, _WorkerProc] = {}          # pid -> process
         self._by_worker: dict[str, _WorkerProc] = {}
-        self._objects: dict[bytes, int] = {}
         self._stopping = threading.Event()
         self._log_dir = os.path.join(session_dir, "logs")
-        self.logs = LogMonitor(self._log_dir)
+        self.logs = LogMonitor(self._log_dir, RotationConfig.from_env().session_max_bytes)
+        # Metrics of this node's processes, served on metrics_export_port (set by main).
+        self.metrics = MetricsService(MetricsStore(), self.metrics_snapshot)
+        self.metrics_export_port = 0
         self._resources_dirty = threading.Event()
-        self._gcs: rpc.Stub | None = None
+        # A GcsClient (rpc.Stub-like, retries through control-service restarts).
+        self._gcs: Any = None
         # The cluster as last heard from the control service (this node's own
         # entry is replaced by live state when deciding).
         self._view: dict[str, cluster_policy.NodeView] = {}
@@ -102,13 +116,19 @@ class NodeManager(pbg.NodeManagerServicer):
         # resources added once committed, or None while only prepared).
         self._bundles: dict[bytes, dict[int, list]] = {}
         self._infeasible: dict[str, float] = {}     # demand -> when last asked
-        self.transfer = ObjectTransfer(self.store, node_id, self._stub_for, self._copy_sealed)
+        self.transfer = ObjectTransfer(self.store, node_id, self._stub_for,
+                                       self.objects.copy_sealed, space=self.objects)
+        self._oom_kills: dict[str, str] = {}    # worker id -> why the memory monitor killed it
+        self.memory_monitor = MemoryMonitor(MemoryConfig.from_env(), f"{ip} ({node_id[:12]})",
+                                            self._oom_candidates, self._oom_kill)
 
     # ------------------------------------------------------------ lifecycle
     def start_background(self) -> None:
         threading.Thread(target=self._reaper_loop, name="ember-reaper", daemon=True).start()
         threading.Thread(target=self._gcs_sync_loop, name="ember-gcs-sync", daemon=True).start()
         self.logs.start()
+        self.memory_monitor.start()
+        self.objects.start()
 
     def prestart_workers(self, n: int) -> None:
         with self._lock:
@@ -120,6 +140,7 @@ class NodeManager(pbg.NodeManagerServicer):
         if self._stopping.is_set():
             return
         self._stopping.set()
+        self.memory_monitor.stop()
         if self._gcs is not None:
             # Leaving on purpose: say so, rather than let the heartbeat time out.
             try:
@@ -141,6 +162,7 @@ class NodeManager(pbg.NodeManagerServicer):
                 pass
         self.transfer.stop()
         self.store.cleanup_all()
+        self.objects.stop()
         self.logs.stop()
 
     # ------------------------------------------------------------ worker processes
@@ -177,13 +199,7 @@ class NodeManager(pbg.NodeManagerServicer):
         for action in actions:
             if isinstance(action, Grant):
                 pending = self._pending.pop(action.request_id, None)
-                wp = self._by_worker.get(action.worker_id)
-                reply = pb.LeaseReply(
-                    granted=True, lease_id=action.lease_id,
-                    worker=pb.Address(node_id=self.node_id, ip=self.ip,
-                                      port=wp.port if wp else 0, worker_id=action.worker_id),
-                    gpu_ids=list(action.allocation.gpu_ids) or self._bundle_gpus(action.allocation),
-                    resources=action.allocation.resources.to_dict())
+                reply = self._lease_reply(action.lease_id, action.worker_id, action.allocation)
                 if pending is None:
                     # The requester went away; give the lease straight back.
                     self._apply(self.scheduler.return_lease(action.lease_id, False, time.monotonic()))
@@ -207,6 +223,15 @@ class NodeManager(pbg.NodeManagerServicer):
                     pending.event.set()
         self._resources_dirty.set()
 
+    def _lease_reply(self, lease_id: bytes, worker_id: str, allocation) -> pb.LeaseReply:
+        wp = self._by_worker.get(worker_id)
+        return pb.LeaseReply(
+            granted=True, lease_id=lease_id,
+            worker=pb.Address(node_id=self.node_id, ip=self.ip,
+                              port=wp.port if wp else 0, worker_id=worker_id),
+            gpu_ids=list(allocation.gpu_ids) or self._bundle_gpus(allocation),
+            resources=allocation.resources.to_dict())
+
     def _reaper_loop(self) -> None:
         while not self._stopping.wait(0.05):
             try:
@@ -222,7 +247,9 @@ class NodeManager(pbg.NodeManagerServicer):
                 del self._procs[pid]
                 self.logs.finish(pid)
                 if wp.registered:
+                    self.metrics.process_gone(wp.worker_id)
                     self._by_worker.pop(wp.worker_id, None)
+                    self.objects.writer_gone(wp.worker_id)
                     self._apply(self.scheduler.worker_died(wp.worker_id))
                     self._apply(self.scheduler.owner_died(wp.worker_id, time.monotonic()))
                     self._report_death(wp)
@@ -239,6 +266,8 @@ class NodeManager(pbg.NodeManagerServicer):
         reason = (f"its worker process (pid {wp.proc.pid}) was killed by signal {-code}"
                   if code is not None and code < 0 else
                   f"its worker process (pid {wp.proc.pid}) exited with code {code}")
+        # Killed by the memory monitor: say so (it becomes the actor's death cause).
+        reason = self._oom_kills.get(wp.worker_id) or reason
         request = pb.WorkerDeath(worker_id=wp.worker_id, node_id=self.node_id, reason=reason)
 
         def send() -> None:
@@ -257,10 +286,6 @@ class NodeManager(pbg.NodeManagerServicer):
         if stub is None:
             stub = self._stubs[key] = rpc.Stub(rpc.channel(address), kind, self.token)
         return stub
-
-    def _copy_sealed(self, object_id: bytes, size: int) -> None:
-        with self._lock:
-            self._objects[object_id] = size
 
     def _gcs_sync_loop(self) -> None:
         last_view = last_push = 0.0
@@ -307,7 +332,7 @@ class NodeManager(pbg.NodeManagerServicer):
     def _refresh_view(self) -> None:
         try:
             # A stale view beats a lease request stuck behind a control service restart.
-            nodes = self._gcs.GetNodes(pb.Empty(), timeout=5,  # type: ignore[union-attr]
+            nodes = self._gcs.GetNodes(pb.Empty(), timeout=5,
                                        reconnect_s=0).nodes
         except grpc.RpcError:
             return
@@ -352,17 +377,47 @@ class NodeManager(pbg.NodeManagerServicer):
         return pb.NodeInfo(node_id=self.node_id, ip=self.ip, port=self.port, total=self.total,
                            available=self.scheduler.resources.available.to_dict(), alive=True,
                            shm_dir=self.shm_dir, shm_prefix=self.shm_prefix,
-                           labels=self.labels, start_time=time.time())
+                           labels=self.labels, start_time=time.time(),
+                           metrics_export_port=self.metrics_export_port)
+
+    def metrics_snapshot(self) -> NodeSnapshot:
+        """Resources, workers by state and the object store, for a metrics scrape."""
+        with self._lock:
+            sched = self.scheduler
+            workers = {"STARTING": float(sum(sched.starting.values())), "IDLE": 0.0,
+                       "LEASED": 0.0, "BLOCKED": 0.0, "ACTOR": 0.0}
+            for w in sched.workers.values():
+                lease = sched.leases.get(w.lease_id) if w.lease_id is not None else None
+                state = ("IDLE" if lease is None else "ACTOR" if lease.for_actor
+                         else "BLOCKED" if lease.blocked else "LEASED")
+                workers[state] += 1
+            snap = NodeSnapshot(resources_total=sched.resources.total.to_dict(),
+                                resources_available=sched.resources.available.to_dict(),
+                                workers=workers)
+        st = self.objects.stats()
+        snap.store_used, snap.store_capacity = st.used, st.capacity
+        snap.store_num_objects = st.num_in_memory
+        snap.spilled_bytes = st.spilled_bytes
+        snap.total_spilled_bytes = st.total_spilled_bytes
+        snap.total_restored_bytes = st.total_restored_bytes
+        return snap
 
     # ------------------------------------------------------------ RPCs
     def RequestWorkerLease(self, request: pb.LeaseRequest, context) -> pb.LeaseReply:
         pending = _PendingLease()
         with self._lock:
+            granted = self._retried_lease(request)
+            if granted is not None:
+                return granted
             decision = self._decide(request)
             # A refusal always looks again (a hard affinity to a node that joined
             # a moment ago must not fail on a view that predates it); queueing
             # here looks again unless the view is very fresh.
             refuse = decision.kind in ("infeasible", "fail")
+            # A soft affinity to a node this view has never seen would quietly
+            # fall back elsewhere: the node may have joined since the last look.
+            wanted = request.hints.affinity_node_id
+            refuse = refuse or bool(wanted and wanted not in self._view)
             stale = refuse or (decision.kind == "local" and not self._fits_now(request))
         if refuse or (stale and time.monotonic() - self._view_time > VIEW_FRESH_SECONDS):
             # About to refuse it, call it infeasible, or queue it here behind busy workers:
@@ -399,7 +454,8 @@ class NodeManager(pbg.NodeManagerServicer):
                 placement=dict(request.placement_resources) or None,
                 # Actor leases belong to the control service, not the creator.
                 owner="" if request.for_actor else request.owner_worker_id,
-                owner_node=request.owner_node_id))
+                owner_node=request.owner_node_id, retriable=not request.no_retries,
+                for_actor=request.for_actor, client_request_id=request.request_id))
         if not pending.event.wait(LEASE_POLL_SECONDS) or pending.reply is None:
             with self._lock:
                 if pending.reply is None:
@@ -411,6 +467,22 @@ class NodeManager(pbg.NodeManagerServicer):
                 self._pending.pop(request_id, None)
                 self.scheduler.cancel_request(request_id)
         return pending.reply
+
+    def _retried_lease(self, request: pb.LeaseRequest) -> pb.LeaseReply | None:
+        """A request id seen before is a retry whose reply was lost (lock held): answer
+        with the lease already granted to it, never a second one; a copy still
+        queued is dropped (its caller gave up on it) and this one takes its place."""
+        lease = self.scheduler.lease_for_request(request.request_id)
+        if lease is not None:
+            return self._lease_reply(lease.lease_id, lease.worker_id, lease.allocation)
+        prior = self.scheduler.pending_for_request(request.request_id)
+        if prior is not None:
+            self.scheduler.cancel_request(prior)
+            stale = self._pending.pop(prior, None)
+            if stale is not None:
+                stale.reply = pb.LeaseReply(granted=False)
+                stale.event.set()
+        return None
 
     def ReturnWorkerLease(self, request: pb.ReturnLease, context) -> pb.Empty:
         with self._lock:
@@ -436,17 +508,20 @@ class NodeManager(pbg.NodeManagerServicer):
             self._apply(self.scheduler.set_blocked(request.worker_id, request.blocked))
         return pb.Empty()
 
+    def CreateObject(self, request: pb.CreateObjectRequest, context) -> pb.CreateObjectReply:
+        """Room for an object a local process is about to write (spilling others first)."""
+        try:
+            credit = self.objects.create(request.object_id, request.size, request.worker_id)
+        except StoreFull as e:
+            return pb.CreateObjectReply(ok=False, error=str(e))
+        return pb.CreateObjectReply(ok=True, credit=credit)
+
     def ObjectsSealed(self, request: pb.ObjectsRequest, context) -> pb.Empty:
-        with self._lock:
-            for obj in request.objects:
-                self._objects[obj.object_id] = obj.size
+        self.objects.sealed([(o.object_id, o.size) for o in request.objects], request.worker_id)
         return pb.Empty()
 
     def FreeObjects(self, request: pb.ObjectsRequest, context) -> pb.Empty:
-        for obj in request.objects:
-            with self._lock:
-                self._objects.pop(obj.object_id, None)
-            self.store.delete(obj.object_id.hex())
+        self.objects.free([obj.object_id for obj in request.objects])
         return pb.Empty()
 
     def KillWorker(self, request: pb.KillWorkerRequest, context) -> pb.Empty:
@@ -485,6 +560,7 @@ class NodeManager(pbg.NodeManagerServicer):
         """A process elsewhere died (told by the control service): drop its leases here."""
         with self._lock:
             if request.worker_id:
+                self.objects.writer_gone(request.worker_id)
                 self._apply(self.scheduler.owner_died(request.worker_id, time.monotonic()))
             elif request.node_id:
                 self._apply(self.scheduler.owner_node_died(request.node_id, time.monotonic()))
@@ -492,7 +568,7 @@ class NodeManager(pbg.NodeManagerServicer):
 
     def PullObject(self, request: pb.PullRequest, context) -> pb.PullReply:
         reply = self.transfer.pull(request)
-        if reply.ok and request.owner.ip:
+        if reply.copied and request.owner.ip:
             self._tell_owner(request)
         return reply
 
@@ -585,6 +661,29 @@ class NodeManager(pbg.NodeManagerServicer):
             self._apply(self.scheduler.resources_changed())
         return pb.BundleReply(ok=True)
 
+    # ------------------------------------------------------------ memory monitor
+    def _oom_candidates(self) -> list[Candidate]:
+        with self._lock:
+            return [Candidate(lease.worker_id, wp.proc.pid, lease.owner, lease.retriable,
+                              lease.seq, lease.for_actor, lease.name)
+                    for lease in self.scheduler.leases.values()
+                    if (wp := self._by_worker.get(lease.worker_id)) is not None]
+
+    def _oom_kill(self, victim: Candidate, message: str) -> None:
+        with self._lock:
+            self._oom_kills[victim.worker_id] = message
+            while len(self._oom_kills) > 1000:
+                del self._oom_kills[next(iter(self._oom_kills))]
+            wp = self._by_worker.get(victim.worker_id)
+            if wp is not None:
+                _signal(wp.proc, signal.SIGKILL)
+
+    def GetWorkerFailureCause(self, request: pb.WorkerFailureRequest, context
+                              ) -> pb.WorkerFailureReply:
+        with self._lock:
+            message = self._oom_kills.get(request.worker_id, "")
+        return pb.WorkerFailureReply(oom=bool(message), message=message)
+
     def GetStatus(self, request: pb.Empty, context) -> pb.NodeStatus:
         with self._lock:
             return pb.NodeStatus(
@@ -592,8 +691,10 @@ class NodeManager(pbg.NodeManagerServicer):
                 num_idle_workers=self.scheduler.num_idle(),
                 pending_leases=len(self.scheduler.pending),
                 infeasible=self._recent_infeasible(),
-                store_used_bytes=sum(self._objects.values()),
-                store_num_objects=len(self._objects))
+                workers=[pb.WorkerStatus(worker_id=wp.worker_id, pid=pid, port=wp.port,
+                                         start_time=wp.started)
+                         for pid, wp in self._procs.items()],
+                **self.objects.status_fields())
 
 
 def _signal(proc: subprocess.Popen, sig: int) -> None:

@@ -27,7 +27,12 @@ def main() -> None:
     parser.add_argument("--ready-fd", type=int, default=-1)
     parser.add_argument("--parent-fd", type=int, default=-1)
     parser.add_argument("--labels-json", default="{}")
+    parser.add_argument("--metrics-export-port", type=int,
+                        default=int(os.environ.get("EMBER_METRICS_EXPORT_PORT", "0") or 0))
     args = parser.parse_args()
+    # This process's own log (stdout/stderr) is size-capped like the workers'.
+    from .log_rotation import install as rotate_logs
+    rotate_logs()
     token = os.environ.pop(rpc.TOKEN_ENV)
 
     # Workers watch this pipe: when this process dies, however, they exit.
@@ -40,7 +45,13 @@ def main() -> None:
                      labels=json.loads(args.labels_json))
     server = rpc.make_server(token, max_workers=64)
     pbg.add_NodeManagerServicer_to_server(nm, server)
+    from .log_service import LogService
+    pbg.add_LogServiceServicer_to_server(LogService(nm), server)   # `ember logs`
     server.add_generic_rpc_handlers((nm.transfer.generic_handler(),))
+    pbg.add_MetricsServiceServicer_to_server(nm.metrics, server)
+    from .metrics_export import MetricsExporter
+    exporter = MetricsExporter(nm.metrics, token, args.host, args.metrics_export_port).start()
+    nm.metrics_export_port = exporter.port
     nm.port = rpc.bind(server, args.host, args.port)
     server.start()
     nm.start_background()

@@ -15,6 +15,10 @@ that later readers can pull from here and the owner frees it with the rest.
 * Spread load: the source is picked at random among the known copies, so many
   nodes fetching one object do not all read from its origin.
 * Deduplicated: concurrent pulls of one object on one node share one transfer.
+* Within capacity: a copy gets room in the store before it is written (the
+  node's store manager may spill others to disk for it). A pull of an object
+  this node spilled restores it from disk instead, and another node reading a
+  spilled object is served straight from its spill file.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ import grpc
 from .protos import ember_pb2 as pb
 from .protos import ember_pb2_grpc as pbg
 from .shm_store import ShmStore
+from .store_manager import StoreFull
 
 CHUNK_BYTES = 8 << 20
 # Ranges travel on a raw-bytes stream method (no protobuf around the payload):
@@ -47,11 +52,13 @@ class _Pull:
 
 class ObjectTransfer:
     def __init__(self, store: ShmStore, node_id: str, stub_for: Callable[[str, Any], Any],
-                 on_sealed: Callable[[bytes, int], None]) -> None:
+                 on_sealed: Callable[[bytes, int], None], space: Any = None) -> None:
         self.store = store
         self.node_id = node_id
         self._stub_for = stub_for          # (address, stub class) -> token-carrying stub
         self._on_sealed = on_sealed        # bookkeeping in the node manager
+        # The node's store_manager.StoreManager (room, spilled copies); None: unlimited.
+        self._space = space
         self._lock = threading.Lock()
         self._pulls: dict[bytes, _Pull] = {}
         self._pool = ThreadPoolExecutor(max_workers=PARALLEL_STREAMS * 2,
@@ -81,6 +88,8 @@ class ObjectTransfer:
         """
         hex_id = request.object_id.hex()
         view = self.store.get(hex_id)
+        if view is None and self._space is not None:
+            view = self._space.spilled_view(request.object_id)
         if view is None:
             return
         try:
@@ -110,6 +119,8 @@ class ObjectTransfer:
         oid = request.object_id
         size = self.store.size(oid.hex())
         if size is not None:
+            if self._space is not None:
+                self._space.touch(oid)
             return pb.PullReply(ok=True, size=size)
         with self._lock:
             pull = self._pulls.get(oid)
@@ -121,7 +132,10 @@ class ObjectTransfer:
             pull.done.wait()
             return pull.reply or pb.PullReply(ok=False, error="pull failed")
         try:
-            pull.reply = self._transfer(request)
+            restored = self._restore(oid)
+            pull.reply = restored if restored is not None else self._transfer(request)
+        except StoreFull as e:
+            pull.reply = pb.PullReply(ok=False, error=str(e), store_full=True)
         except Exception as e:  # noqa: BLE001 - reported to every waiter
             pull.reply = pb.PullReply(ok=False, error=f"{type(e).__name__}: {e}")
         finally:
@@ -129,6 +143,17 @@ class ObjectTransfer:
                 self._pulls.pop(oid, None)
             pull.done.set()
         return pull.reply
+
+    def _restore(self, oid: bytes) -> pb.PullReply | None:
+        """Bring back a copy this node spilled to disk; None if it has none."""
+        if self._space is None:
+            return None
+        size = self._space.restore(oid)
+        if size is None:
+            # Not spilled; it may have been restored (or sealed) since we looked.
+            size = self.store.size(oid.hex())
+            return None if size is None else pb.PullReply(ok=True, size=size)
+        return pb.PullReply(ok=True, size=size)
 
     def _transfer(self, request: pb.PullRequest) -> pb.PullReply:
         sources = [loc for loc in request.locations if loc.node_id != self.node_id and loc.port]
@@ -145,7 +170,7 @@ class ObjectTransfer:
                 errors.append(f"{address}: no copy there")
                 continue
             self._on_sealed(request.object_id, size)
-            return pb.PullReply(ok=True, size=size)
+            return pb.PullReply(ok=True, size=size, copied=True)
         detail = "; ".join(errors) or "no other node is known to hold it"
         return pb.PullReply(ok=False, error=f"could not fetch the object ({detail})")
 
@@ -176,7 +201,14 @@ class ObjectTransfer:
             for fut in futures:
                 fut.result()
 
-        self.store.create_with(object_id.hex(), total, fill)
+        if self._space is not None:
+            self._space.create(object_id, total, "")
+        try:
+            self.store.create_with(object_id.hex(), total, fill)
+        except BaseException:
+            if self._space is not None:
+                self._space.abort(object_id)
+            raise
         return total
 
     @staticmethod

@@ -144,6 +144,17 @@ class ReferenceCounter:
         return {"local": ref.local, "submitted": ref.submitted, "contained": ref.contained,
                 "borrowers": set(ref.borrowers), "owned": ref.owned}
 
+    def snapshot(self, limit: int = 0) -> list[tuple[bytes, bool, str, int, int, int, int]]:
+        """(object id, owned, owner, local, submitted, contained, borrowers) per ref
+        held here, at most ``limit`` (0: all): what the state API lists."""
+        out = []
+        for object_id, ref in self._refs.items():
+            out.append((object_id, ref.owned, ref.owner, ref.local, ref.submitted,
+                        ref.contained, len(ref.borrowers)))
+            if limit and len(out) >= limit:
+                break
+        return out
+
     def __len__(self) -> int:
         return len(self._refs)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import numbers
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -513,8 +514,14 @@ def build_node_resources(
     total["memory"] = _check_quantity("memory", memory, "memory=8 * 1024**3")
     if object_store_memory is None:
         object_store_memory = min(int(ram * _OBJECT_STORE_FRACTION), _OBJECT_STORE_CAP_BYTES)
-    total["object_store_memory"] = _check_quantity(
-        "object_store_memory", object_store_memory, "object_store_memory=2 * 1024**3")
+    elif (not isinstance(object_store_memory, numbers.Integral)
+          or isinstance(object_store_memory, bool) or object_store_memory <= 0):
+        # The store's capacity: objects beyond it spill to disk (store_manager.py).
+        raise ValueError(
+            f"object_store_memory={object_store_memory!r} is invalid: it must be a whole number "
+            "of bytes > 0, e.g. object_store_memory=2 * 1024**3 (leave it out for 30% of "
+            "the machine's memory)")
+    total["object_store_memory"] = int(object_store_memory)
 
     if accelerator_type:
         total[accelerators.accelerator_resource_name(accelerator_type)] = 1

@@ -4,6 +4,11 @@ Every call carries the cluster token in the ``ember-token`` metadata entry and
 every server rejects calls without the right one before the handler (and so
 before any payload is unpickled) runs. Servers bind to 127.0.0.1 unless told
 otherwise. With EMBER_TLS_* set (tls.py), servers and channels speak only TLS.
+
+A unary call that fails with UNAVAILABLE may or may not have reached the server
+(the request or the reply was lost); ``call_with_retry`` resends such calls for
+methods that are safe to repeat. ``EMBER_TESTING_RPC_FAILURE`` makes every
+``Stub`` drop calls on purpose, to test those paths (``rpc_chaos.py``).
 """
 from __future__ import annotations
 
@@ -113,6 +118,51 @@ def channel(address: str, options: list[tuple[str, Any]] | None = None) -> grpc.
                                options=opts + tls.channel_options(cfg))
 
 
+# Codes that say "the call may not have reached the server, or its reply was lost":
+# an idempotent call is worth sending again.
+RETRYABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE})
+
+
+def is_retryable(error: BaseException) -> bool:
+    code = getattr(error, "code", None)
+    try:
+        return callable(code) and code() in RETRYABLE_CODES
+    except Exception:  # noqa: BLE001 - a half-initialised error object
+        return False
+
+
+def backoff(attempt: int, base: float = 0.1, cap: float = 2.0) -> float:
+    """Exponential delay before retry number ``attempt`` (0-based), jittered.
+
+    >>> 0.05 <= backoff(0) <= 0.1
+    True
+    """
+    import random
+
+    delay = min(cap, base * (2 ** attempt))
+    return delay * (0.5 + random.random() / 2)
+
+
+def call_with_retry(method: Callable, request: Any, timeout: float | None = None,
+                    attempts: int = 6, base: float = 0.1, **kw: Any) -> Any:
+    """Call an idempotent unary method, retrying UNAVAILABLE (dropped request or reply).
+
+    After ``attempts`` tries the last error is raised: a server that stays
+    unreachable for that long (about 3 s with the defaults) is taken to be gone.
+
+    >>> call_with_retry(stub.ReturnWorkerLease, pb.ReturnLease(lease_id=b"1"), timeout=10)
+    """
+    import time
+
+    for attempt in range(attempts):
+        try:
+            return method(request, timeout=timeout, **kw)
+        except grpc.RpcError as e:
+            if attempt == attempts - 1 or not is_retryable(e):
+                raise
+        time.sleep(backoff(attempt, base))
+    raise AssertionError("unreachable")
+
 
 def metadata(token: str) -> tuple[tuple[str, str], ...]:
     return ((TOKEN_METADATA_KEY, token),)
@@ -126,7 +176,9 @@ class Stub:
     """
 
     def __init__(self, chan: grpc.Channel, stub_cls: type, token: str) -> None:
-        self._stub = stub_cls(chan)
+        from . import rpc_chaos  # injected failures (tests only); a no-op unless set
+
+        self._stub = stub_cls(rpc_chaos.wrap(chan))
         self._md = metadata(token)
         self.channel = chan
 

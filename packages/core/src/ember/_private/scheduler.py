@@ -55,6 +55,9 @@ class _Request:
     placement: ResourceSet | None = None
     owner: str = ""                   # the worker (or driver) that asked; see owner_died
     owner_node: str = ""
+    retriable: bool = True            # for the memory monitor: retriable work dies first
+    for_actor: bool = False
+    client_request_id: str = ""       # the caller's id: a retried request finds its lease
 
     @property
     def shape(self) -> ResourceSet:
@@ -77,6 +80,11 @@ class _Lease:
     blocked: bool = False
     owner: str = ""
     owner_node: str = ""
+    retriable: bool = True
+    for_actor: bool = False
+    name: str = ""
+    client_request_id: str = ""
+    seq: int = 0                      # grant order: higher = started more recently
 
 
 @dataclass
@@ -97,10 +105,12 @@ class LeaseScheduler:
     # ------------------------------------------------------------ events
     def request_lease(self, request_id: int, resources: dict[str, float], env_hash: str = "",
                       name: str = "", placement: dict[str, float] | None = None,
-                      owner: str = "", owner_node: str = "") -> list:
+                      owner: str = "", owner_node: str = "", retriable: bool = True,
+                      for_actor: bool = False, client_request_id: str = "") -> list:
         request = _Request(request_id, ResourceSet(resources), env_hash, name,
                            placement=ResourceSet(placement) if placement else None, owner=owner,
-                           owner_node=owner_node if owner else "")
+                           owner_node=owner_node if owner else "", retriable=retriable,
+                           for_actor=for_actor, client_request_id=client_request_id)
         try:
             self.resources.can_ever_fit(request.shape)
         except ValueError as e:
@@ -214,6 +224,24 @@ class LeaseScheduler:
         return actions
 
     # ------------------------------------------------------------ queries
+    def lease_for_request(self, client_request_id: str) -> _Lease | None:
+        """The live lease granted to this caller's request id (a retry whose reply was lost)."""
+        if not client_request_id:
+            return None
+        for lease in self.leases.values():
+            if lease.client_request_id == client_request_id:
+                return lease
+        return None
+
+    def pending_for_request(self, client_request_id: str) -> int | None:
+        """The queued request carrying this caller's request id, if any."""
+        if not client_request_id:
+            return None
+        for request in self.pending.values():
+            if request.client_request_id == client_request_id:
+                return request.request_id
+        return None
+
     def lease_of(self, worker_id: str) -> bytes | None:
         worker = self.workers.get(worker_id)
         return worker.lease_id if worker else None
@@ -247,10 +275,14 @@ class LeaseScheduler:
             allocation = self.resources.try_allocate(req.resources)
             if allocation is None:
                 continue
-            lease_id = next(self._lease_ids).to_bytes(8, "little")
+            seq = next(self._lease_ids)
+            lease_id = seq.to_bytes(8, "little")
             worker.lease_id = lease_id
             self.leases[lease_id] = _Lease(lease_id, worker.worker_id, allocation,
-                                           owner=req.owner, owner_node=req.owner_node)
+                                           owner=req.owner, owner_node=req.owner_node,
+                                           retriable=req.retriable, for_actor=req.for_actor,
+                                           name=req.name,
+                                           client_request_id=req.client_request_id, seq=seq)
             del self.pending[req.request_id]
             actions.append(Grant(req.request_id, lease_id, worker.worker_id, allocation))
         # Start workers for requests that would fit now but have no idle worker.

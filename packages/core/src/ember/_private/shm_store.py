@@ -4,7 +4,17 @@ Each object is one file ``{prefix}{object_id_hex}`` in a tmpfs directory
 (``/dev/shm`` by default). Writers fill a uniquely named temporary file and
 then link it into place, so a reader either sees a complete object or none
 ("sealing"). Readers map files read-only; the mapping, not the file, keeps the
-memory alive, so an object may be deleted while arrays still view it.
+memory alive, so an object may be deleted (or spilled to disk) while arrays
+still view it.
+
+A process keeps a file mapped only while something views it: the cache of
+mappings holds them weakly, so once the last array read from an object is
+gone, so is the mapping (with ``keep_recent_s``, the most recently read object
+stays mapped that much longer, so reading one object over and over, as tasks
+that share an argument do, does not fault its pages in each time). The node
+manager relies on that: an object some process has mapped is in use
+("pinned", see :func:`mapped_ids`) and is not worth spilling, since unlinking
+it would free no memory.
 """
 
 from __future__ import annotations
@@ -15,12 +25,14 @@ import re
 import secrets
 import tempfile
 import threading
+import time
+import weakref
 from collections.abc import Callable
 
 from ember._private import serialization
 from ember._private.serialization import SerializedObject
 
-__all__ = ["ShmStore", "default_shm_dir"]
+__all__ = ["ShmStore", "default_shm_dir", "mapped_ids"]
 
 _TMP_MARKER = ".tmp."
 _VALID_ID = re.compile(r"[0-9A-Za-z_-]+")
@@ -49,13 +61,17 @@ class ShmStore:
     >>> store.cleanup_all()
     """
 
-    def __init__(self, directory: str, prefix: str) -> None:
+    def __init__(self, directory: str, prefix: str, keep_recent_s: float = 0.0) -> None:
         if not prefix or os.sep in prefix or "\0" in prefix:
             raise ValueError(f"invalid shm file prefix {prefix!r}")
         self.directory = directory
         self.prefix = prefix
+        self._keep_recent_s = keep_recent_s
+        self._recent: tuple[str, mmap.mmap, float] | None = None   # id, mapping, until
+        self._recent_timer: threading.Timer | None = None
         self._lock = threading.Lock()
-        self._maps: dict[str, mmap.mmap] = {}
+        # Weak: a mapping lives exactly as long as some view of it does.
+        self._maps: weakref.WeakValueDictionary[str, mmap.mmap] = weakref.WeakValueDictionary()
 
     def __repr__(self) -> str:
         return f"ShmStore(directory={self.directory!r}, prefix={self.prefix!r})"
@@ -152,8 +168,9 @@ class ShmStore:
     def get(self, object_id_hex: str) -> memoryview | None:
         """Return a read-only view of the whole object, or ``None`` if absent.
 
-        The mapping is cached per id; the view (and anything deserialized
-        from it) stays valid even after :meth:`release` or :meth:`delete`.
+        The mapping is shared by every live view of the object and unmapped
+        when the last of them (and anything deserialized from them) is gone;
+        views stay valid even after :meth:`release` or :meth:`delete`.
 
         >>> store = ShmStore(tempfile.mkdtemp(), "ember_doc_")
         >>> store.get("ff") is None
@@ -164,17 +181,47 @@ class ShmStore:
         with self._lock:
             mm = self._maps.get(object_id_hex)
             if mm is not None:
+                self._hold_recent(object_id_hex, mm)
                 return _view(mm)
         fresh = self._map(object_id_hex)
         if fresh is None:
             return None
+        if fresh is _EMPTY:
+            return _view(fresh)
         with self._lock:
             # Another thread may have mapped it meanwhile: keep one mapping.
             mm = self._maps.setdefault(object_id_hex, fresh)
             view = _view(mm)
+            self._hold_recent(object_id_hex, mm)
         if mm is not fresh:
             _close_if_unused(fresh)
         return view
+
+    def _hold_recent(self, object_id_hex: str, mm: mmap.mmap) -> None:
+        """Keep the last object read mapped a little longer (lock held)."""
+        if not self._keep_recent_s:
+            return
+        self._recent = (object_id_hex, mm, time.monotonic() + self._keep_recent_s)
+        if self._recent_timer is None:
+            self._schedule_expiry(self._keep_recent_s)
+
+    def _schedule_expiry(self, delay: float) -> None:
+        timer = threading.Timer(delay, self._expire_recent)
+        timer.daemon = True
+        self._recent_timer = timer
+        timer.start()
+
+    def _expire_recent(self) -> None:
+        with self._lock:
+            self._recent_timer = None
+            if self._recent is None:
+                return
+            left = self._recent[2] - time.monotonic()
+            if left > 0:
+                self._schedule_expiry(left)
+                return
+            dropped, self._recent = self._recent, None
+        del dropped     # unmapped here if nothing else views it
 
     def _map(self, object_id_hex: str) -> mmap.mmap | None:
         try:
@@ -197,6 +244,8 @@ class ShmStore:
         """
         with self._lock:
             mm = self._maps.pop(object_id_hex, None)
+            if self._recent is not None and self._recent[0] == object_id_hex:
+                self._recent = None
         _close_if_unused(mm)
 
     def contains(self, object_id_hex: str) -> bool:
@@ -245,8 +294,10 @@ class ShmStore:
             if entry.name.startswith(self.prefix):
                 _unlink_quiet(entry.path)
         with self._lock:
-            maps, self._maps = self._maps, {}
-        for mm in maps.values():
+            maps = list(self._maps.values())
+            self._maps.clear()
+            self._recent = None
+        for mm in maps:
             _close_if_unused(mm)
 
     def used_bytes(self) -> int:
@@ -295,3 +346,35 @@ def _unlink_quiet(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def mapped_ids(directory: str, prefix: str) -> set[str]:
+    """Ids of this store's objects that some process on this machine has mapped.
+
+    Read from ``/proc/*/maps`` (processes of other users are skipped: they
+    cannot open these mode-0600 files anyway). Files already unlinked and
+    partial writes are left out. Empty where there is no ``/proc``.
+
+    >>> mapped_ids(tempfile.mkdtemp(), "ember_doc_")
+    set()
+    """
+    needle = (os.path.join(directory, prefix)).encode()
+    found: set[str] = set()
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return found
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/maps", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue  # gone, or not ours
+        start = data.find(needle)
+        while start >= 0:
+            end = data.find(b"\n", start)
+            name = data[start + len(needle):end if end >= 0 else len(data)]
+            if not name.endswith(b" (deleted)") and _TMP_MARKER.encode() not in name:
+                found.add(name.decode(errors="replace"))
+            start = data.find(needle, end) if end >= 0 else -1
+    return found

@@ -22,9 +22,10 @@ import time
 from typing import Any
 
 from . import ids, serialization
-from .log_monitor import TASK_NAME_MARKER
+from .log_monitor import TASK_ID_SEPARATOR, TASK_NAME_MARKER
 from .object_ref import ObjectRef
 from .protos import ember_pb2 as pb
+from .task_events import FAILED, FINISHED, RUNNING
 
 
 class _Stream:
@@ -88,8 +89,13 @@ class TaskExecutor:
             exiting = any(r.worker_exiting for r in results)
             yield pb.ResultBatch(results=results)
             if exiting:
-                # max_calls reached: the result is out, now leave.
-                threading.Timer(0.2, lambda: os._exit(0)).start()
+                # max_calls reached: the result is out, now leave (with this
+                # worker's task events sent, or they would be lost).
+                threading.Timer(0.2, self._exit_now).start()
+
+    def _exit_now(self, code: int = 0) -> None:
+        self.core.task_events.flush(timeout=2.0)
+        os._exit(code)
 
     def _on_batch(self, batch: pb.TaskBatch, stream: _Stream) -> None:
         host = self.actor
@@ -175,6 +181,7 @@ class TaskExecutor:
             self.deliver(spec, result, stream)
 
     def deliver(self, spec: pb.TaskSpec, result: pb.TaskResult, stream: _Stream) -> None:
+        self.core.task_events.finished(spec.task_id, spec.attempt_number, result.returns)
         stream.out.put(result)
         if result.actor_exiting:
             self._finish_exit()
@@ -203,6 +210,8 @@ class TaskExecutor:
         creation.resources.update(spec.resources)
         running = _Running(creation, None)  # type: ignore[arg-type]
         core.current.task = running
+        core.task_events.record(creation.task_id, creation.attempt_number, RUNNING,
+                                spec.actor_id)
         _mark_task_name(f"{spec.class_name}.__init__")
         try:
             core.actor_id = spec.actor_id
@@ -221,6 +230,10 @@ class TaskExecutor:
             box.append(pb.StartActorReply(ok=False, error=self._error_bytes(creation, e)))
         finally:
             core.current.task = None
+            reply = box[0] if box else None
+            core.task_events.record(creation.task_id, creation.attempt_number,
+                                    FINISHED if reply is not None and reply.ok else FAILED,
+                                    reply.error if reply is not None and not reply.ok else None)
             sys.stdout.flush()
             sys.stderr.flush()
             _mark_task_name(spec.class_name)
@@ -298,7 +311,9 @@ class TaskExecutor:
         on_main = threading.get_ident() == self._main_thread_id
         saved_env = {} if is_actor_call else _apply_env(spec)
         if on_main:
-            _mark_task_name(spec.name)
+            # An actor's output is prefixed with its class, as in Ray: (Counter pid=..).
+            _mark_task_name(spec.name.rsplit(".", 1)[0] if is_actor_call else spec.name,
+                            spec.task_id)
         start = time.perf_counter()
         if on_main:
             with self._lock:
@@ -306,6 +321,7 @@ class TaskExecutor:
         if is_actor_call and self.actor is not None:
             self._attach_actor_resources(spec)
         core.current.task = running
+        core.task_events.record(spec.task_id, spec.attempt_number, RUNNING)
         try:
             call = self._prepare_call(spec)
             if isinstance(call, pb.TaskResult):
@@ -350,6 +366,7 @@ class TaskExecutor:
         core = self.core
         core.current.task = _Running(spec, stream)   # a ContextVar: this asyncio task only
         self._attach_actor_resources(spec)
+        core.task_events.record(spec.task_id, spec.attempt_number, RUNNING)
         start = time.perf_counter()
         try:
             if any(arg.is_shm for arg in spec.args) or core._pending_borrows:
@@ -416,11 +433,8 @@ class TaskExecutor:
         values = []
         for arg in spec.args:
             if arg.is_shm:
-                view = self.core.local_view(arg.shm_object_id, arg.locations, spec.owner.ip)
-                if view is None:
-                    from ..exceptions import ObjectLostError
-                    raise ObjectLostError(arg.shm_object_id.hex(), spec.owner.ip,
-                                          "its shared-memory copy vanished before the task ran")
+                # Its owner rebuilds it if every copy is gone (object_recovery.py).
+                view = self.core.recovery.arg_view(arg, spec)
                 values.append(serialization.deserialize(view))
             else:
                 values.append(serialization.deserialize(arg.data))
@@ -555,10 +569,13 @@ def _restore_env(saved: dict[str, str | None]) -> None:
             os.environ[key] = value
 
 
-def _mark_task_name(name: str) -> None:
+def _mark_task_name(name: str, task_id: bytes = b"") -> None:
+    marker = f"{TASK_NAME_MARKER}{name}"
+    if task_id:
+        marker += f"{TASK_ID_SEPARATOR}{task_id.hex()}"
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.write(f"{TASK_NAME_MARKER}{name}\n")
+            stream.write(f"{marker}\n")
             stream.flush()
         except Exception:  # noqa: BLE001
             pass

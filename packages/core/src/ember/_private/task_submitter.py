@@ -29,9 +29,10 @@ from typing import Any, Callable
 
 import grpc
 
-from . import ids, serialization
+from . import ids, rpc, serialization
 from .object_ref import ObjectRef, ObjectRefGenerator
 from .protos import ember_pb2 as pb
+from .task_events import FAILED, PENDING_NODE_ASSIGNMENT, SUBMITTED_TO_WORKER
 
 logger = logging.getLogger("ember")
 
@@ -42,6 +43,13 @@ MAX_PIPELINE_DEPTH = 16
 # ones go one at a time so they spread across workers.
 PIPELINE_BELOW_SECONDS = 0.002
 PROGRESS_WINDOW_SECONDS = 0.01
+# Lease requests and returns whose call or reply was lost (UNAVAILABLE) are sent
+# again this many times, with the same request id, before giving up.
+LEASE_RPC_RETRIES = 5
+# A task killed by the memory monitor waits this long before its first retry,
+# doubling each time (as in Ray), so the node can recover first.
+OOM_RETRY_DELAY_SECONDS = 1.0
+OOM_RETRY_MAX_DELAY_SECONDS = 30.0
 
 
 @dataclass
@@ -60,6 +68,7 @@ class PendingTask:
     children: list = field(default_factory=list)
     sink: Any = None              # actor calls: where the task goes once resolved
     actor: Any = None             # actor calls: the caller-side actor state
+    oom_retries: int = 0          # times the memory monitor killed it (sets the backoff)
 
 
 @dataclass
@@ -117,6 +126,7 @@ class TaskSubmitter:
         self._gen_cond = threading.Condition(self._lock)
         self._timers: list = []
         self._timer_seq = itertools.count()
+        self._lease_seq = itertools.count(1)
         self._timer_cond = threading.Condition(threading.Lock())
         self._stopped = False
         threading.Thread(target=self._timer_loop, daemon=True, name="ember-timers").start()
@@ -134,7 +144,9 @@ class TaskSubmitter:
             spec.placement_group_id = placement[0]
             spec.capture_child_tasks = placement[2]
         hint_key = hints.SerializeToString(deterministic=True) if hints is not None else b""
-        key = (tuple(sorted(resources.items())), runtime_env_hash, hint_key)
+        # Retriability is part of the key: the node manager's memory monitor
+        # kills work that cannot be retried last.
+        key = (tuple(sorted(resources.items())), runtime_env_hash, hint_key, max_retries == 0)
         if hints is not None and key not in self._key_hints:
             with self._lock:
                 self._key_hints[key] = hints
@@ -199,6 +211,8 @@ class TaskSubmitter:
             parent = getattr(core.current, "task", None)
             if parent is not None:
                 parent.children.append(task_id)
+        core.task_events.submitted(spec, key, parent)
+        core.recovery.on_submit(task, deps)     # lineage, to rebuild lost returns
         if streaming:
             refs = ObjectRefGenerator(task_id, core)
         return task, deps, refs
@@ -227,6 +241,8 @@ class TaskSubmitter:
                     arg.shm_object_id = ref._id
                     # Where copies are: a worker on another node pulls one.
                     arg.locations.extend(locations or [core.location])
+                    # Whom to ask if no copy can be fetched (object_recovery.py).
+                    arg.owner_address = ref._owner or core.address
                 else:
                     arg.data = bytes(data or b"")
                 task.unresolved -= 1
@@ -238,7 +254,8 @@ class TaskSubmitter:
             if not core.memory_store.on_ready(
                     ref._id, lambda e: done(e.data, e.in_shm, e.is_error, e.locations)):
                 from ..exceptions import ObjectLostError
-                err = ObjectLostError(ref.hex(), core.address, "it was freed before the task ran")
+                err = ObjectLostError(ref.hex(), core.address,
+                                      detail="it was freed before the task ran")
                 done(serialization.to_bytes(serialization.serialize(err)), False, True)
             return
 
@@ -263,6 +280,8 @@ class TaskSubmitter:
                 task.sink(task)
                 return
             self._queues[task.key].append(task)
+            self.core.task_events.record(task.spec.task_id, task.spec.attempt_number,
+                                         PENDING_NODE_ASSIGNMENT)
             self._dispatch(task.key)
 
     # ------------------------------------------------------------ dispatch
@@ -271,6 +290,7 @@ class TaskSubmitter:
         workers = self._workers[key]
         batches: dict[_LeasedWorker, list[pb.TaskSpec]] = {}
         now = time.monotonic()
+        record = self.core.task_events.record
         while q:
             # Per function, not per key: a slow function sharing a resource shape
             # with a fast one must not be pipelined behind itself.
@@ -290,6 +310,7 @@ class TaskSubmitter:
             task.worker = worker
             worker.in_flight[task.spec.task_id] = task
             spec = task.spec
+            record(spec.task_id, spec.attempt_number, SUBMITTED_TO_WORKER)
             if worker.gpu_ids:
                 del spec.gpu_ids[:]
                 spec.gpu_ids.extend(worker.gpu_ids)
@@ -315,13 +336,20 @@ class TaskSubmitter:
             return 1
         return MAX_PIPELINE_DEPTH
 
-    def _request_lease(self, key: tuple, nm_address: str = "", spilled: bool = False) -> None:
-        """Ask a node manager (the local one, or one it redirected us to) for a worker."""
+    def _request_lease(self, key: tuple, nm_address: str = "", spilled: bool = False,
+                       request_id: str = "", attempt: int = 0) -> None:
+        """Ask a node manager (the local one, or one it redirected us to) for a worker.
+
+        ``request_id`` names this one lease across resends: a resend after a lost
+        reply gets the lease the node manager already granted, not a second one.
+        """
         core = self.core
+        request_id = request_id or f"{core.worker_id}:{next(self._lease_seq)}"
         request = pb.LeaseRequest(resources=self._key_resources[key],
                                   owner_worker_id=core.worker_id, runtime_env_hash=key[1],
                                   spilled=spilled, name=self._key_names.get(key, ""),
-                                  owner_node_id=core.node_id)
+                                  owner_node_id=core.node_id, request_id=request_id,
+                                  no_retries=len(key) > 3 and bool(key[3]))
         hints = self._key_hints.get(key)
         if hints is not None:
             request.hints.CopyFrom(hints)
@@ -335,13 +363,21 @@ class TaskSubmitter:
         # gRPC cancels a call whose future is garbage-collected, and the
         # future's only other reference is a cycle through its callback: hold it.
         self._lease_futures.add(fut)
-        fut.add_done_callback(lambda f: self._on_lease_reply(key, f, nm_address))
+        fut.add_done_callback(
+            lambda f: self._on_lease_reply(key, f, nm_address, spilled, request_id, attempt))
 
-    def _on_lease_reply(self, key: tuple, fut: Any, nm_address: str) -> None:
+    def _on_lease_reply(self, key: tuple, fut: Any, nm_address: str, spilled: bool = False,
+                        request_id: str = "", attempt: int = 0) -> None:
         self._lease_futures.discard(fut)
         try:
             reply = fut.result()
         except grpc.RpcError as e:
+            if rpc.is_retryable(e) and attempt < LEASE_RPC_RETRIES and not self._stopped:
+                # The request or its reply was lost: send the same request again
+                # (same id), so a lease granted meanwhile is found, not leaked.
+                self._schedule(rpc.backoff(attempt), lambda: self._resend_lease(
+                    key, nm_address, spilled, request_id, attempt + 1))
+                return
             if nm_address != self.core.node_manager_address:
                 # The node we were sent to is gone: start over from the local node.
                 with self._lock:
@@ -380,6 +416,14 @@ class TaskSubmitter:
                 self._schedule(1.0, lambda: self._retry_lease(key))
                 return
             self._dispatch(key)
+
+    def _resend_lease(self, key: tuple, nm_address: str, spilled: bool, request_id: str,
+                      attempt: int) -> None:
+        with self._lock:
+            if self._stopped:
+                self._lease_requests[key] -= 1
+                return
+            self._request_lease(key, nm_address, spilled, request_id, attempt)
 
     def _retry_lease(self, key: tuple) -> None:
         with self._lock:
@@ -428,11 +472,22 @@ class TaskSubmitter:
         worker.close()
         self._return_lease(worker, kill)
 
-    def _return_lease(self, worker: _LeasedWorker, kill: bool) -> None:
+    def _return_lease(self, worker: _LeasedWorker, kill: bool, attempt: int = 0) -> None:
         core = self.core
         request = pb.ReturnLease(lease_id=worker.lease_id, kill_worker=kill)
         address = worker.nm_address
-        core.notify(lambda: core.node_manager_stub(address).ReturnWorkerLease(request, timeout=10))
+
+        def send() -> None:
+            try:
+                core.node_manager_stub(address).ReturnWorkerLease(request, timeout=10)
+            except grpc.RpcError as e:
+                # Returning is idempotent (lease ids are never reused): resend a
+                # lost one, or the node keeps the resources taken for good.
+                if rpc.is_retryable(e) and attempt < LEASE_RPC_RETRIES and not self._stopped:
+                    self._schedule(rpc.backoff(attempt),
+                                   lambda: self._return_lease(worker, kill, attempt + 1))
+
+        core.notify(send)
 
     # ------------------------------------------------------------ results
     def _read_results(self, worker: _LeasedWorker) -> None:
@@ -442,6 +497,7 @@ class TaskSubmitter:
                     self._on_result(worker, result)
         except grpc.RpcError:
             pass
+        oom = self._oom_cause(worker) if worker.in_flight and not self._stopped else ""
         with self._lock:
             lost = list(worker.in_flight.values())
             worker.in_flight.clear()
@@ -450,18 +506,45 @@ class TaskSubmitter:
             if worker in self._workers[worker.key]:
                 self._workers[worker.key].remove(worker)
             for task in lost:
-                self._worker_lost(task)
+                self._worker_lost(task, oom)
             if not was_dead and not self._stopped:
                 self._return_lease(worker, kill=True)
             if not self._stopped:
                 self._dispatch(worker.key)
 
-    def _worker_lost(self, task: PendingTask) -> None:
-        from ..exceptions import TaskCancelledError, WorkerCrashedError
+    def _oom_cause(self, worker: _LeasedWorker) -> str:
+        """Why the worker died if its node's memory monitor killed it, else "" (as Ray,
+        the owner asks the node manager after losing a worker)."""
+        try:
+            reply = rpc.call_with_retry(
+                self.core.node_manager_stub(worker.nm_address).GetWorkerFailureCause,
+                pb.WorkerFailureRequest(worker_id=worker.worker_id), timeout=5, attempts=3)
+        except Exception:  # noqa: BLE001 - node gone: an ordinary crash, then
+            return ""
+        return reply.message if reply.oom else ""
+
+    def _worker_lost(self, task: PendingTask, oom: str = "") -> None:
+        from ..exceptions import OutOfMemoryError, TaskCancelledError, WorkerCrashedError
         if task.cancelled:
             self._finish_with_exception(task, TaskCancelledError(task.spec.task_id.hex()))
+        elif oom and task.retries_left != 0 and not self._stopped:
+            # Back off before retrying so the node's memory can recover (Ray: 1 s, doubling).
+            task.retries_left -= 1
+            self.core.task_events.retrying(task.spec, ("OUT_OF_MEMORY", oom))
+            delay = min(OOM_RETRY_MAX_DELAY_SECONDS,
+                        OOM_RETRY_DELAY_SECONDS * 2 ** task.oom_retries)
+            task.oom_retries += 1
+            task.state = "backoff"
+            task.worker = None
+            self._schedule(delay, lambda: self._end_backoff(task))
+        elif oom:
+            self._finish_with_exception(task, OutOfMemoryError(
+                f"Task {task.spec.name} failed: {oom}. It was killed "
+                f"{task.oom_retries + 1} time(s) and has no retries left (max_retries)."))
         elif task.retries_left != 0 and not self._stopped:
             task.retries_left -= 1
+            self.core.task_events.retrying(task.spec, (
+                "WORKER_DIED", f"the worker running {task.spec.name} died; retrying"))
             task.state = "queued"
             task.worker = None
             self._queues[task.key].append(task)
@@ -470,6 +553,14 @@ class TaskSubmitter:
                 f"the worker running {task.spec.name} died unexpectedly (crashed or was killed) "
                 "and no retries are left: check the worker's log in the session's logs "
                 "directory; raise max_retries to retry"))
+
+    def _end_backoff(self, task: PendingTask) -> None:
+        with self._lock:
+            if task.state != "backoff" or self._stopped:
+                return
+            task.state = "queued"
+            self._queues[task.key].append(task)
+            self._dispatch(task.key)
 
     def _on_result(self, worker: _LeasedWorker, result: pb.TaskResult) -> None:
         with self._lock:
@@ -488,6 +579,7 @@ class TaskSubmitter:
                                        else 0.8 * ema + 0.2 * result.exec_seconds)
             if task is not None and self._should_retry(task, result):
                 task.retries_left -= 1
+                self.core.task_events.retrying(task.spec)
                 task.state = "queued"
                 self._queues[task.key].append(task)
                 self._dispatch(worker.key)
@@ -501,6 +593,8 @@ class TaskSubmitter:
                 self._release_worker(worker, kill=True)
             else:
                 self._dispatch(worker.key)
+        if task is not None:
+            self.core.recovery.on_finished(task)
         self._deliver_returns(task, result,
                               lambda batch: None if worker.dead else worker.send(batch))
 
@@ -522,6 +616,7 @@ class TaskSubmitter:
         if pins:
             send(pb.TaskBatch(release_pins=pins))
         if task is not None:
+            core.task_events.finished(result.task_id, task.spec.attempt_number, result.returns)
             core._run_rc(lambda: core.refs.remove_submitted(task.arg_ids))
 
     def _store_return(self, ret: pb.ReturnObject) -> None:
@@ -534,10 +629,12 @@ class TaskSubmitter:
             core.flush_borrows()
             core._run_rc(lambda: core.refs.set_inner(ret.object_id, tuple(owners), owners))
             del inner
-        core.memory_store.set_ready(ret.object_id, data=None if ret.in_shm else ret.data,
-                                    in_shm=ret.in_shm, is_error=ret.is_error, size=ret.size,
-                                    node_id=ret.locations[0].node_id if ret.locations else "",
-                                    locations=list(ret.locations))
+        if not core.memory_store.set_ready(
+                ret.object_id, data=None if ret.in_shm else ret.data, in_shm=ret.in_shm,
+                is_error=ret.is_error, size=ret.size,
+                node_id=ret.locations[0].node_id if ret.locations else "",
+                locations=list(ret.locations)):
+            core.recovery.on_refused_return(ret)    # a copy nobody would free
 
     def _should_retry(self, task: PendingTask, result: pb.TaskResult) -> bool:
         if task.retries_left == 0 or task.cancelled or not task.retry_exceptions:
@@ -620,6 +717,7 @@ class TaskSubmitter:
     def _finish_with_error_bytes(self, task: PendingTask, data: bytes) -> None:
         core = self.core
         task.state = "done"
+        core.task_events.record(task.spec.task_id, task.spec.attempt_number, FAILED, data)
         self._tasks.pop(task.spec.task_id, None)
         if task.spec.num_returns == -1:
             gen = self._generators.get(task.spec.task_id)
@@ -645,7 +743,7 @@ class TaskSubmitter:
             if task.actor is not None:
                 self.core.actors.cancel(task, force, recursive)
                 return
-            if task.state in ("deps", "queued"):
+            if task.state in ("deps", "queued", "backoff"):
                 if task.state == "queued":
                     try:
                         self._queues[task.key].remove(task)

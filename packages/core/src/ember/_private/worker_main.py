@@ -11,7 +11,10 @@ import sys
 
 
 def main() -> None:
-    from . import core_worker, process_util, rpc
+    # First, before anything prints: stdout/stderr files are size-capped.
+    from . import log_rotation
+    log_rotation.install()
+    from . import core_worker, metrics_registry, process_util, rpc
     from .protos import ember_pb2 as pb
     from .protos import ember_pb2_grpc as pbg
     from .task_executor import TaskExecutor
@@ -32,6 +35,7 @@ def main() -> None:
     core.executor = executor
     core.start()
     core_worker.install(core)
+    metrics_registry.start_reporting(core)
     nm.RegisterWorker(pb.RegisterWorkerRequest(
         worker_id=worker_id, pid=os.getpid(), port=int(core.address.rsplit(":", 1)[1]),
         runtime_env_hash=os.environ.get("EMBER_RUNTIME_ENV_HASH", "")), timeout=30)

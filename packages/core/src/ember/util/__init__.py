@@ -3,6 +3,8 @@
 >>> from ember.util import ActorPool           # spread work over a fixed set of actors
 >>> from ember.util.queue import Queue         # a FIFO queue shared by tasks and actors
 >>> from ember.util.multiprocessing import Pool  # multiprocessing.Pool, backed by actors
+>>> from ember.util.state import list_tasks    # what runs where (Ray's state API)
+>>> from ember.util.metrics import Counter     # application metrics, scraped by Prometheus
 
 Everything here uses only the public ``ember`` API (``remote``, ``get``, ``wait``,
 ``kill``, ...), the way a library would. Importing ``ember.util`` is cheap: the
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = ["ActorPool", "get_current_placement_group", "get_placement_group",
            "list_named_actors", "multiprocessing", "placement_group", "placement_group_table",
-           "queue", "remove_placement_group", "scheduling_strategies"]
+           "queue", "remove_placement_group", "scheduling_strategies", "state", "metrics"]
 
 # Imported eagerly (the module is light): otherwise importing the submodule
 # ember.util.placement_group later would rebind the package attribute
@@ -25,11 +27,11 @@ from .placement_group import (get_current_placement_group, get_placement_group, 
 
 if TYPE_CHECKING:
     from . import multiprocessing, queue
-    from . import scheduling_strategies
+    from . import metrics, scheduling_strategies, state
     from .._private.api import list_named_actors
     from .actor_pool import ActorPool
 
-_SUBMODULES = ("multiprocessing", "queue", "scheduling_strategies")
+_SUBMODULES = ("multiprocessing", "queue", "scheduling_strategies", "state", "metrics")
 
 
 def __getattr__(name: str) -> Any:

@@ -43,7 +43,7 @@ class ObjectRefProto(_message.Message):
     def __init__(self, object_id: _Optional[bytes] = ..., owner: _Optional[_Union[Address, _Mapping]] = ...) -> None: ...
 
 class NodeInfo(_message.Message):
-    __slots__ = ("node_id", "ip", "port", "total", "available", "alive", "shm_dir", "shm_prefix", "labels", "start_time")
+    __slots__ = ("node_id", "ip", "port", "total", "available", "alive", "shm_dir", "shm_prefix", "labels", "start_time", "metrics_export_port")
     class TotalEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +75,7 @@ class NodeInfo(_message.Message):
     SHM_PREFIX_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
+    METRICS_EXPORT_PORT_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     ip: str
     port: int
@@ -85,7 +86,8 @@ class NodeInfo(_message.Message):
     shm_prefix: str
     labels: _containers.ScalarMap[str, str]
     start_time: float
-    def __init__(self, node_id: _Optional[str] = ..., ip: _Optional[str] = ..., port: _Optional[int] = ..., total: _Optional[_Mapping[str, float]] = ..., available: _Optional[_Mapping[str, float]] = ..., alive: _Optional[bool] = ..., shm_dir: _Optional[str] = ..., shm_prefix: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., start_time: _Optional[float] = ...) -> None: ...
+    metrics_export_port: int
+    def __init__(self, node_id: _Optional[str] = ..., ip: _Optional[str] = ..., port: _Optional[int] = ..., total: _Optional[_Mapping[str, float]] = ..., available: _Optional[_Mapping[str, float]] = ..., alive: _Optional[bool] = ..., shm_dir: _Optional[str] = ..., shm_prefix: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., start_time: _Optional[float] = ..., metrics_export_port: _Optional[int] = ...) -> None: ...
 
 class NodeList(_message.Message):
     __slots__ = ("nodes",)
@@ -183,7 +185,7 @@ class ActorSpec(_message.Message):
     def __init__(self, actor_id: _Optional[bytes] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., detached: _Optional[bool] = ..., owner: _Optional[_Union[Address, _Mapping]] = ..., max_restarts: _Optional[int] = ..., resources: _Optional[_Mapping[str, float]] = ..., placement_resources: _Optional[_Mapping[str, float]] = ..., creation: _Optional[_Union[TaskSpec, _Mapping]] = ..., max_concurrency: _Optional[int] = ..., concurrency_groups: _Optional[_Mapping[str, int]] = ..., is_async: _Optional[bool] = ..., runtime_env_hash: _Optional[str] = ..., get_if_exists: _Optional[bool] = ..., handle_meta: _Optional[bytes] = ..., hints: _Optional[_Union[SchedulingHints, _Mapping]] = ...) -> None: ...
 
 class ActorInfo(_message.Message):
-    __slots__ = ("actor_id", "state", "address", "name", "namespace", "death_cause", "creation_error", "num_restarts", "handle_meta", "version", "class_name", "detached", "owner_worker_id", "node_id", "pid", "resources", "found")
+    __slots__ = ("actor_id", "state", "address", "name", "namespace", "death_cause", "creation_error", "num_restarts", "handle_meta", "version", "class_name", "detached", "owner_worker_id", "node_id", "pid", "resources", "found", "job_id", "placement_group_id")
     class ResourcesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -208,6 +210,8 @@ class ActorInfo(_message.Message):
     PID_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     FOUND_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     actor_id: bytes
     state: ActorState
     address: Address
@@ -225,7 +229,9 @@ class ActorInfo(_message.Message):
     pid: int
     resources: _containers.ScalarMap[str, float]
     found: bool
-    def __init__(self, actor_id: _Optional[bytes] = ..., state: _Optional[_Union[ActorState, str]] = ..., address: _Optional[_Union[Address, _Mapping]] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., death_cause: _Optional[str] = ..., creation_error: _Optional[bytes] = ..., num_restarts: _Optional[int] = ..., handle_meta: _Optional[bytes] = ..., version: _Optional[int] = ..., class_name: _Optional[str] = ..., detached: _Optional[bool] = ..., owner_worker_id: _Optional[str] = ..., node_id: _Optional[str] = ..., pid: _Optional[int] = ..., resources: _Optional[_Mapping[str, float]] = ..., found: _Optional[bool] = ...) -> None: ...
+    job_id: int
+    placement_group_id: bytes
+    def __init__(self, actor_id: _Optional[bytes] = ..., state: _Optional[_Union[ActorState, str]] = ..., address: _Optional[_Union[Address, _Mapping]] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., death_cause: _Optional[str] = ..., creation_error: _Optional[bytes] = ..., num_restarts: _Optional[int] = ..., handle_meta: _Optional[bytes] = ..., version: _Optional[int] = ..., class_name: _Optional[str] = ..., detached: _Optional[bool] = ..., owner_worker_id: _Optional[str] = ..., node_id: _Optional[str] = ..., pid: _Optional[int] = ..., resources: _Optional[_Mapping[str, float]] = ..., found: _Optional[bool] = ..., job_id: _Optional[int] = ..., placement_group_id: _Optional[bytes] = ...) -> None: ...
 
 class CreateActorReply(_message.Message):
     __slots__ = ("created", "info", "error")
@@ -386,12 +392,22 @@ class BundleReply(_message.Message):
     def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
 
 class DriverInfo(_message.Message):
-    __slots__ = ("worker_id", "job_id")
+    __slots__ = ("worker_id", "job_id", "address", "node_id", "pid", "entrypoint", "namespace")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     job_id: int
-    def __init__(self, worker_id: _Optional[str] = ..., job_id: _Optional[int] = ...) -> None: ...
+    address: str
+    node_id: str
+    pid: int
+    entrypoint: str
+    namespace: str
+    def __init__(self, worker_id: _Optional[str] = ..., job_id: _Optional[int] = ..., address: _Optional[str] = ..., node_id: _Optional[str] = ..., pid: _Optional[int] = ..., entrypoint: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class SchedulingHints(_message.Message):
     __slots__ = ("strategy", "affinity_node_id", "affinity_soft", "label_selector")
@@ -413,7 +429,7 @@ class SchedulingHints(_message.Message):
     def __init__(self, strategy: _Optional[str] = ..., affinity_node_id: _Optional[str] = ..., affinity_soft: _Optional[bool] = ..., label_selector: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class LeaseRequest(_message.Message):
-    __slots__ = ("resources", "owner_worker_id", "runtime_env", "runtime_env_hash", "name", "placement_resources", "for_actor", "hints", "spilled", "owner_node_id")
+    __slots__ = ("resources", "owner_worker_id", "runtime_env", "runtime_env_hash", "name", "placement_resources", "for_actor", "hints", "spilled", "owner_node_id", "request_id", "no_retries")
     class ResourcesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -438,6 +454,8 @@ class LeaseRequest(_message.Message):
     HINTS_FIELD_NUMBER: _ClassVar[int]
     SPILLED_FIELD_NUMBER: _ClassVar[int]
     OWNER_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NO_RETRIES_FIELD_NUMBER: _ClassVar[int]
     resources: _containers.ScalarMap[str, float]
     owner_worker_id: str
     runtime_env: bytes
@@ -448,7 +466,23 @@ class LeaseRequest(_message.Message):
     hints: SchedulingHints
     spilled: bool
     owner_node_id: str
-    def __init__(self, resources: _Optional[_Mapping[str, float]] = ..., owner_worker_id: _Optional[str] = ..., runtime_env: _Optional[bytes] = ..., runtime_env_hash: _Optional[str] = ..., name: _Optional[str] = ..., placement_resources: _Optional[_Mapping[str, float]] = ..., for_actor: _Optional[bool] = ..., hints: _Optional[_Union[SchedulingHints, _Mapping]] = ..., spilled: _Optional[bool] = ..., owner_node_id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    no_retries: bool
+    def __init__(self, resources: _Optional[_Mapping[str, float]] = ..., owner_worker_id: _Optional[str] = ..., runtime_env: _Optional[bytes] = ..., runtime_env_hash: _Optional[str] = ..., name: _Optional[str] = ..., placement_resources: _Optional[_Mapping[str, float]] = ..., for_actor: _Optional[bool] = ..., hints: _Optional[_Union[SchedulingHints, _Mapping]] = ..., spilled: _Optional[bool] = ..., owner_node_id: _Optional[str] = ..., request_id: _Optional[str] = ..., no_retries: _Optional[bool] = ...) -> None: ...
+
+class WorkerFailureRequest(_message.Message):
+    __slots__ = ("worker_id",)
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
+
+class WorkerFailureReply(_message.Message):
+    __slots__ = ("oom", "message")
+    OOM_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    oom: bool
+    message: str
+    def __init__(self, oom: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
 
 class LeaseReply(_message.Message):
     __slots__ = ("granted", "lease_id", "worker", "gpu_ids", "resources", "error", "spillback", "fatal")
@@ -526,10 +560,32 @@ class SealedObject(_message.Message):
     def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ...) -> None: ...
 
 class ObjectsRequest(_message.Message):
-    __slots__ = ("objects",)
+    __slots__ = ("objects", "worker_id")
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     objects: _containers.RepeatedCompositeFieldContainer[SealedObject]
-    def __init__(self, objects: _Optional[_Iterable[_Union[SealedObject, _Mapping]]] = ...) -> None: ...
+    worker_id: str
+    def __init__(self, objects: _Optional[_Iterable[_Union[SealedObject, _Mapping]]] = ..., worker_id: _Optional[str] = ...) -> None: ...
+
+class CreateObjectRequest(_message.Message):
+    __slots__ = ("object_id", "size", "worker_id")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    size: int
+    worker_id: str
+    def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ..., worker_id: _Optional[str] = ...) -> None: ...
+
+class CreateObjectReply(_message.Message):
+    __slots__ = ("ok", "error", "credit")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    error: str
+    credit: int
+    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ..., credit: _Optional[int] = ...) -> None: ...
 
 class KillWorkerRequest(_message.Message):
     __slots__ = ("worker_id", "force")
@@ -568,14 +624,18 @@ class PullRequest(_message.Message):
     def __init__(self, object_id: _Optional[bytes] = ..., locations: _Optional[_Iterable[_Union[Address, _Mapping]]] = ..., owner: _Optional[_Union[Address, _Mapping]] = ...) -> None: ...
 
 class PullReply(_message.Message):
-    __slots__ = ("ok", "error", "size")
+    __slots__ = ("ok", "error", "size", "copied", "store_full")
     OK_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
+    COPIED_FIELD_NUMBER: _ClassVar[int]
+    STORE_FULL_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     error: str
     size: int
-    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+    copied: bool
+    store_full: bool
+    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ..., size: _Optional[int] = ..., copied: _Optional[bool] = ..., store_full: _Optional[bool] = ...) -> None: ...
 
 class ReadRequest(_message.Message):
     __slots__ = ("object_id", "offset", "length")
@@ -597,8 +657,20 @@ class Chunk(_message.Message):
     total_size: int
     def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ..., total_size: _Optional[int] = ...) -> None: ...
 
+class WorkerStatus(_message.Message):
+    __slots__ = ("worker_id", "pid", "port", "start_time")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    pid: int
+    port: int
+    start_time: float
+    def __init__(self, worker_id: _Optional[str] = ..., pid: _Optional[int] = ..., port: _Optional[int] = ..., start_time: _Optional[float] = ...) -> None: ...
+
 class NodeStatus(_message.Message):
-    __slots__ = ("node", "num_workers", "num_idle_workers", "pending_leases", "infeasible", "store_used_bytes", "store_num_objects")
+    __slots__ = ("node", "num_workers", "num_idle_workers", "pending_leases", "infeasible", "store_used_bytes", "store_num_objects", "workers", "store_capacity_bytes", "store_spilled_bytes", "store_num_spilled", "store_total_spilled_bytes", "store_total_restored_bytes")
     NODE_FIELD_NUMBER: _ClassVar[int]
     NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
     NUM_IDLE_WORKERS_FIELD_NUMBER: _ClassVar[int]
@@ -606,6 +678,12 @@ class NodeStatus(_message.Message):
     INFEASIBLE_FIELD_NUMBER: _ClassVar[int]
     STORE_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
     STORE_NUM_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    STORE_CAPACITY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STORE_SPILLED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STORE_NUM_SPILLED_FIELD_NUMBER: _ClassVar[int]
+    STORE_TOTAL_SPILLED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STORE_TOTAL_RESTORED_BYTES_FIELD_NUMBER: _ClassVar[int]
     node: NodeInfo
     num_workers: int
     num_idle_workers: int
@@ -613,22 +691,75 @@ class NodeStatus(_message.Message):
     infeasible: _containers.RepeatedScalarFieldContainer[str]
     store_used_bytes: int
     store_num_objects: int
-    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., pending_leases: _Optional[int] = ..., infeasible: _Optional[_Iterable[str]] = ..., store_used_bytes: _Optional[int] = ..., store_num_objects: _Optional[int] = ...) -> None: ...
+    workers: _containers.RepeatedCompositeFieldContainer[WorkerStatus]
+    store_capacity_bytes: int
+    store_spilled_bytes: int
+    store_num_spilled: int
+    store_total_spilled_bytes: int
+    store_total_restored_bytes: int
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., pending_leases: _Optional[int] = ..., infeasible: _Optional[_Iterable[str]] = ..., store_used_bytes: _Optional[int] = ..., store_num_objects: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerStatus, _Mapping]]] = ..., store_capacity_bytes: _Optional[int] = ..., store_spilled_bytes: _Optional[int] = ..., store_num_spilled: _Optional[int] = ..., store_total_spilled_bytes: _Optional[int] = ..., store_total_restored_bytes: _Optional[int] = ...) -> None: ...
+
+class MetricPoint(_message.Message):
+    __slots__ = ("name", "kind", "description", "tag_keys", "tag_values", "value", "updated", "boundaries", "bucket_counts", "sum")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TAG_KEYS_FIELD_NUMBER: _ClassVar[int]
+    TAG_VALUES_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_FIELD_NUMBER: _ClassVar[int]
+    BOUNDARIES_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    SUM_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: int
+    description: str
+    tag_keys: _containers.RepeatedScalarFieldContainer[str]
+    tag_values: _containers.RepeatedScalarFieldContainer[str]
+    value: float
+    updated: float
+    boundaries: _containers.RepeatedScalarFieldContainer[float]
+    bucket_counts: _containers.RepeatedScalarFieldContainer[float]
+    sum: float
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[int] = ..., description: _Optional[str] = ..., tag_keys: _Optional[_Iterable[str]] = ..., tag_values: _Optional[_Iterable[str]] = ..., value: _Optional[float] = ..., updated: _Optional[float] = ..., boundaries: _Optional[_Iterable[float]] = ..., bucket_counts: _Optional[_Iterable[float]] = ..., sum: _Optional[float] = ...) -> None: ...
+
+class MetricsReport(_message.Message):
+    __slots__ = ("process_id", "pid", "points", "task_states", "final")
+    class TaskStatesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    PROCESS_ID_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    TASK_STATES_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    process_id: str
+    pid: int
+    points: _containers.RepeatedCompositeFieldContainer[MetricPoint]
+    task_states: _containers.ScalarMap[str, float]
+    final: bool
+    def __init__(self, process_id: _Optional[str] = ..., pid: _Optional[int] = ..., points: _Optional[_Iterable[_Union[MetricPoint, _Mapping]]] = ..., task_states: _Optional[_Mapping[str, float]] = ..., final: _Optional[bool] = ...) -> None: ...
 
 class Arg(_message.Message):
-    __slots__ = ("data", "shm_object_id", "is_shm", "locations")
+    __slots__ = ("data", "shm_object_id", "is_shm", "locations", "owner_address")
     DATA_FIELD_NUMBER: _ClassVar[int]
     SHM_OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     IS_SHM_FIELD_NUMBER: _ClassVar[int]
     LOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     shm_object_id: bytes
     is_shm: bool
     locations: _containers.RepeatedCompositeFieldContainer[Address]
-    def __init__(self, data: _Optional[bytes] = ..., shm_object_id: _Optional[bytes] = ..., is_shm: _Optional[bool] = ..., locations: _Optional[_Iterable[_Union[Address, _Mapping]]] = ...) -> None: ...
+    owner_address: str
+    def __init__(self, data: _Optional[bytes] = ..., shm_object_id: _Optional[bytes] = ..., is_shm: _Optional[bool] = ..., locations: _Optional[_Iterable[_Union[Address, _Mapping]]] = ..., owner_address: _Optional[str] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("task_id", "job_id", "function_id", "name", "args", "kwarg_names", "num_returns", "owner", "max_calls", "env_vars", "gpu_ids", "resources", "generator_backpressure", "actor_id", "method_name", "concurrency_group", "placement_group_id", "capture_child_tasks")
+    __slots__ = ("task_id", "job_id", "function_id", "name", "args", "kwarg_names", "num_returns", "owner", "max_calls", "env_vars", "gpu_ids", "resources", "generator_backpressure", "actor_id", "method_name", "concurrency_group", "placement_group_id", "capture_child_tasks", "attempt_number")
     class EnvVarsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -661,6 +792,7 @@ class TaskSpec(_message.Message):
     CONCURRENCY_GROUP_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     CAPTURE_CHILD_TASKS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_NUMBER_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
     job_id: int
     function_id: bytes
@@ -679,7 +811,8 @@ class TaskSpec(_message.Message):
     concurrency_group: str
     placement_group_id: bytes
     capture_child_tasks: bool
-    def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[int] = ..., function_id: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[_Iterable[_Union[Arg, _Mapping]]] = ..., kwarg_names: _Optional[_Iterable[str]] = ..., num_returns: _Optional[int] = ..., owner: _Optional[_Union[Address, _Mapping]] = ..., max_calls: _Optional[int] = ..., env_vars: _Optional[_Mapping[str, str]] = ..., gpu_ids: _Optional[_Iterable[str]] = ..., resources: _Optional[_Mapping[str, float]] = ..., generator_backpressure: _Optional[bool] = ..., actor_id: _Optional[bytes] = ..., method_name: _Optional[str] = ..., concurrency_group: _Optional[str] = ..., placement_group_id: _Optional[bytes] = ..., capture_child_tasks: _Optional[bool] = ...) -> None: ...
+    attempt_number: int
+    def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[int] = ..., function_id: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[_Iterable[_Union[Arg, _Mapping]]] = ..., kwarg_names: _Optional[_Iterable[str]] = ..., num_returns: _Optional[int] = ..., owner: _Optional[_Union[Address, _Mapping]] = ..., max_calls: _Optional[int] = ..., env_vars: _Optional[_Mapping[str, str]] = ..., gpu_ids: _Optional[_Iterable[str]] = ..., resources: _Optional[_Mapping[str, float]] = ..., generator_backpressure: _Optional[bool] = ..., actor_id: _Optional[bytes] = ..., method_name: _Optional[str] = ..., concurrency_group: _Optional[str] = ..., placement_group_id: _Optional[bytes] = ..., capture_child_tasks: _Optional[bool] = ..., attempt_number: _Optional[int] = ...) -> None: ...
 
 class CancelRequest(_message.Message):
     __slots__ = ("task_id", "force", "recursive")
@@ -750,12 +883,14 @@ class ResultBatch(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[TaskResult, _Mapping]]] = ...) -> None: ...
 
 class GetObjectRequest(_message.Message):
-    __slots__ = ("object_id", "timeout")
+    __slots__ = ("object_id", "timeout", "recover")
     OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    RECOVER_FIELD_NUMBER: _ClassVar[int]
     object_id: bytes
     timeout: float
-    def __init__(self, object_id: _Optional[bytes] = ..., timeout: _Optional[float] = ...) -> None: ...
+    recover: bool
+    def __init__(self, object_id: _Optional[bytes] = ..., timeout: _Optional[float] = ..., recover: _Optional[bool] = ...) -> None: ...
 
 class GetObjectReply(_message.Message):
     __slots__ = ("ready", "object", "error")
@@ -802,3 +937,169 @@ class StartActorReply(_message.Message):
     error: bytes
     pid: int
     def __init__(self, ok: _Optional[bool] = ..., error: _Optional[bytes] = ..., pid: _Optional[int] = ...) -> None: ...
+
+class ObjectsInfoRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class ObjectInfo(_message.Message):
+    __slots__ = ("object_id", "size", "reference_type", "task_status", "owned", "owner", "in_shm", "node_ids", "num_borrowers")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TASK_STATUS_FIELD_NUMBER: _ClassVar[int]
+    OWNED_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    IN_SHM_FIELD_NUMBER: _ClassVar[int]
+    NODE_IDS_FIELD_NUMBER: _ClassVar[int]
+    NUM_BORROWERS_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    size: int
+    reference_type: str
+    task_status: str
+    owned: bool
+    owner: str
+    in_shm: bool
+    node_ids: _containers.RepeatedScalarFieldContainer[str]
+    num_borrowers: int
+    def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ..., reference_type: _Optional[str] = ..., task_status: _Optional[str] = ..., owned: _Optional[bool] = ..., owner: _Optional[str] = ..., in_shm: _Optional[bool] = ..., node_ids: _Optional[_Iterable[str]] = ..., num_borrowers: _Optional[int] = ...) -> None: ...
+
+class ObjectsInfoReply(_message.Message):
+    __slots__ = ("objects", "worker_id", "pid", "node_id", "is_driver", "ip", "total")
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    IS_DRIVER_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    objects: _containers.RepeatedCompositeFieldContainer[ObjectInfo]
+    worker_id: str
+    pid: int
+    node_id: str
+    is_driver: bool
+    ip: str
+    total: int
+    def __init__(self, objects: _Optional[_Iterable[_Union[ObjectInfo, _Mapping]]] = ..., worker_id: _Optional[str] = ..., pid: _Optional[int] = ..., node_id: _Optional[str] = ..., is_driver: _Optional[bool] = ..., ip: _Optional[str] = ..., total: _Optional[int] = ...) -> None: ...
+
+class TaskEventBatch(_message.Message):
+    __slots__ = ("events", "worker_id", "node_id", "pid", "dropped")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    events: bytes
+    worker_id: str
+    node_id: str
+    pid: int
+    dropped: int
+    def __init__(self, events: _Optional[bytes] = ..., worker_id: _Optional[str] = ..., node_id: _Optional[str] = ..., pid: _Optional[int] = ..., dropped: _Optional[int] = ...) -> None: ...
+
+class StateFilter(_message.Message):
+    __slots__ = ("key", "predicate", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    PREDICATE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    predicate: str
+    value: str
+    def __init__(self, key: _Optional[str] = ..., predicate: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class TaskEventQuery(_message.Message):
+    __slots__ = ("filters", "limit", "summarize", "newest_first")
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SUMMARIZE_FIELD_NUMBER: _ClassVar[int]
+    NEWEST_FIRST_FIELD_NUMBER: _ClassVar[int]
+    filters: _containers.RepeatedCompositeFieldContainer[StateFilter]
+    limit: int
+    summarize: bool
+    newest_first: bool
+    def __init__(self, filters: _Optional[_Iterable[_Union[StateFilter, _Mapping]]] = ..., limit: _Optional[int] = ..., summarize: _Optional[bool] = ..., newest_first: _Optional[bool] = ...) -> None: ...
+
+class TaskEventReply(_message.Message):
+    __slots__ = ("tasks", "total", "num_dropped", "summary")
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    NUM_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    tasks: bytes
+    total: int
+    num_dropped: int
+    summary: bytes
+    def __init__(self, tasks: _Optional[bytes] = ..., total: _Optional[int] = ..., num_dropped: _Optional[int] = ..., summary: _Optional[bytes] = ...) -> None: ...
+
+class JobInfo(_message.Message):
+    __slots__ = ("driver", "start_time", "end_time")
+    DRIVER_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    driver: DriverInfo
+    start_time: float
+    end_time: float
+    def __init__(self, driver: _Optional[_Union[DriverInfo, _Mapping]] = ..., start_time: _Optional[float] = ..., end_time: _Optional[float] = ...) -> None: ...
+
+class JobList(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[JobInfo]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[JobInfo, _Mapping]]] = ...) -> None: ...
+
+class WorkerDeathInfo(_message.Message):
+    __slots__ = ("death", "time")
+    DEATH_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    death: WorkerDeath
+    time: float
+    def __init__(self, death: _Optional[_Union[WorkerDeath, _Mapping]] = ..., time: _Optional[float] = ...) -> None: ...
+
+class WorkerDeathList(_message.Message):
+    __slots__ = ("deaths",)
+    DEATHS_FIELD_NUMBER: _ClassVar[int]
+    deaths: _containers.RepeatedCompositeFieldContainer[WorkerDeathInfo]
+    def __init__(self, deaths: _Optional[_Iterable[_Union[WorkerDeathInfo, _Mapping]]] = ...) -> None: ...
+
+class LogFile(_message.Message):
+    __slots__ = ("name", "size", "pid", "is_err")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    IS_ERR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    size: int
+    pid: int
+    is_err: bool
+    def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ..., pid: _Optional[int] = ..., is_err: _Optional[bool] = ...) -> None: ...
+
+class LogFileList(_message.Message):
+    __slots__ = ("files", "node_id")
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    files: _containers.RepeatedCompositeFieldContainer[LogFile]
+    node_id: str
+    def __init__(self, files: _Optional[_Iterable[_Union[LogFile, _Mapping]]] = ..., node_id: _Optional[str] = ...) -> None: ...
+
+class LogRequest(_message.Message):
+    __slots__ = ("name", "pid", "is_err", "tail", "follow")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    IS_ERR_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    pid: int
+    is_err: bool
+    tail: int
+    follow: bool
+    def __init__(self, name: _Optional[str] = ..., pid: _Optional[int] = ..., is_err: _Optional[bool] = ..., tail: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+
+class LogChunk(_message.Message):
+    __slots__ = ("data", "error")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    error: str
+    def __init__(self, data: _Optional[bytes] = ..., error: _Optional[str] = ...) -> None: ...

@@ -864,6 +864,11 @@ class NodeManagerStub:
                 request_serializer=ember__pb2.ObjectsRequest.SerializeToString,
                 response_deserializer=ember__pb2.Empty.FromString,
                 _registered_method=True)
+        self.CreateObject = channel.unary_unary(
+                '/ember.NodeManager/CreateObject',
+                request_serializer=ember__pb2.CreateObjectRequest.SerializeToString,
+                response_deserializer=ember__pb2.CreateObjectReply.FromString,
+                _registered_method=True)
         self.FreeObjects = channel.unary_unary(
                 '/ember.NodeManager/FreeObjects',
                 request_serializer=ember__pb2.ObjectsRequest.SerializeToString,
@@ -914,6 +919,11 @@ class NodeManagerStub:
                 request_serializer=ember__pb2.BundleRequest.SerializeToString,
                 response_deserializer=ember__pb2.BundleReply.FromString,
                 _registered_method=True)
+        self.GetWorkerFailureCause = channel.unary_unary(
+                '/ember.NodeManager/GetWorkerFailureCause',
+                request_serializer=ember__pb2.WorkerFailureRequest.SerializeToString,
+                response_deserializer=ember__pb2.WorkerFailureReply.FromString,
+                _registered_method=True)
 
 
 class NodeManagerServicer:
@@ -944,6 +954,12 @@ class NodeManagerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ObjectsSealed(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateObject(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1013,6 +1029,14 @@ class NodeManagerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWorkerFailureCause(self, request, context):
+        """Why a worker died, when the node manager itself killed it (memory monitor);
+        owners ask after losing a worker, as in Ray.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeManagerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1040,6 +1064,11 @@ def add_NodeManagerServicer_to_server(servicer, server):
                     servicer.ObjectsSealed,
                     request_deserializer=ember__pb2.ObjectsRequest.FromString,
                     response_serializer=ember__pb2.Empty.SerializeToString,
+            ),
+            'CreateObject': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateObject,
+                    request_deserializer=ember__pb2.CreateObjectRequest.FromString,
+                    response_serializer=ember__pb2.CreateObjectReply.SerializeToString,
             ),
             'FreeObjects': grpc.unary_unary_rpc_method_handler(
                     servicer.FreeObjects,
@@ -1090,6 +1119,11 @@ def add_NodeManagerServicer_to_server(servicer, server):
                     servicer.CancelBundles,
                     request_deserializer=ember__pb2.BundleRequest.FromString,
                     response_serializer=ember__pb2.BundleReply.SerializeToString,
+            ),
+            'GetWorkerFailureCause': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkerFailureCause,
+                    request_deserializer=ember__pb2.WorkerFailureRequest.FromString,
+                    response_serializer=ember__pb2.WorkerFailureReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1227,6 +1261,33 @@ class NodeManager:
             '/ember.NodeManager/ObjectsSealed',
             ember__pb2.ObjectsRequest.SerializeToString,
             ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeManager/CreateObject',
+            ember__pb2.CreateObjectRequest.SerializeToString,
+            ember__pb2.CreateObjectReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1507,6 +1568,114 @@ class NodeManager:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def GetWorkerFailureCause(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeManager/GetWorkerFailureCause',
+            ember__pb2.WorkerFailureRequest.SerializeToString,
+            ember__pb2.WorkerFailureReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class MetricsServiceStub:
+    """Served by each node manager next to NodeManager (metrics_export.py): every
+    process of the node sends its metrics every few seconds; the node exports
+    their sum over its processes to Prometheus (metrics_store.py).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ReportMetrics = channel.unary_unary(
+                '/ember.MetricsService/ReportMetrics',
+                request_serializer=ember__pb2.MetricsReport.SerializeToString,
+                response_deserializer=ember__pb2.Empty.FromString,
+                _registered_method=True)
+
+
+class MetricsServiceServicer:
+    """Served by each node manager next to NodeManager (metrics_export.py): every
+    process of the node sends its metrics every few seconds; the node exports
+    their sum over its processes to Prometheus (metrics_store.py).
+    """
+
+    def ReportMetrics(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_MetricsServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ReportMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportMetrics,
+                    request_deserializer=ember__pb2.MetricsReport.FromString,
+                    response_serializer=ember__pb2.Empty.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ember.MetricsService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ember.MetricsService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class MetricsService:
+    """Served by each node manager next to NodeManager (metrics_export.py): every
+    process of the node sends its metrics every few seconds; the node exports
+    their sum over its processes to Prometheus (metrics_store.py).
+    """
+
+    @staticmethod
+    def ReportMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.MetricsService/ReportMetrics',
+            ember__pb2.MetricsReport.SerializeToString,
+            ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class CoreWorkerStub:
     """Missing associated documentation comment in .proto file."""
@@ -1546,6 +1715,11 @@ class CoreWorkerStub:
                 '/ember.CoreWorker/Exit',
                 request_serializer=ember__pb2.Empty.SerializeToString,
                 response_deserializer=ember__pb2.Empty.FromString,
+                _registered_method=True)
+        self.GetObjectsInfo = channel.unary_unary(
+                '/ember.CoreWorker/GetObjectsInfo',
+                request_serializer=ember__pb2.ObjectsInfoRequest.SerializeToString,
+                response_deserializer=ember__pb2.ObjectsInfoReply.FromString,
                 _registered_method=True)
 
 
@@ -1588,6 +1762,13 @@ class CoreWorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetObjectsInfo(self, request, context):
+        """The objects this process holds references to (state API, `ember memory`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoreWorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1620,6 +1801,11 @@ def add_CoreWorkerServicer_to_server(servicer, server):
                     servicer.Exit,
                     request_deserializer=ember__pb2.Empty.FromString,
                     response_serializer=ember__pb2.Empty.SerializeToString,
+            ),
+            'GetObjectsInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetObjectsInfo,
+                    request_deserializer=ember__pb2.ObjectsInfoRequest.FromString,
+                    response_serializer=ember__pb2.ObjectsInfoReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1784,6 +1970,352 @@ class CoreWorker:
             '/ember.CoreWorker/Exit',
             ember__pb2.Empty.SerializeToString,
             ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetObjectsInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.CoreWorker/GetObjectsInfo',
+            ember__pb2.ObjectsInfoRequest.SerializeToString,
+            ember__pb2.ObjectsInfoReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class StateServiceStub:
+    """Served by the control service next to ControlService (state_service.py).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.AddTaskEvents = channel.unary_unary(
+                '/ember.StateService/AddTaskEvents',
+                request_serializer=ember__pb2.TaskEventBatch.SerializeToString,
+                response_deserializer=ember__pb2.Empty.FromString,
+                _registered_method=True)
+        self.GetTaskEvents = channel.unary_unary(
+                '/ember.StateService/GetTaskEvents',
+                request_serializer=ember__pb2.TaskEventQuery.SerializeToString,
+                response_deserializer=ember__pb2.TaskEventReply.FromString,
+                _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/ember.StateService/ListJobs',
+                request_serializer=ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember__pb2.JobList.FromString,
+                _registered_method=True)
+        self.ListWorkerDeaths = channel.unary_unary(
+                '/ember.StateService/ListWorkerDeaths',
+                request_serializer=ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember__pb2.WorkerDeathList.FromString,
+                _registered_method=True)
+
+
+class StateServiceServicer:
+    """Served by the control service next to ControlService (state_service.py).
+    """
+
+    def AddTaskEvents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTaskEvents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkerDeaths(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_StateServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'AddTaskEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddTaskEvents,
+                    request_deserializer=ember__pb2.TaskEventBatch.FromString,
+                    response_serializer=ember__pb2.Empty.SerializeToString,
+            ),
+            'GetTaskEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTaskEvents,
+                    request_deserializer=ember__pb2.TaskEventQuery.FromString,
+                    response_serializer=ember__pb2.TaskEventReply.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=ember__pb2.Empty.FromString,
+                    response_serializer=ember__pb2.JobList.SerializeToString,
+            ),
+            'ListWorkerDeaths': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkerDeaths,
+                    request_deserializer=ember__pb2.Empty.FromString,
+                    response_serializer=ember__pb2.WorkerDeathList.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ember.StateService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ember.StateService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class StateService:
+    """Served by the control service next to ControlService (state_service.py).
+    """
+
+    @staticmethod
+    def AddTaskEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.StateService/AddTaskEvents',
+            ember__pb2.TaskEventBatch.SerializeToString,
+            ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTaskEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.StateService/GetTaskEvents',
+            ember__pb2.TaskEventQuery.SerializeToString,
+            ember__pb2.TaskEventReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.StateService/ListJobs',
+            ember__pb2.Empty.SerializeToString,
+            ember__pb2.JobList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkerDeaths(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.StateService/ListWorkerDeaths',
+            ember__pb2.Empty.SerializeToString,
+            ember__pb2.WorkerDeathList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class LogServiceStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListLogs = channel.unary_unary(
+                '/ember.LogService/ListLogs',
+                request_serializer=ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember__pb2.LogFileList.FromString,
+                _registered_method=True)
+        self.GetLog = channel.unary_stream(
+                '/ember.LogService/GetLog',
+                request_serializer=ember__pb2.LogRequest.SerializeToString,
+                response_deserializer=ember__pb2.LogChunk.FromString,
+                _registered_method=True)
+
+
+class LogServiceServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def ListLogs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLog(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_LogServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLogs,
+                    request_deserializer=ember__pb2.Empty.FromString,
+                    response_serializer=ember__pb2.LogFileList.SerializeToString,
+            ),
+            'GetLog': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetLog,
+                    request_deserializer=ember__pb2.LogRequest.FromString,
+                    response_serializer=ember__pb2.LogChunk.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ember.LogService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ember.LogService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class LogService:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def ListLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.LogService/ListLogs',
+            ember__pb2.Empty.SerializeToString,
+            ember__pb2.LogFileList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ember.LogService/GetLog',
+            ember__pb2.LogRequest.SerializeToString,
+            ember__pb2.LogChunk.FromString,
             options,
             channel_credentials,
             insecure,
