@@ -275,14 +275,20 @@ class CoreWorker(pbg.CoreWorkerServicer):
 
     # ------------------------------------------------------------ objects
     def put_serialized(self, object_id: bytes, ser: serialization.SerializedObject,
-                       *, owned_inner: bool = True) -> tuple[bytes | None, int]:
-        """Store a serialized value locally; returns (inline bytes or None, size)."""
+                       *, owned_inner: bool = True, owner: Any = None
+                       ) -> tuple[bytes | None, int]:
+        """Store a serialized value locally; returns (inline bytes or None, size).
+
+        ``owner``: the owning process's pb.Address when it is not this one (a task's
+        return belongs to its caller)."""
         size = ser.total_size
         if size <= INLINE_THRESHOLD:
             return serialization.to_bytes(ser), size
         self.store_client.reserve(object_id, size)   # may spill others; ObjectStoreFullError
         self.shm.create_and_write(object_id.hex(), ser)
-        sealed = self.store_client.sealed_request(object_id, size)
+        sealed = self.store_client.sealed_request(
+            object_id, size, owner if owner is not None else pb.Address(
+                worker_id=self.worker_id, node_id=self.node_id))
         self.notify(lambda: self.node_manager.ObjectsSealed(sealed, timeout=10))
         return None, size
 

@@ -241,6 +241,7 @@ class NodeManager(pbg.NodeManagerServicer):
                 traceback.print_exc()
 
     def _reap_once(self) -> None:
+        owners_gone: list[str] = []
         with self._lock:
             dead = [(pid, wp) for pid, wp in self._procs.items() if wp.proc.poll() is not None]
             for pid, wp in dead:
@@ -250,12 +251,15 @@ class NodeManager(pbg.NodeManagerServicer):
                     self.metrics.process_gone(wp.worker_id)
                     self._by_worker.pop(wp.worker_id, None)
                     self.objects.writer_gone(wp.worker_id)
+                    owners_gone.append(wp.worker_id)
                     self._apply(self.scheduler.worker_died(wp.worker_id))
                     self._apply(self.scheduler.owner_died(wp.worker_id, time.monotonic()))
                     self._report_death(wp)
                 else:
                     self._apply(self.scheduler.worker_start_failed(wp.env_hash))
             self._apply(self.scheduler.tick(time.monotonic()))
+        for worker_id in owners_gone:   # file deletes: outside the node's lock
+            self.objects.owner_gone(worker_id)
 
     def _report_death(self, wp: _WorkerProc) -> None:
         """Tell the control service, which restarts or buries actors on (or owned by) it."""
@@ -517,7 +521,8 @@ class NodeManager(pbg.NodeManagerServicer):
         return pb.CreateObjectReply(ok=True, credit=credit)
 
     def ObjectsSealed(self, request: pb.ObjectsRequest, context) -> pb.Empty:
-        self.objects.sealed([(o.object_id, o.size) for o in request.objects], request.worker_id)
+        self.objects.sealed([(o.object_id, o.size) for o in request.objects], request.worker_id,
+                            [(o.owner_worker_id, o.owner_node_id) for o in request.objects])
         return pb.Empty()
 
     def FreeObjects(self, request: pb.ObjectsRequest, context) -> pb.Empty:
@@ -558,6 +563,7 @@ class NodeManager(pbg.NodeManagerServicer):
 
     def ReleaseOwner(self, request: pb.WorkerDeath, context) -> pb.Empty:
         """A process elsewhere died (told by the control service): drop its leases here."""
+        self.objects.owner_gone(request.worker_id, request.node_id)
         with self._lock:
             if request.worker_id:
                 self.objects.writer_gone(request.worker_id)

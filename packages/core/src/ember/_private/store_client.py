@@ -67,10 +67,15 @@ class StoreClient:
             self._credit = reply.credit
             self._credit_until = time.monotonic() + CLIENT_CREDIT_TTL_S
 
-    def sealed_request(self, object_id: bytes, size: int) -> pb.ObjectsRequest:
-        """The ObjectsSealed message for an object this process wrote."""
-        return pb.ObjectsRequest(objects=[pb.SealedObject(object_id=object_id, size=size)],
-                                 worker_id=self._worker_id)
+    def sealed_request(self, object_id: bytes, size: int, owner: Any = None
+                       ) -> pb.ObjectsRequest:
+        """The ObjectsSealed message for an object this process wrote, owned by
+        ``owner`` (a pb.Address; None: this process)."""
+        worker_id = owner.worker_id if owner is not None else self._worker_id
+        node_id = owner.node_id if owner is not None else ""
+        return pb.ObjectsRequest(objects=[pb.SealedObject(
+            object_id=object_id, size=size, owner_worker_id=worker_id,
+            owner_node_id=node_id)], worker_id=self._worker_id)
 
 
 def fetch_view(core: Any, object_id: bytes, locations: Any, owner: str) -> memoryview | None:

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 
 from . import shm_store, spill_policy
+from .object_owners import ObjectOwners
 from .object_spiller import ObjectSpiller
 from .shm_store import ShmStore
 from .spill_policy import StoreLedger, StoreStats
@@ -73,6 +74,7 @@ class StoreManager:
         self.store = store
         self.spiller = spiller or ObjectSpiller(spill_directory)
         self.ledger = StoreLedger(int(capacity))
+        self.owners = ObjectOwners()   # who owns each object written here
         self._clock = clock
         if full_wait_s is None:
             full_wait_s = float(os.environ.get(FULL_WAIT_ENV, DEFAULT_FULL_WAIT_S))
@@ -120,10 +122,16 @@ class StoreManager:
         """Make room for a new object; return the writer's credit. Raises StoreFull."""
         return self._admit(object_id, size, writer)
 
-    def sealed(self, objects: list[tuple[bytes, int]], writer: str) -> None:
-        """Objects are complete in shared memory."""
+    def sealed(self, objects: list[tuple[bytes, int]], writer: str,
+               owners: list[tuple[str, str]] | None = None) -> None:
+        """Objects are complete in shared memory; ``owners``: (worker id, node id) of each."""
         now = self._clock()
         over = False
+        late: list[bytes] = []
+        for (oid, _), (worker, node) in zip(objects, owners or [("", "")] * len(objects)):
+            with self._lock:
+                if self.owners.add(oid, worker, node):
+                    late.append(oid)      # its owner died before this message came
         for oid, size in objects:
             # Freed before this message arrived (the owner is not the writer):
             # its file is gone, and counting it would leak room forever.
@@ -136,6 +144,20 @@ class StoreManager:
                 over = over or self.ledger.over_threshold() > 0
         if over:
             self._wake.set()
+        if late:
+            self.free(late)
+
+    def owner_gone(self, worker_id: str = "", node_id: str = "") -> int:
+        """A process (or every process of a node) died: free the objects it owned here.
+
+        Nobody could free them any more, and a borrower must not read a dead owner's
+        object (it gets OwnerDiedError from the owner instead). Returns how many."""
+        with self._lock:
+            gone = (self.owners.owner_died(worker_id) if worker_id else []) + (
+                self.owners.node_died(node_id) if node_id else [])
+        if gone:
+            self.free(gone)
+        return len(gone)
 
     def copy_sealed(self, object_id: bytes, size: int) -> None:
         """A copy pulled from another node is complete here."""
@@ -154,6 +176,7 @@ class StoreManager:
         """The owner freed these objects: drop them from memory and disk."""
         for oid in object_ids:
             with self._lock:
+                self.owners.remove(oid)
                 _, on_disk = self.ledger.freed(oid)
             self.store.delete(oid.hex())
             if on_disk:

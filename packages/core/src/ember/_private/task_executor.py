@@ -465,7 +465,7 @@ class TaskExecutor:
     def _add_return(self, result: pb.TaskResult, spec: pb.TaskSpec, object_id: bytes,
                     value: Any) -> None:
         ser = serialization.serialize(value)
-        data, size = self.core.put_serialized(object_id, ser)
+        data, size = self.core.put_serialized(object_id, ser, owner=spec.owner)
         ret = result.returns.add(object_id=object_id, in_shm=data is None, size=size)
         if data is not None:
             ret.data = data

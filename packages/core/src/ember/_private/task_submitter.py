@@ -169,6 +169,7 @@ class TaskSubmitter:
         spec.job_id = core.job_id
         spec.owner.ip = core.address
         spec.owner.node_id = core.node_id
+        spec.owner.worker_id = core.worker_id
         all_args = list(args) + list(kwargs.values())
         spec.kwarg_names.extend(kwargs.keys())
         deps: list[tuple[int, ObjectRef]] = []

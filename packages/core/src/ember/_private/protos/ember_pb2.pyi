@@ -552,12 +552,16 @@ class BlockedRequest(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., blocked: _Optional[bool] = ...) -> None: ...
 
 class SealedObject(_message.Message):
-    __slots__ = ("object_id", "size")
+    __slots__ = ("object_id", "size", "owner_worker_id", "owner_node_id")
     OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_NODE_ID_FIELD_NUMBER: _ClassVar[int]
     object_id: bytes
     size: int
-    def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ...) -> None: ...
+    owner_worker_id: str
+    owner_node_id: str
+    def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ..., owner_worker_id: _Optional[str] = ..., owner_node_id: _Optional[str] = ...) -> None: ...
 
 class ObjectsRequest(_message.Message):
     __slots__ = ("objects", "worker_id")
