@@ -83,6 +83,56 @@ def test_port_note_and_exposure_warning():
     assert launch.http_url("127.0.0.1:1", True) == "https://127.0.0.1:1"
 
 
+def test_settle_keeps_the_node_manager_last_or_drops_a_failed_dashboard(tmp_path):
+    import subprocess
+    import sys
+
+    def proc():
+        return subprocess.Popen([sys.executable, "-c", ""])
+
+    gcs, nm, dash = proc(), proc(), proc()
+    procs = [gcs, nm, dash]
+    url = launch.settle(_plan(None, port=0), procs, ["1", "2", launch.ready_message(port=4321)],
+                        str(tmp_path), registered=False)
+    assert url == "127.0.0.1:4321" and procs == [gcs, dash, nm]
+    assert launch.read_url(str(tmp_path)) == url
+    gcs, nm, dash = proc(), proc(), proc()
+    procs = [gcs, nm, dash]
+    assert launch.settle(_plan(None), procs, ["1", "2", launch.ready_message(error="boom")],
+                         str(tmp_path / "other"), registered=False) is None
+    assert procs == [gcs, nm] and dash.returncode == 0       # reaped
+    for p in (gcs, nm):
+        p.wait()
+
+
+def test_dashboard_process_reports_a_failure_to_start_unless_required(tmp_path):
+    """Not required: the error goes up the ready pipe (the head runs on without it);
+    required: the process fails, and so does the head's start."""
+    import subprocess
+    import sys
+
+    from ember._private import process_util
+    argv = [sys.executable, "-m", "ember._private.dashboard.main", "--gcs-address",
+            "127.0.0.1:1", "--port", "0"]
+    env = {k: v for k, v in os.environ.items() if k != "EMBER_CLUSTER_TOKEN"}
+    for required in (False, True):
+        r, w = os.pipe()
+        p = subprocess.Popen(argv + ["--ready-fd", str(w)] + (["--required"] if required
+                                                              else []),
+                             pass_fds=(w,), env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        os.close(w)
+        if required:
+            with pytest.raises(RuntimeError, match="exited during start-up"):
+                process_util.read_ready(r, 60, "dashboard")
+            os.close(r)
+            assert p.wait(60) != 0
+        else:
+            port, error = launch.parse_ready(process_util.read_ready(r, 60, "dashboard"))
+            assert port is None and "EMBER_CLUSTER_TOKEN is not set" in error
+            assert p.wait(60) == 1
+
+
 def test_bind_falls_back_to_a_free_port_only_when_allowed():
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
@@ -403,6 +453,8 @@ def test_dashboard_process_stops_with_the_cluster(fresh):
     fresh.init(num_cpus=1, include_dashboard=True, dashboard_port=0)
     (dash,) = [p for p in api._cluster.procs if "dashboard" in " ".join(p.args)]
     assert pid_alive(dash.pid)
+    # The node manager (the parent of workers) is still the last process of the node.
+    assert "node_manager_main" in " ".join(api._cluster.procs[-1].args)
     fresh.shutdown()
     wait_for_condition(lambda: not pid_alive(dash.pid), timeout=15)
 
@@ -448,3 +500,35 @@ def test_dashboard_answers_while_the_control_service_restarts(dashboard_cluster)
         time.sleep(0.5)
     status, body = _http(base + "/api/jobs", token)
     assert status == 200 and body["jobs"], body
+
+
+def test_dashboard_speaks_https_when_the_cluster_uses_tls(fresh, tmp_path, monkeypatch):
+    """With EMBER_TLS_* (a CA: mutual TLS) the dashboard serves HTTPS only, and asks
+    for a client certificate the cluster's CA signed."""
+    import http.client
+    import ssl
+
+    pytest.importorskip("uvicorn")
+    from ember._private import api, tls
+    from ember.testing import make_tls_certs
+    certs = make_tls_certs(str(tmp_path / "cluster"))
+    rogue = make_tls_certs(str(tmp_path / "rogue"), name="rogue")
+    for var, key in ((tls.CERT_ENV, "cert"), (tls.KEY_ENV, "key"), (tls.CA_ENV, "ca")):
+        monkeypatch.setenv(var, certs[key])
+    monkeypatch.delenv(tls.SERVER_NAME_ENV, raising=False)
+    ctx = fresh.init(num_cpus=1, include_dashboard=True, dashboard_port=0)
+    token = api._cluster.token
+    request = urllib.request.Request(f"https://{ctx.dashboard_url}/api/jobs",
+                                     headers={"Authorization": f"Bearer {token}"})
+
+    def context(paths):
+        c = ssl.create_default_context(cafile=certs["ca"])
+        c.load_cert_chain(paths["cert"], paths["key"])
+        return c
+
+    with urllib.request.urlopen(request, timeout=30, context=context(certs)) as reply:
+        assert json.loads(reply.read())["jobs"][0]["status"] == "RUNNING"
+    with pytest.raises((OSError, http.client.HTTPException)):       # plaintext: refused
+        urllib.request.urlopen(f"http://{ctx.dashboard_url}/api/jobs", timeout=10)
+    with pytest.raises(OSError):       # a certificate another CA signed: refused
+        urllib.request.urlopen(request, timeout=10, context=context(rogue))
