@@ -267,8 +267,8 @@ class MemorySampler(threading.Thread):
 # -- running probes ----------------------------------------------------------------------------
 def run_probe(python: str, module: str, cfg: dict, timeout: float) -> dict:
     code = _PROBE.replace("MODULE_NAME", repr(module)).replace("MODULE", module)
-    cfg = dict(cfg, mark=MARK,
-               init_extra={"include_dashboard": False} if module == "ray" else {})
+    # No dashboard for either: it is not part of the data path.
+    cfg = dict(cfg, mark=MARK, init_extra={"include_dashboard": False})
     env = dict(os.environ, PYTHONUNBUFFERED="1", RAY_DEDUP_LOGS="0")
     if module == "ray":
         env.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
