@@ -562,6 +562,10 @@ def render_status(address: str, nodes: list, statuses: dict[str, Any],
 from .state_cli import register as _register_state_commands  # noqa: E402
 
 _register_state_commands(cli)
+# ember microbenchmark (issue #6): its own package.
+from .microbenchmark.command import register as _register_bench  # noqa: E402
+
+_register_bench(cli)
 
 
 def main(argv: list[str] | None = None) -> int:
