@@ -225,3 +225,54 @@ def test_on_first_wait_called_once_across_several_wakeups() -> None:
     t.join(JOIN)
     assert result == [{A, B, C}]
     assert calls == [1]
+
+
+def test_delete_wakes_a_waiter_at_once() -> None:
+    """A freed object counts as done for wait_ready, without its 1 s re-check."""
+    store = MemoryStore()
+    store.add_pending(A)
+    woke = threading.Event()
+
+    def waiter() -> None:
+        store.wait_ready([A], 1, None)
+        woke.set()
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    assert not woke.wait(0.2)
+    store.delete(A)
+    assert woke.wait(0.5)
+    t.join(JOIN)
+
+
+def test_waiter_wakes_once_enough_are_set_not_at_each() -> None:
+    store = MemoryStore()
+    ids = [bytes([i]) * 4 for i in range(50)]
+    for oid in ids:
+        store.add_pending(oid)
+    out: list[set] = []
+    t = threading.Thread(target=lambda: out.append(store.wait_ready(ids, 50, None)))
+    t.start()
+    for oid in ids[:49]:
+        store.set_ready(oid, data=b"v")
+    t.join(0.3)
+    assert t.is_alive() and not out          # 49 of 50: still waiting
+    store.set_ready(ids[49], data=b"v")
+    t.join(JOIN)
+    assert out == [set(ids)]
+    assert not store._waiters                # nothing left registered
+
+
+def test_reset_while_waiting_is_seen_after_the_wake() -> None:
+    """An object made pending again (being rebuilt) does not count as ready."""
+    store = MemoryStore()
+    store.add_pending(A)
+    store.add_pending(B)
+    store.set_ready(A, data=b"v")
+    out: list[set] = []
+    t = threading.Thread(target=lambda: out.append(store.wait_ready([A, B], 2, 2.0)))
+    t.start()
+    store.reset(A)
+    store.set_ready(B, data=b"v")
+    t.join(JOIN)
+    assert out == [{B}]                      # timed out: A was reset meanwhile

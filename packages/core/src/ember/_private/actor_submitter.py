@@ -31,6 +31,7 @@ from . import serialization
 from .actor_directory import ALIVE, DEAD
 from .protos import ember_pb2 as pb
 from .task_events import PENDING_NODE_ASSIGNMENT, SUBMITTED_TO_WORKER
+from .task_leases import merged_batches
 
 logger = logging.getLogger("ember")
 
@@ -46,7 +47,7 @@ class _Conn:
         self.dead = False
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         stub = submitter.core.core_stub(address)
-        self._call = stub.PushTasks.raw(iter(self._q.get, None), metadata=stub._md)
+        self._call = stub.PushTasks.raw(merged_batches(self._q), metadata=stub._md)
         threading.Thread(target=submitter._read, args=(actor, self), daemon=True,
                          name="ember-actor-results").start()
 
@@ -221,8 +222,7 @@ class ActorSubmitter:
     def _read(self, actor: _Actor, conn: _Conn) -> None:
         try:
             for batch in conn._call:
-                for result in batch.results:
-                    self._on_result(actor, conn, result)
+                self._on_results(actor, conn, batch.results)
         except grpc.RpcError:
             pass
         with self._lock:
@@ -235,20 +235,30 @@ class ActorSubmitter:
             if not self._stopped and not actor.watching:
                 self._watch(actor)
 
-    def _on_result(self, actor: _Actor, conn: _Conn, result: pb.TaskResult) -> None:
+    def _on_results(self, actor: _Actor, conn: _Conn, results: Any) -> None:
+        """One ResultBatch: settle every result under the lock, then hand the
+        returns over outside it."""
         tasks = self.tasks
+        done = []
         with self._lock:
-            if result.generator_item:
-                tasks._on_generator_item(result)
-                return
-            task = actor.in_flight.pop(result.task_id, None)
-            tasks._tasks.pop(result.task_id, None)
-            if task is not None:
-                task.state = "done"
-            if result.generator_done:
-                tasks._end_generator(result)
-        tasks._deliver_returns(task, result,
-                               lambda batch: None if conn.dead else conn.send(batch))
+            for result in results:
+                if result.generator_item:
+                    tasks._on_generator_item(result)
+                    continue
+                task = actor.in_flight.pop(result.task_id, None)
+                tasks._tasks.pop(result.task_id, None)
+                if task is not None:
+                    task.state = "done"
+                if result.generator_done:
+                    tasks._end_generator(result)
+                done.append((task, result))
+
+        def send(batch: pb.TaskBatch) -> None:
+            if not conn.dead:
+                conn.send(batch)
+
+        for task, result in done:
+            tasks._deliver_returns(task, result, send)
 
     # ------------------------------------------------------------ actor state
     def _watch(self, actor: _Actor) -> None:

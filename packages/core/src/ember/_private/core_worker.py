@@ -31,6 +31,8 @@ from .shm_store import ShmStore
 # Values up to this size travel inline in messages; larger ones go through
 # shared memory (Ray uses the same 100 KiB cut-off).
 INLINE_THRESHOLD = 100 * 1024
+# How long the sender thread gathers dropped refs before freeing them.
+FREE_BATCH_SECONDS = 0.005
 
 _NONE_BYTES = serialization.to_bytes(serialization.serialize(None))
 
@@ -226,6 +228,11 @@ class CoreWorker(pbg.CoreWorkerServicer):
             item = self._outbox.get()
             if item is None:
                 return
+            if item[0] == "actions" and not self._stopped.is_set():
+                # Dropped refs arrive one by one (one per task in a loop of
+                # get(f.remote())): gather them for a moment so this thread
+                # wakes once per burst, not once per ref. Frees are not urgent.
+                time.sleep(FREE_BATCH_SECONDS)
             batch = [item]
             while True:
                 try:

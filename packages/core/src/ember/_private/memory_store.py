@@ -1,9 +1,10 @@
 """The owner's table of object values and readiness.
 
 Small values live here inline (serialized bytes); large ones are only marked
-``in_shm`` and read from the node's shared-memory store. Getters block on one
-condition variable; completion callbacks let the task submitter resolve
-dependencies without a thread per waiting task.
+``in_shm`` and read from the node's shared-memory store. A getter blocks on an
+event of its own, set once enough of its objects are ready; completion
+callbacks let the task submitter resolve dependencies without a thread per
+waiting task.
 """
 from __future__ import annotations
 
@@ -27,10 +28,28 @@ class Entry:
     callbacks: list[Callable[["Entry"], None]] = field(default_factory=list)
 
 
+class _Waiter:
+    """A blocked ``wait_ready``: woken once ``missing`` of its objects were set
+    (or deleted), not at every object, so waiting on 1000 results costs one
+    wake-up, not a thousand re-scans of the 1000 ids."""
+
+    __slots__ = ("missing", "event")
+
+    def __init__(self, missing: int) -> None:
+        self.missing = missing
+        self.event = threading.Event()
+
+    def hit(self) -> None:
+        self.missing -= 1
+        if self.missing <= 0:
+            self.event.set()
+
+
 class MemoryStore:
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._entries: dict[bytes, Entry] = {}
+        self._waiters: dict[bytes, list[_Waiter]] = {}
 
     def add_pending(self, object_id: bytes) -> None:
         with self._cond:
@@ -49,7 +68,8 @@ class MemoryStore:
             if locations:
                 entry.locations = list(locations)
             callbacks, entry.callbacks = entry.callbacks, []
-            self._cond.notify_all()
+            for waiter in self._waiters.pop(object_id, ()):
+                waiter.hit()
         for cb in callbacks:
             cb(entry)
         return True
@@ -100,8 +120,8 @@ class MemoryStore:
         """Block until ``num_ready`` of the ids are ready (or unknown) or time runs out."""
         deadline = None if timeout is None else time.monotonic() + timeout
         waited = False
-        with self._cond:
-            while True:
+        while True:
+            with self._cond:
                 done = {oid for oid in object_ids
                         if (e := self._entries.get(oid)) is None or e.ready}
                 if len(done) >= num_ready:
@@ -117,10 +137,28 @@ class MemoryStore:
                     finally:
                         self._cond.acquire()
                     continue
-                self._cond.wait(remaining if remaining is None else min(remaining, 1.0))
+                waiter = _Waiter(num_ready - len(done))
+                pending = {oid for oid in object_ids if oid not in done}
+                for oid in pending:
+                    self._waiters.setdefault(oid, []).append(waiter)
+            # Done is recomputed after waking: the hits only say when to look
+            # (an object may also have been reset for rebuilding meanwhile).
+            waiter.event.wait(1.0 if remaining is None else min(remaining, 1.0))
+            with self._cond:
+                for oid in pending:
+                    ws = self._waiters.get(oid)
+                    if ws is not None:
+                        try:
+                            ws.remove(waiter)
+                        except ValueError:
+                            pass
+                        if not ws:
+                            del self._waiters[oid]
 
     def delete(self, object_id: bytes) -> Entry | None:
         with self._cond:
+            for waiter in self._waiters.pop(object_id, ()):
+                waiter.hit()        # a freed object counts as done for waiters
             return self._entries.pop(object_id, None)
 
     def __len__(self) -> int:

@@ -14,14 +14,13 @@ The life of a task, seen from its owner:
    short grace period so back-to-back submissions reuse the worker.
 
 No per-task RPC to the node manager or the control service happens here.
+Leases (requesting, following spillbacks, returning) are in task_leases.py.
 """
 from __future__ import annotations
 
 import collections
-import heapq
 import itertools
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,23 +28,20 @@ from typing import Any, Callable
 
 import grpc
 
-from . import ids, rpc, serialization
+from . import ids, serialization
 from .object_ref import ObjectRef, ObjectRefGenerator
 from .protos import ember_pb2 as pb
 from .task_events import FAILED, PENDING_NODE_ASSIGNMENT, SUBMITTED_TO_WORKER
+from .task_leases import MAX_LEASE_REQUESTS_PER_KEY, LeasedWorker, LeaseMixin
+from .timers import Timers
 
 logger = logging.getLogger("ember")
 
-IDLE_LEASE_SECONDS = 0.05
-MAX_LEASE_REQUESTS_PER_KEY = 4
 MAX_PIPELINE_DEPTH = 16
 # Tasks faster than this (mean) are pipelined several deep per worker; slower
 # ones go one at a time so they spread across workers.
 PIPELINE_BELOW_SECONDS = 0.002
 PROGRESS_WINDOW_SECONDS = 0.01
-# Lease requests and returns whose call or reply was lost (UNAVAILABLE) are sent
-# again this many times, with the same request id, before giving up.
-LEASE_RPC_RETRIES = 5
 # A task killed by the memory monitor waits this long before its first retry,
 # doubling each time (as in Ray), so the node can recover first.
 OOM_RETRY_DELAY_SECONDS = 1.0
@@ -77,44 +73,13 @@ class _GeneratorState:
     total: int | None = None
 
 
-class _LeasedWorker:
-    def __init__(self, submitter: "TaskSubmitter", key: tuple, reply: pb.LeaseReply,
-                 nm_address: str) -> None:
-        self.key = key
-        self.nm_address = nm_address    # the node manager that granted the lease
-        self.lease_id = reply.lease_id
-        self.address = f"{reply.worker.ip}:{reply.worker.port}"
-        self.worker_id = reply.worker.worker_id
-        self.gpu_ids = list(reply.gpu_ids)
-        self.in_flight: dict[bytes, PendingTask] = {}
-        self.idle_since = time.monotonic()
-        # When this worker last made progress (a result, or a push while idle):
-        # only a worker that is visibly fast gets more tasks queued behind its
-        # current one, so a long task never traps short ones behind it.
-        self.last_progress = 0.0
-        self.dead = False
-        self.exiting = False
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
-        stub = submitter.core.core_stub(self.address)
-        self._call = stub.PushTasks.raw(iter(self._q.get, None), metadata=stub._md)
-        self._reader = threading.Thread(target=submitter._read_results, args=(self,),
-                                        daemon=True, name="ember-results")
-        self._reader.start()
-
-    def send(self, batch: pb.TaskBatch) -> None:
-        self._q.put(batch)
-
-    def close(self) -> None:
-        self._q.put(None)
-
-
-class TaskSubmitter:
+class TaskSubmitter(LeaseMixin):
     def __init__(self, core: Any) -> None:
         self.core = core
         self._lock = threading.RLock()
         self._tasks: dict[bytes, PendingTask] = {}
         self._queues: dict[tuple, collections.deque] = collections.defaultdict(collections.deque)
-        self._workers: dict[tuple, list[_LeasedWorker]] = collections.defaultdict(list)
+        self._workers: dict[tuple, list[LeasedWorker]] = collections.defaultdict(list)
         self._lease_requests: dict[tuple, int] = collections.defaultdict(int)
         self._key_resources: dict[tuple, dict] = {}
         self._key_hints: dict[tuple, pb.SchedulingHints] = {}
@@ -124,12 +89,10 @@ class TaskSubmitter:
         self._generators: dict[bytes, _GeneratorState] = {}
         self._lease_futures: set = set()
         self._gen_cond = threading.Condition(self._lock)
-        self._timers: list = []
-        self._timer_seq = itertools.count()
         self._lease_seq = itertools.count(1)
-        self._timer_cond = threading.Condition(threading.Lock())
         self._stopped = False
-        threading.Thread(target=self._timer_loop, daemon=True, name="ember-timers").start()
+        self._timers = Timers("ember-timers")
+        self._schedule = self._timers.schedule
 
     # ------------------------------------------------------------ submission
     def submit(self, *, function_id: bytes, name: str, args: tuple, kwargs: dict,
@@ -197,16 +160,18 @@ class TaskSubmitter:
                                            for i in range(num_returns)]
         for oid in return_ids:
             core.register_pending(oid)
-        with core._rc_lock:
-            core.refs.add_submitted(arg_ids)
+        if arg_ids:
+            with core._rc_lock:
+                core.refs.add_submitted(arg_ids)
         task = PendingTask(spec, key, arg_ids, return_ids, max_retries, retry_exceptions,
                            unresolved=len(deps), sink=sink)
         refs: Any = [ObjectRef(oid, core.address) for oid in return_ids]
         with self._lock:
             self._tasks[task_id] = task
-            if sink is None:
+            if sink is None and key not in self._key_resources:
+                # Same key, same resources (they are part of it): copied once.
                 self._key_resources[key] = dict(spec.resources)
-                self._key_names.setdefault(key, spec.name)
+                self._key_names[key] = spec.name
             if streaming:
                 self._generators[task_id] = _GeneratorState()
             parent = getattr(core.current, "task", None)
@@ -289,7 +254,7 @@ class TaskSubmitter:
     def _dispatch(self, key: tuple) -> None:
         q = self._queues[key]
         workers = self._workers[key]
-        batches: dict[_LeasedWorker, list[pb.TaskSpec]] = {}
+        batches: dict[LeasedWorker, list[pb.TaskSpec]] = {}
         now = time.monotonic()
         record = self.core.task_events.record
         while q:
@@ -328,8 +293,7 @@ class TaskSubmitter:
             now = time.monotonic()
             for worker in workers:
                 if not worker.in_flight:
-                    worker.idle_since = now
-                    self._schedule(IDLE_LEASE_SECONDS, lambda w=worker: self._maybe_return(w))
+                    self._idle(worker, now)
 
     def _depth(self, function_id: bytes) -> int:
         ema = self._exec_ema.get(function_id)
@@ -337,165 +301,11 @@ class TaskSubmitter:
             return 1
         return MAX_PIPELINE_DEPTH
 
-    def _request_lease(self, key: tuple, nm_address: str = "", spilled: bool = False,
-                       request_id: str = "", attempt: int = 0) -> None:
-        """Ask a node manager (the local one, or one it redirected us to) for a worker.
-
-        ``request_id`` names this one lease across resends: a resend after a lost
-        reply gets the lease the node manager already granted, not a second one.
-        """
-        core = self.core
-        request_id = request_id or f"{core.worker_id}:{next(self._lease_seq)}"
-        request = pb.LeaseRequest(resources=self._key_resources[key],
-                                  owner_worker_id=core.worker_id, runtime_env_hash=key[1],
-                                  spilled=spilled, name=self._key_names.get(key, ""),
-                                  owner_node_id=core.node_id, request_id=request_id,
-                                  no_retries=len(key) > 3 and bool(key[3]))
-        hints = self._key_hints.get(key)
-        if hints is not None:
-            request.hints.CopyFrom(hints)
-        nm_address = nm_address or core.node_manager_address
-        try:
-            stub = core.node_manager_stub(nm_address)
-            fut = stub.RequestWorkerLease.future(request, timeout=60)
-        except Exception as e:  # noqa: BLE001 - channel closed during shutdown
-            self._lease_failed(key, e)
-            return
-        # gRPC cancels a call whose future is garbage-collected, and the
-        # future's only other reference is a cycle through its callback: hold it.
-        self._lease_futures.add(fut)
-        fut.add_done_callback(
-            lambda f: self._on_lease_reply(key, f, nm_address, spilled, request_id, attempt))
-
-    def _on_lease_reply(self, key: tuple, fut: Any, nm_address: str, spilled: bool = False,
-                        request_id: str = "", attempt: int = 0) -> None:
-        self._lease_futures.discard(fut)
-        try:
-            reply = fut.result()
-        except grpc.RpcError as e:
-            if rpc.is_retryable(e) and attempt < LEASE_RPC_RETRIES and not self._stopped:
-                # The request or its reply was lost: send the same request again
-                # (same id), so a lease granted meanwhile is found, not leaked.
-                self._schedule(rpc.backoff(attempt), lambda: self._resend_lease(
-                    key, nm_address, spilled, request_id, attempt + 1))
-                return
-            if nm_address != self.core.node_manager_address:
-                # The node we were sent to is gone: start over from the local node.
-                with self._lock:
-                    if not self._stopped:
-                        self._request_lease(key)
-                        return
-            self._lease_failed(key, e)
-            return
-        with self._lock:
-            if self._stopped:
-                self._lease_requests[key] -= 1
-                return
-            if reply.spillback.port:
-                # Redirected to a node with room: the request stays outstanding.
-                self._request_lease(key, f"{reply.spillback.ip}:{reply.spillback.port}",
-                                    spilled=True)
-                return
-            self._lease_requests[key] -= 1
-            if reply.granted:
-                try:
-                    worker = _LeasedWorker(self, key, reply, nm_address)
-                except Exception as e:  # noqa: BLE001
-                    self._lease_failed(key, e, counted=True)
-                    return
-                self._workers[key].append(worker)
-            elif reply.error and reply.fatal:
-                self._unschedulable(key, reply.error)
-                return
-            elif reply.error:
-                if key not in self._warned_infeasible:
-                    self._warned_infeasible.add(key)
-                    logger.warning("Ember: %s", reply.error)
-                    print(f"(ember) warning: {reply.error}", flush=True)
-                # Ask again later: the request may become feasible when a node joins.
-                self._lease_requests[key] += 1
-                self._schedule(1.0, lambda: self._retry_lease(key))
-                return
-            self._dispatch(key)
-
-    def _resend_lease(self, key: tuple, nm_address: str, spilled: bool, request_id: str,
-                      attempt: int) -> None:
-        with self._lock:
-            if self._stopped:
-                self._lease_requests[key] -= 1
-                return
-            self._request_lease(key, nm_address, spilled, request_id, attempt)
-
-    def _retry_lease(self, key: tuple) -> None:
-        with self._lock:
-            if self._queues[key] and not self._stopped:
-                self._request_lease(key)
-            else:
-                self._lease_requests[key] -= 1
-
-    def _unschedulable(self, key: tuple, message: str) -> None:
-        """No node can ever run these tasks (e.g. hard affinity to a dead node)."""
-        from ..exceptions import TaskUnschedulableError
-        tasks = list(self._queues[key])
-        self._queues[key].clear()
-        for task in tasks:
-            self._finish_with_exception(task, TaskUnschedulableError(
-                f"{task.spec.name} cannot be scheduled: {message}"))
-
-    def _lease_failed(self, key: tuple, error: Exception, counted: bool = False) -> None:
-        from ..exceptions import EmberError
-        with self._lock:
-            if not counted:
-                self._lease_requests[key] -= 1
-            if self._stopped:
-                return
-            tasks = list(self._queues[key])
-            self._queues[key].clear()
-            for task in tasks:
-                self._finish_with_exception(task, EmberError(
-                    f"could not get a worker from the node manager ({error}); the cluster may "
-                    "have shut down: call ember.init() again"))
-
-    def _maybe_return(self, worker: _LeasedWorker) -> None:
-        with self._lock:
-            if worker.dead or worker.in_flight or self._queues[worker.key]:
-                return
-            if time.monotonic() - worker.idle_since < IDLE_LEASE_SECONDS * 0.9:
-                return
-            self._release_worker(worker, kill=False)
-
-    def _release_worker(self, worker: _LeasedWorker, kill: bool) -> None:
-        if worker.dead:
-            return
-        worker.dead = True
-        if worker in self._workers[worker.key]:
-            self._workers[worker.key].remove(worker)
-        worker.close()
-        self._return_lease(worker, kill)
-
-    def _return_lease(self, worker: _LeasedWorker, kill: bool, attempt: int = 0) -> None:
-        core = self.core
-        request = pb.ReturnLease(lease_id=worker.lease_id, kill_worker=kill)
-        address = worker.nm_address
-
-        def send() -> None:
-            try:
-                core.node_manager_stub(address).ReturnWorkerLease(request, timeout=10)
-            except grpc.RpcError as e:
-                # Returning is idempotent (lease ids are never reused): resend a
-                # lost one, or the node keeps the resources taken for good.
-                if rpc.is_retryable(e) and attempt < LEASE_RPC_RETRIES and not self._stopped:
-                    self._schedule(rpc.backoff(attempt),
-                                   lambda: self._return_lease(worker, kill, attempt + 1))
-
-        core.notify(send)
-
     # ------------------------------------------------------------ results
-    def _read_results(self, worker: _LeasedWorker) -> None:
+    def _read_results(self, worker: LeasedWorker) -> None:
         try:
             for batch in worker._call:
-                for result in batch.results:
-                    self._on_result(worker, result)
+                self._on_results(worker, batch.results)
         except grpc.RpcError:
             pass
         oom = self._oom_cause(worker) if worker.in_flight and not self._stopped else ""
@@ -512,17 +322,6 @@ class TaskSubmitter:
                 self._return_lease(worker, kill=True)
             if not self._stopped:
                 self._dispatch(worker.key)
-
-    def _oom_cause(self, worker: _LeasedWorker) -> str:
-        """Why the worker died if its node's memory monitor killed it, else "" (as Ray,
-        the owner asks the node manager after losing a worker)."""
-        try:
-            reply = rpc.call_with_retry(
-                self.core.node_manager_stub(worker.nm_address).GetWorkerFailureCause,
-                pb.WorkerFailureRequest(worker_id=worker.worker_id), timeout=5, attempts=3)
-        except Exception:  # noqa: BLE001 - node gone: an ordinary crash, then
-            return ""
-        return reply.message if reply.oom else ""
 
     def _worker_lost(self, task: PendingTask, oom: str = "") -> None:
         from ..exceptions import OutOfMemoryError, TaskCancelledError, WorkerCrashedError
@@ -563,41 +362,50 @@ class TaskSubmitter:
             self._queues[task.key].append(task)
             self._dispatch(task.key)
 
-    def _on_result(self, worker: _LeasedWorker, result: pb.TaskResult) -> None:
+    def _on_results(self, worker: LeasedWorker, results: Any) -> None:
+        """One ResultBatch from a worker: settle every result under the lock, push
+        the next tasks in one batch, then hand the returns over (outside it)."""
+        done: list[tuple[PendingTask | None, pb.TaskResult]] = []
         with self._lock:
-            task = self._tasks.get(result.task_id)
-            if result.generator_item:
-                self._on_generator_item(result)
-                return
-            worker.in_flight.pop(result.task_id, None)
-            worker.last_progress = time.monotonic()
-            if result.worker_exiting:
-                worker.exiting = True
-            if task is not None:
-                fid = task.spec.function_id
-                ema = self._exec_ema.get(fid)
-                self._exec_ema[fid] = (result.exec_seconds if ema is None
-                                       else 0.8 * ema + 0.2 * result.exec_seconds)
-            if task is not None and self._should_retry(task, result):
-                task.retries_left -= 1
-                self.core.task_events.retrying(task.spec)
-                task.state = "queued"
-                self._queues[task.key].append(task)
-                self._dispatch(worker.key)
-                return
-            if task is not None:
-                task.state = "done"
-                self._tasks.pop(result.task_id, None)
-            if result.generator_done:
-                self._end_generator(result)
+            for result in results:
+                task = self._tasks.get(result.task_id)
+                if result.generator_item:
+                    self._on_generator_item(result)
+                    continue
+                worker.in_flight.pop(result.task_id, None)
+                worker.last_progress = time.monotonic()
+                if result.worker_exiting:
+                    worker.exiting = True
+                if task is not None:
+                    fid = task.spec.function_id
+                    ema = self._exec_ema.get(fid)
+                    self._exec_ema[fid] = (result.exec_seconds if ema is None
+                                           else 0.8 * ema + 0.2 * result.exec_seconds)
+                if task is not None and self._should_retry(task, result):
+                    task.retries_left -= 1
+                    self.core.task_events.retrying(task.spec)
+                    task.state = "queued"
+                    self._queues[task.key].append(task)
+                    continue
+                if task is not None:
+                    task.state = "done"
+                    self._tasks.pop(result.task_id, None)
+                if result.generator_done:
+                    self._end_generator(result)
+                done.append((task, result))
             if worker.exiting and not worker.in_flight:
                 self._release_worker(worker, kill=True)
-            else:
-                self._dispatch(worker.key)
-        if task is not None:
-            self.core.recovery.on_finished(task)
-        self._deliver_returns(task, result,
-                              lambda batch: None if worker.dead else worker.send(batch))
+            # Retried tasks and those still queued go to the other workers.
+            self._dispatch(worker.key)
+
+        def send(batch: pb.TaskBatch) -> None:
+            if not worker.dead:
+                worker.send(batch)
+
+        for task, result in done:
+            if task is not None:
+                self.core.recovery.on_finished(task)
+            self._deliver_returns(task, result, send)
 
     def _deliver_returns(self, task: PendingTask | None, result: pb.TaskResult,
                          send: Callable[[pb.TaskBatch], None]) -> None:
@@ -618,7 +426,8 @@ class TaskSubmitter:
             send(pb.TaskBatch(release_pins=pins))
         if task is not None:
             core.task_events.finished(result.task_id, task.spec.attempt_number, result.returns)
-            core._run_rc(lambda: core.refs.remove_submitted(task.arg_ids))
+            if task.arg_ids:
+                core._run_rc(lambda: core.refs.remove_submitted(task.arg_ids))
 
     def _store_return(self, ret: pb.ReturnObject) -> None:
         core = self.core
@@ -758,31 +567,6 @@ class TaskSubmitter:
                 task_id=task_id, force=force, recursive=recursive)]))
 
     # ------------------------------------------------------------ timers
-    def _schedule(self, delay: float, fn: Any) -> None:
-        with self._timer_cond:
-            heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_seq), fn))
-            self._timer_cond.notify()
-
-    def _timer_loop(self) -> None:
-        while True:
-            with self._timer_cond:
-                while not self._timers:
-                    self._timer_cond.wait()
-                    if self._stopped:
-                        return
-                when, _, fn = self._timers[0]
-                delay = when - time.monotonic()
-                if delay > 0:
-                    self._timer_cond.wait(delay)
-                    continue
-                heapq.heappop(self._timers)
-            if self._stopped:
-                return
-            try:
-                fn()
-            except Exception:  # noqa: BLE001
-                logger.exception("ember timer callback failed")
-
     def stop(self) -> None:
         with self._lock:
             self._stopped = True
@@ -790,8 +574,7 @@ class TaskSubmitter:
             for w in workers:
                 w.dead = True
                 w.close()
-        with self._timer_cond:
-            self._timer_cond.notify_all()
+        self._timers.stop()
 
 
 def _inline_limit() -> int:
