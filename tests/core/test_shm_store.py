@@ -166,10 +166,10 @@ def test_crashed_writer_leaves_only_temp_file_which_cleanup_removes(store):
 
 
 def test_failed_write_removes_temp_file(store, monkeypatch):
-    def boom(obj, dest):
+    def boom(obj, fd):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(shm_mod.serialization, "write_to", boom)
+    monkeypatch.setattr(shm_mod.serialization, "write_to_file", boom)
     with pytest.raises(RuntimeError, match="disk on fire"):
         store.create_and_write("ab99", serialize(np.arange(10)))
     assert _files(store) == []

@@ -7,7 +7,8 @@ in its shared-memory store, and tells the object's owner about the new copy so
 that later readers can pull from here and the owner frees it with the rest.
 
 * Bounded memory: chunks are CHUNK_BYTES; gRPC flow control keeps only a few
-  in flight per stream, and they are written into the mapped file as they come.
+  in flight per stream, and they are written into the new file as they come
+  (os.pwrite: no GIL held while copying, no page faults in a fresh mapping).
 * Lean: past the first chunk (a ReadObject message, which carries the size),
   ranges come over RAW_READ_METHOD as bare bytes, without protobuf framing.
 * Parallel: objects over PARALLEL_MIN_BYTES are read as PARALLEL_STREAMS
@@ -23,6 +24,7 @@ that later readers can pull from here and the owner frees it with the rest.
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -192,11 +194,11 @@ class ObjectTransfer:
             for start in range(len(head.data), total, step):
                 ranges.append((start, min(step, total - start)))
 
-        def fill(mv: memoryview) -> None:
-            mv[0:len(head.data)] = head.data
-            futures = [self._pool.submit(self._copy_range, stub, object_id, start, length, mv)
+        def write(fd: int) -> None:
+            _pwrite_all(fd, head.data, 0)
+            futures = [self._pool.submit(self._copy_range, stub, object_id, start, length, fd)
                        for start, length in ranges]
-            # Every range must be finished before mv is released, even when one failed.
+            # Every range must be finished before fd is closed, even when one failed.
             concurrent.futures.wait(futures)
             for fut in futures:
                 fut.result()
@@ -204,7 +206,7 @@ class ObjectTransfer:
         if self._space is not None:
             self._space.create(object_id, total, "")
         try:
-            self.store.create_with(object_id.hex(), total, fill)
+            self.store.create_with_file(object_id.hex(), total, write)
         except BaseException:
             if self._space is not None:
                 self._space.abort(object_id)
@@ -212,7 +214,7 @@ class ObjectTransfer:
         return total
 
     @staticmethod
-    def _copy_range(stub: Any, object_id: bytes, start: int, length: int, mv: memoryview) -> None:
+    def _copy_range(stub: Any, object_id: bytes, start: int, length: int, fd: int) -> None:
         read = stub.channel.unary_stream(
             RAW_READ_METHOD, request_serializer=pb.ReadRequest.SerializeToString,
             response_deserializer=None)
@@ -220,11 +222,22 @@ class ObjectTransfer:
                     metadata=stub._md, timeout=600)
         got = 0
         for chunk in call:
-            n = len(chunk)
-            mv[start + got:start + got + n] = chunk
-            got += n
+            # pwrite copies without the GIL (ranges land in parallel) and into
+            # the file's pages directly (no faulting in of a fresh mapping).
+            _pwrite_all(fd, chunk, start + got)
+            got += len(chunk)
         if got != length:
             raise RuntimeError(f"short read: {got} of {length} bytes at offset {start}")
 
     def stop(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    done = 0
+    while done < len(view):
+        wrote = os.pwrite(fd, view[done:], offset + done)
+        if wrote <= 0:
+            raise OSError(f"could not write the object copy (wrote {wrote} bytes)")
+        done += wrote

@@ -94,10 +94,8 @@ class ShmStore:
         >>> store.create_and_write("01", serialization.serialize("x")) > 0
         True
         """
-        def fill(mv: memoryview) -> None:
-            serialization.write_to(obj, mv)
-
-        return self._create(object_id_hex, obj.total_size, fill)
+        return self._create(object_id_hex, obj.total_size, None,
+                            lambda fd: serialization.write_to_file(obj, fd))
 
     def put_bytes(self, object_id_hex: str, data: bytes | bytearray | memoryview) -> int:
         """Store an already laid-out object (e.g. ``serialization.to_bytes``).
@@ -121,7 +119,15 @@ class ShmStore:
         """Create an object of ``size`` bytes that ``fill`` writes in place, then seal it."""
         return self._create(object_id_hex, size, fill)
 
-    def _create(self, object_id_hex: str, size: int, fill: Callable[[memoryview], None]) -> int:
+    def create_with_file(self, object_id_hex: str, size: int,
+                         write: Callable[[int], None]) -> int:
+        """Create an object of ``size`` bytes that ``write(fd)`` fills with positioned
+        writes (os.pwrite; threads may write ranges at once), then seal it."""
+        return self._create(object_id_hex, size, None, write)
+
+    def _create(self, object_id_hex: str, size: int, fill: Callable[[memoryview], None] | None,
+                write: Callable[[int], None] | None = None) -> int:
+        """Write a new object through a mapping (``fill``) or the file (``write(fd)``)."""
         final = self._path(object_id_hex)
         existing = self._file_size(final)
         if existing is not None:
@@ -133,7 +139,10 @@ class ShmStore:
         try:
             try:
                 os.ftruncate(fd, size)
-                if size:
+                if write is not None:
+                    write(fd)
+                elif size:
+                    assert fill is not None
                     with mmap.mmap(fd, size) as mm:
                         mv = memoryview(mm)
                         try:
