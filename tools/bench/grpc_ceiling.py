@@ -63,8 +63,11 @@ def _serve(grpc_port: int, sock_port: int) -> None:
         out: queue.SimpleQueue = queue.SimpleQueue()
 
         def reader():
-            for req in it:
-                work.put(req)
+            try:
+                for req in it:
+                    work.put(req)
+            except grpc.RpcError:
+                pass            # the client cancelled the stream: end of the row
             work.put(None)
 
         def main():

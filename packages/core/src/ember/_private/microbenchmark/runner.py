@@ -76,6 +76,8 @@ def run_framework(python: str, module: str, keys: list[str], settings: Settings,
     -> {"python", "version", "results": {key: {"mean", "std", "runs", ...} or
     {"error": why}}}.
     """
+    if os.sep in python:
+        python = os.path.abspath(python)    # the probe runs in a directory of its own
     out: dict = {"python": python, "module": module, "results": {}}
     phases: dict[str, list[str]] = {}
     for key in keys:
