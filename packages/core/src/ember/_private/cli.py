@@ -504,7 +504,7 @@ _STANDARD = ("CPU", "GPU", "memory", "object_store_memory")
 def render_status(address: str, nodes: list, statuses: dict[str, Any],
                   head_id: str | None = None) -> str:
     """The text of `ember status` (a pure function of the node table and node statuses)."""
-    from tabulate import tabulate  # type: ignore[import-untyped]
+    from tabulate import tabulate
     rows = []
     totals: dict[str, float] = {}
     avail: dict[str, float] = {}

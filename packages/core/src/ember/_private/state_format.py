@@ -9,7 +9,7 @@ import datetime
 import json
 from typing import Any, Sequence
 
-from tabulate import tabulate  # type: ignore[import-untyped]
+from tabulate import tabulate
 
 UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
 

@@ -87,7 +87,7 @@ def run(*, filename: str | None, node_id: str | None, actor_id: str | None,
 
 
 def _list_files(client: Any, nodes: list, call: Callable) -> None:
-    from tabulate import tabulate  # type: ignore[import-untyped]
+    from tabulate import tabulate
 
     from .protos import ember_pb2 as pb
     rows = []

@@ -108,6 +108,17 @@ class LeaseMixin:
     _workers: Any
     _lease_requests: Any
     _stopped: bool
+    # Set up by TaskSubmitter.__init__; declared so the mixin type-checks alone.
+    core: Any
+    _lease_seq: Any
+    _key_resources: dict[tuple, dict]
+    _key_names: dict[tuple, str]
+    _key_hints: dict[tuple, Any]
+    _lease_futures: set
+    _warned_infeasible: set[tuple]
+    _schedule: Any
+    _dispatch: Any
+    _finish_with_exception: Any
 
     def _request_lease(self, key: tuple, nm_address: str = "", spilled: bool = False,
                        request_id: str = "", attempt: int = 0) -> None:

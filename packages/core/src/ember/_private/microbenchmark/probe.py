@@ -355,7 +355,7 @@ def run_rows(t0: float) -> None:
 
 # ---------------------------------------------------------------- startup phase
 def _descendants(pid: int) -> list:
-    out = []
+    out: list[int] = []
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:

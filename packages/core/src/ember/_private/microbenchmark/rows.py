@@ -102,5 +102,4 @@ def select(spec: str | None, default: list[str]) -> list[str]:
         else:
             raise ValueError(f"unknown row {item!r}: pick from all, micro, extras, "
                              + ", ".join(_BY_KEY) + " (or a full row name)")
-    seen: set[str] = set()
-    return [k for k in keys if not (k in seen or seen.add(k))]
+    return list(dict.fromkeys(keys))  # first occurrence of each, in order
