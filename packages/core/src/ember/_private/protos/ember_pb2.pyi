@@ -126,7 +126,7 @@ class JobReply(_message.Message):
     def __init__(self, job_id: _Optional[int] = ...) -> None: ...
 
 class ActorSpec(_message.Message):
-    __slots__ = ("actor_id", "class_name", "name", "namespace", "detached", "owner", "max_restarts", "resources", "placement_resources", "creation", "max_concurrency", "concurrency_groups", "is_async", "runtime_env_hash", "get_if_exists", "handle_meta", "hints")
+    __slots__ = ("actor_id", "class_name", "name", "namespace", "detached", "owner", "max_restarts", "resources", "placement_resources", "creation", "max_concurrency", "concurrency_groups", "is_async", "runtime_env_hash", "get_if_exists", "handle_meta", "hints", "runtime_env")
     class ResourcesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -165,6 +165,7 @@ class ActorSpec(_message.Message):
     GET_IF_EXISTS_FIELD_NUMBER: _ClassVar[int]
     HANDLE_META_FIELD_NUMBER: _ClassVar[int]
     HINTS_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_FIELD_NUMBER: _ClassVar[int]
     actor_id: bytes
     class_name: str
     name: str
@@ -182,7 +183,8 @@ class ActorSpec(_message.Message):
     get_if_exists: bool
     handle_meta: bytes
     hints: SchedulingHints
-    def __init__(self, actor_id: _Optional[bytes] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., detached: _Optional[bool] = ..., owner: _Optional[_Union[Address, _Mapping]] = ..., max_restarts: _Optional[int] = ..., resources: _Optional[_Mapping[str, float]] = ..., placement_resources: _Optional[_Mapping[str, float]] = ..., creation: _Optional[_Union[TaskSpec, _Mapping]] = ..., max_concurrency: _Optional[int] = ..., concurrency_groups: _Optional[_Mapping[str, int]] = ..., is_async: _Optional[bool] = ..., runtime_env_hash: _Optional[str] = ..., get_if_exists: _Optional[bool] = ..., handle_meta: _Optional[bytes] = ..., hints: _Optional[_Union[SchedulingHints, _Mapping]] = ...) -> None: ...
+    runtime_env: bytes
+    def __init__(self, actor_id: _Optional[bytes] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., detached: _Optional[bool] = ..., owner: _Optional[_Union[Address, _Mapping]] = ..., max_restarts: _Optional[int] = ..., resources: _Optional[_Mapping[str, float]] = ..., placement_resources: _Optional[_Mapping[str, float]] = ..., creation: _Optional[_Union[TaskSpec, _Mapping]] = ..., max_concurrency: _Optional[int] = ..., concurrency_groups: _Optional[_Mapping[str, int]] = ..., is_async: _Optional[bool] = ..., runtime_env_hash: _Optional[str] = ..., get_if_exists: _Optional[bool] = ..., handle_meta: _Optional[bytes] = ..., hints: _Optional[_Union[SchedulingHints, _Mapping]] = ..., runtime_env: _Optional[bytes] = ...) -> None: ...
 
 class ActorInfo(_message.Message):
     __slots__ = ("actor_id", "state", "address", "name", "namespace", "death_cause", "creation_error", "num_restarts", "handle_meta", "version", "class_name", "detached", "owner_worker_id", "node_id", "pid", "resources", "found", "job_id", "placement_group_id")
@@ -485,7 +487,7 @@ class WorkerFailureReply(_message.Message):
     def __init__(self, oom: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
 
 class LeaseReply(_message.Message):
-    __slots__ = ("granted", "lease_id", "worker", "gpu_ids", "resources", "error", "spillback", "fatal")
+    __slots__ = ("granted", "lease_id", "worker", "gpu_ids", "resources", "error", "spillback", "fatal", "runtime_env_failed")
     class ResourcesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -501,6 +503,7 @@ class LeaseReply(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     SPILLBACK_FIELD_NUMBER: _ClassVar[int]
     FATAL_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_FAILED_FIELD_NUMBER: _ClassVar[int]
     granted: bool
     lease_id: bytes
     worker: Address
@@ -509,7 +512,8 @@ class LeaseReply(_message.Message):
     error: str
     spillback: Address
     fatal: bool
-    def __init__(self, granted: _Optional[bool] = ..., lease_id: _Optional[bytes] = ..., worker: _Optional[_Union[Address, _Mapping]] = ..., gpu_ids: _Optional[_Iterable[str]] = ..., resources: _Optional[_Mapping[str, float]] = ..., error: _Optional[str] = ..., spillback: _Optional[_Union[Address, _Mapping]] = ..., fatal: _Optional[bool] = ...) -> None: ...
+    runtime_env_failed: bool
+    def __init__(self, granted: _Optional[bool] = ..., lease_id: _Optional[bytes] = ..., worker: _Optional[_Union[Address, _Mapping]] = ..., gpu_ids: _Optional[_Iterable[str]] = ..., resources: _Optional[_Mapping[str, float]] = ..., error: _Optional[str] = ..., spillback: _Optional[_Union[Address, _Mapping]] = ..., fatal: _Optional[bool] = ..., runtime_env_failed: _Optional[bool] = ...) -> None: ...
 
 class ReturnLease(_message.Message):
     __slots__ = ("lease_id", "kill_worker")
