@@ -67,6 +67,10 @@ class LogService(pbg.LogServiceServicer):
         known = {f.name for f in self._files()}
         if request.name in known:
             return os.path.join(self.log_dir, request.name)
+        # A submitted job's output (job_supervisor.py writes it on this node).
+        from .job_state import is_job_log
+        if is_job_log(request.name) and os.path.exists(os.path.join(self.log_dir, request.name)):
+            return os.path.join(self.log_dir, request.name)
         return None
 
     def GetLog(self, request: pb.LogRequest, context: Any) -> Iterator[pb.LogChunk]:
@@ -87,6 +91,8 @@ class LogService(pbg.LogServiceServicer):
                 if data:
                     yield pb.LogChunk(data=data)
                 f.seek(0, os.SEEK_END)
+            elif request.offset > 0:
+                f.seek(request.offset)
             while True:
                 data = f.read(CHUNK_BYTES)
                 if data:

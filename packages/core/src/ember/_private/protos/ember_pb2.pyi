@@ -1091,18 +1091,20 @@ class LogFileList(_message.Message):
     def __init__(self, files: _Optional[_Iterable[_Union[LogFile, _Mapping]]] = ..., node_id: _Optional[str] = ...) -> None: ...
 
 class LogRequest(_message.Message):
-    __slots__ = ("name", "pid", "is_err", "tail", "follow")
+    __slots__ = ("name", "pid", "is_err", "tail", "follow", "offset")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     IS_ERR_FIELD_NUMBER: _ClassVar[int]
     TAIL_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
     name: str
     pid: int
     is_err: bool
     tail: int
     follow: bool
-    def __init__(self, name: _Optional[str] = ..., pid: _Optional[int] = ..., is_err: _Optional[bool] = ..., tail: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+    offset: int
+    def __init__(self, name: _Optional[str] = ..., pid: _Optional[int] = ..., is_err: _Optional[bool] = ..., tail: _Optional[int] = ..., follow: _Optional[bool] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class LogChunk(_message.Message):
     __slots__ = ("data", "error")
