@@ -159,6 +159,7 @@ class ActorManager:
             request = pb.LeaseRequest(
                 resources=spec.resources, placement_resources=spec.placement_resources,
                 owner_worker_id=spec.owner.worker_id, runtime_env_hash=spec.runtime_env_hash,
+                runtime_env=spec.runtime_env,
                 name=f"actor {spec.class_name}", for_actor=True, hints=spec.hints,
                 # One id per placement attempt: a resend after a lost reply gets
                 # the lease already granted instead of leaking it.
@@ -179,8 +180,12 @@ class ActorManager:
                 continue
             if not reply.granted:
                 if reply.fatal:
+                    cause = (f"its runtime_env could not be set up "
+                             f"(RuntimeEnvSetupError): {reply.error}"
+                             if reply.runtime_env_failed else
+                             f"it cannot be placed: {reply.error}")
                     self._event(lambda: self.directory.creation_failed(
-                        actor_id, attempt, b"", f"it cannot be placed: {reply.error}"))
+                        actor_id, attempt, _runtime_env_error(reply), cause))
                     return
                 if reply.error:
                     time.sleep(RETRY_PLACEMENT_SECONDS)
@@ -283,6 +288,17 @@ class ActorManager:
             node_id=record.node_id, pid=record.pid, resources=spec.resources, found=True,
             job_id=spec.creation.job_id,
             placement_group_id=spec.creation.placement_group_id)
+
+
+def _runtime_env_error(reply: pb.LeaseReply) -> bytes:
+    """The RuntimeEnvSetupError an actor whose env failed dies of, serialized as a
+    constructor error is, so its callers get the installer's message (b"": not one)."""
+    if not reply.runtime_env_failed:
+        return b""
+    from . import serialization
+    from ..exceptions import RuntimeEnvSetupError
+    err = RuntimeEnvSetupError(f"the actor's runtime_env could not be set up: {reply.error}")
+    return serialization.to_bytes(serialization.serialize(err))
 
 
 __all__ = ["ActorManager", "ALIVE", "DEAD"]

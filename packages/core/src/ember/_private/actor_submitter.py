@@ -343,10 +343,12 @@ class ActorSubmitter:
 
     def _bury(self, actor: _Actor, cause: str, creation_error: bytes = b"") -> None:
         """The actor is dead: fail everything pending and every later call. Lock held."""
-        from ..exceptions import ActorDiedError
+        from ..exceptions import ActorDiedError, RuntimeEnvSetupError
         if actor.dead_error is None:
             cause_error = _load_error(creation_error) if creation_error else None
-            err = ActorDiedError(actor.actor_id.hex(), cause, cause_error)
+            err: Exception = ActorDiedError(actor.actor_id.hex(), cause, cause_error)
+            if isinstance(cause_error, RuntimeEnvSetupError):
+                err = cause_error       # as Ray: its calls raise the setup error itself
             actor.dead_error = serialization.to_bytes(serialization.serialize(err))
         actor.state = DEAD
         self._release_creation_args(actor)

@@ -57,9 +57,13 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
             raise RuntimeError("ember.init() was already called: call ember.shutdown() first, "
                                "or pass ignore_reinit_error=True")
         logging.getLogger("ember").setLevel(logging_level)
-        from .options import validate_options
+        from .options import merge_runtime_env, validate_options
+        from .runtime_env.driver import job_env_from_environment, upload_job_env
+        # A job's entrypoint inherits the job's runtime_env (EMBER_JOB_RUNTIME_ENV);
+        # one passed here is merged over it, as Ray merges them.
+        runtime_env = merge_runtime_env(job_env_from_environment(), runtime_env)
         if runtime_env is not None:
-            validate_options({"runtime_env": runtime_env})
+            runtime_env = validate_options({"runtime_env": runtime_env})["runtime_env"]
         address = _resolve_address(address)
         if address is None:
             info = _start_local(num_cpus, num_gpus, resources, object_store_memory,
@@ -74,6 +78,12 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
                                  "cluster; they cannot be set when connecting to address="
                                  f"{address!r} (set them on `ember start` instead)")
             core = _connect_existing(address, namespace, runtime_env)
+        try:
+            # working_dir/py_modules are packed and uploaded once, here.
+            core.runtime_env = upload_job_env(core.gcs, core.runtime_env)
+        except BaseException:
+            shutdown()
+            raise
         if log_to_driver:
             _start_log_printer(core)
         atexit.register(shutdown)

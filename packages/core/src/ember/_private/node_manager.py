@@ -32,6 +32,8 @@ from .pg_policy import bundle_resource_names
 from .protos import ember_pb2 as pb
 from .protos import ember_pb2_grpc as pbg
 from .resources import NodeResources
+from .runtime_env.driver import WORKER_RUNTIME_ENV_ENV, kv_getter
+from .runtime_env.node_envs import NodeRuntimeEnvs
 from .scheduler import Grant, Infeasible, KillWorker, LeaseScheduler, StartWorker
 from .shm_store import ShmStore
 from .object_spiller import spill_dir
@@ -96,6 +98,7 @@ class NodeManager(pbg.NodeManagerServicer):
         self._request_ids = iter(range(1, 1 << 62))
         self._procs: dict[int, _WorkerProc] = {}          # pid -> process
         self._by_worker: dict[str, _WorkerProc] = {}
+        self._env_bytes: dict[str, bytes] = {}             # runtime_env hash -> its JSON
         self._stopping = threading.Event()
         self._log_dir = os.path.join(session_dir, "logs")
         self.logs = LogMonitor(self._log_dir, RotationConfig.from_env().session_max_bytes)
@@ -121,6 +124,10 @@ class NodeManager(pbg.NodeManagerServicer):
         self._oom_kills: dict[str, str] = {}    # worker id -> why the memory monitor killed it
         self.memory_monitor = MemoryMonitor(MemoryConfig.from_env(), f"{ip} ({node_id[:12]})",
                                             self._oom_candidates, self._oom_kill)
+        # runtime_env setup per env hash, in threads off the lease path (runtime_env/).
+        self.runtime_envs = NodeRuntimeEnvs(
+            session_dir, lambda uri: kv_getter(self._gcs)(uri),
+            in_use=lambda: [wp.env_hash for wp in list(self._procs.values()) if wp.env_hash])
 
     # ------------------------------------------------------------ lifecycle
     def start_background(self) -> None:
@@ -168,6 +175,15 @@ class NodeManager(pbg.NodeManagerServicer):
     # ------------------------------------------------------------ worker processes
     def _start_worker(self, env_hash: str) -> None:
         env = dict(os.environ)
+        python, cwd = sys.executable, None
+        if env_hash:
+            prepared = self.runtime_envs.prepared(env_hash)
+            if prepared is None:    # evicted since its lease was queued: set up again
+                self._apply(self.scheduler.worker_start_failed(env_hash))
+                return
+            env = prepared.process_env(env)
+            env[WORKER_RUNTIME_ENV_ENV] = self._env_bytes.get(env_hash, b"").decode()
+            python, cwd = prepared.python, prepared.cwd
         env[rpc.TOKEN_ENV] = self.token
         env["EMBER_NODE_MANAGER_ADDRESS"] = f"{self.ip}:{self.port}"
         env["EMBER_SESSION_DIR"] = self.session_dir
@@ -184,7 +200,7 @@ class NodeManager(pbg.NodeManagerServicer):
         err = open(os.path.join(self._log_dir, f"worker-{stamp}.err"), "ab")
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "ember._private.worker_main"],
+                [python, "-m", "ember._private.worker_main"], cwd=cwd,
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
                 pass_fds=(self._worker_watch_fd,), start_new_session=True,
             )
@@ -423,6 +439,11 @@ class NodeManager(pbg.NodeManagerServicer):
             wanted = request.hints.affinity_node_id
             refuse = refuse or bool(wanted and wanted not in self._view)
             stale = refuse or (decision.kind == "local" and not self._fits_now(request))
+        if request.runtime_env_hash and not refuse and decision.kind != "spill":
+            # Queue here only once its runtime_env is ready on this node.
+            not_ready = self._runtime_env_gate(request)
+            if not_ready is not None:
+                return not_ready
         if refuse or (stale and time.monotonic() - self._view_time > VIEW_FRESH_SECONDS):
             # About to refuse it, call it infeasible, or queue it here behind busy workers:
             # the view may predate a node joining, a bundle being committed or
@@ -471,6 +492,20 @@ class NodeManager(pbg.NodeManagerServicer):
                 self._pending.pop(request_id, None)
                 self.scheduler.cancel_request(request_id)
         return pending.reply
+
+    def _runtime_env_gate(self, request: pb.LeaseRequest) -> pb.LeaseReply | None:
+        """None when the request's runtime_env is set up here; else the reply: "not
+        yet" (the owner asks again; setup goes on in a thread) or its failure."""
+        env_hash = request.runtime_env_hash
+        self._env_bytes.setdefault(env_hash, request.runtime_env)
+        status, detail = self.runtime_envs.ensure(env_hash, request.runtime_env,
+                                                  LEASE_POLL_SECONDS)
+        if status == "ready":
+            return None
+        if status == "pending":
+            return pb.LeaseReply(granted=False)
+        return pb.LeaseReply(granted=False, error=str(detail), fatal=True,
+                             runtime_env_failed=True)
 
     def _retried_lease(self, request: pb.LeaseRequest) -> pb.LeaseReply | None:
         """A request id seen before is a retry whose reply was lost (lock held): answer

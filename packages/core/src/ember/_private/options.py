@@ -202,7 +202,9 @@ def _runtime_env(name: str, value: object, ctx: _Ctx) -> dict:
     normalized = dict(value)
     if "env_vars" in normalized and normalized["env_vars"] is not None:
         normalized["env_vars"] = _env_vars(normalized["env_vars"], ctx)
-    return normalized
+    # working_dir, py_modules, excludes, pip, config (runtime_env/spec.py).
+    from .runtime_env.spec import validate as validate_runtime_env
+    return validate_runtime_env(normalized, ctx.target)
 
 
 def _env_vars(env_vars: object, ctx: _Ctx) -> dict[str, str]:

@@ -47,6 +47,9 @@ class RemoteFunction(Generic[R]):
             retry_exceptions=opts.get("retry_exceptions", False),
             max_calls=opts.get("max_calls", 0) or 0)
         self._env_vars = dict((opts.get("runtime_env") or {}).get("env_vars", {}))
+        # (id of the core it was resolved under, env hash, lease bytes): the
+        # runtime_env's packages are uploaded on first submission, not per call.
+        self._renv: tuple[int, str, bytes] | None = None
         # Built on first .remote() (it needs the protobuf module); a flag, not a
         # sentinel object, because pickling this function would copy the sentinel.
         self._hints: Any = None
@@ -84,6 +87,10 @@ class RemoteFunction(Generic[R]):
             self._hints = hints_from_options(self._options)
             self._placement = placement_from_options(self._options)
             self._hints_ready = True
+        renv = self._renv
+        if renv is None or renv[0] != id(core):
+            from .runtime_env.driver import resolve
+            renv = self._renv = (id(core), *resolve(core, self._options.get("runtime_env")))
         submit_kwargs = self._submit_kwargs
         placement = self._placement
         if placement is None and "scheduling_strategy" not in self._options:
@@ -97,7 +104,9 @@ class RemoteFunction(Generic[R]):
                                  resources=in_placement_group(submit_kwargs["resources"],
                                                               placement))
         refs = core.submitter.submit(function_id=function_id, args=args, kwargs=kwargs,
-                                     env_vars=env_vars, hints=self._hints, **submit_kwargs)
+                                     env_vars=env_vars, hints=self._hints,
+                                     runtime_env_hash=renv[1], runtime_env=renv[2],
+                                     **submit_kwargs)
         num_returns = self._num_returns
         if num_returns == -1:
             return refs

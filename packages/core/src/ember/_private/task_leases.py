@@ -114,6 +114,7 @@ class LeaseMixin:
     _key_resources: dict[tuple, dict]
     _key_names: dict[tuple, str]
     _key_hints: dict[tuple, Any]
+    _key_runtime_env: dict[tuple, bytes]
     _lease_futures: set
     _warned_infeasible: set[tuple]
     _schedule: Any
@@ -133,7 +134,8 @@ class LeaseMixin:
                                   owner_worker_id=core.worker_id, runtime_env_hash=key[1],
                                   spilled=spilled, name=self._key_names.get(key, ""),
                                   owner_node_id=core.node_id, request_id=request_id,
-                                  no_retries=len(key) > 3 and bool(key[3]))
+                                  no_retries=len(key) > 3 and bool(key[3]),
+                                  runtime_env=self._key_runtime_env.get(key, b""))
         hints = self._key_hints.get(key)
         if hints is not None:
             request.hints.CopyFrom(hints)
@@ -188,7 +190,7 @@ class LeaseMixin:
                     return
                 self._workers[key].append(worker)
             elif reply.error and reply.fatal:
-                self._unschedulable(key, reply.error)
+                self._unschedulable(key, reply.error, reply.runtime_env_failed)
                 return
             elif reply.error:
                 if key not in self._warned_infeasible:
@@ -216,14 +218,19 @@ class LeaseMixin:
             else:
                 self._lease_requests[key] -= 1
 
-    def _unschedulable(self, key: tuple, message: str) -> None:
-        """No node can ever run these tasks (e.g. hard affinity to a dead node)."""
-        from ..exceptions import TaskUnschedulableError
+    def _unschedulable(self, key: tuple, message: str, runtime_env: bool = False) -> None:
+        """No node can ever run these tasks (e.g. hard affinity to a dead node), or
+        their runtime_env failed to set up (a later submission tries again)."""
+        from ..exceptions import RuntimeEnvSetupError, TaskUnschedulableError
         tasks = list(self._queues[key])
         self._queues[key].clear()
         for task in tasks:
-            self._finish_with_exception(task, TaskUnschedulableError(
-                f"{task.spec.name} cannot be scheduled: {message}"))
+            if runtime_env:
+                self._finish_with_exception(task, RuntimeEnvSetupError(
+                    f"{task.spec.name}: its runtime_env could not be set up: {message}"))
+            else:
+                self._finish_with_exception(task, TaskUnschedulableError(
+                    f"{task.spec.name} cannot be scheduled: {message}"))
 
     def _lease_failed(self, key: tuple, error: Exception, counted: bool = False) -> None:
         from ..exceptions import EmberError

@@ -83,6 +83,7 @@ class TaskSubmitter(LeaseMixin):
         self._lease_requests: dict[tuple, int] = collections.defaultdict(int)
         self._key_resources: dict[tuple, dict] = {}
         self._key_hints: dict[tuple, pb.SchedulingHints] = {}
+        self._key_runtime_env: dict[tuple, bytes] = {}    # key -> runtime_env lease bytes
         self._key_names: dict[tuple, str] = {}    # a task name per key, for messages
         self._exec_ema: dict[bytes, float] = {}   # function id -> mean run time
         self._warned_infeasible: set[tuple] = set()
@@ -99,7 +100,7 @@ class TaskSubmitter(LeaseMixin):
                num_returns: int, resources: dict[str, float], max_retries: int,
                retry_exceptions: Any, max_calls: int, env_vars: dict[str, str],
                runtime_env_hash: str = "", hints: pb.SchedulingHints | None = None,
-               placement: tuple[bytes, int, bool] | None = None
+               placement: tuple[bytes, int, bool] | None = None, runtime_env: bytes = b""
                ) -> list[ObjectRef] | ObjectRefGenerator:
         spec = pb.TaskSpec(function_id=function_id, name=name, num_returns=num_returns,
                            max_calls=max_calls, env_vars=env_vars, resources=resources)
@@ -113,6 +114,9 @@ class TaskSubmitter(LeaseMixin):
         if hints is not None and key not in self._key_hints:
             with self._lock:
                 self._key_hints[key] = hints
+        if runtime_env_hash and key not in self._key_runtime_env:
+            with self._lock:
+                self._key_runtime_env[key] = runtime_env
         task, deps, refs = self.prepare(spec, args, kwargs, key, max_retries, retry_exceptions)
         self.start(task, deps)
         return refs

@@ -6,6 +6,7 @@ thread until the node manager goes away or tells it to exit.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -30,7 +31,9 @@ def main() -> None:
         is_driver=False, token=token, node_id=os.environ["EMBER_NODE_ID"],
         gcs_address=os.environ["EMBER_GCS_ADDRESS"], node_manager_address=nm_address,
         shm_dir=os.environ["EMBER_SHM_DIR"], shm_prefix=os.environ["EMBER_SHM_PREFIX"],
-        job_id=0, worker_id=worker_id, bind_ip=os.environ.get("EMBER_NODE_IP", "127.0.0.1"))
+        job_id=0, worker_id=worker_id, bind_ip=os.environ.get("EMBER_NODE_IP", "127.0.0.1"),
+        # Started for a runtime_env: the tasks it submits inherit it (as in Ray).
+        runtime_env=json.loads(os.environ.get("EMBER_RUNTIME_ENV") or "{}"))
     executor = TaskExecutor(core)
     core.executor = executor
     core.start()

@@ -1,0 +1,12 @@
+"""runtime_env beyond env_vars: code and packages shipped to every node (issue #8).
+
+- ``packaging``: the driver/job-client side. Local ``working_dir`` and
+  ``py_modules`` are packed into deterministic zips named by content hash and
+  uploaded once to the control service's KV.
+- ``validation``: field checks with messages that name the fix, and the key
+  that pools workers (``env_key``/``env_hash``).
+- ``pip_env``: cached virtualenvs per requirement set.
+- ``setup``: ``prepare()``, the node side: fetch + unpack + install, cached.
+- ``cache``: LRU-by-size eviction of unpacked packages and venvs.
+- ``node_envs``: the node manager's per-env state (setup off the lease path).
+"""
