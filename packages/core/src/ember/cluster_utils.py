@@ -39,8 +39,10 @@ _DEFAULT_NODE_ARGS: dict[str, Any] = {
 }
 _NODE_ARGS = {"num_cpus", "num_gpus", "resources", "labels", "object_store_memory", "memory",
               "node_ip_address", "node_manager_port", "port"}
-# Head only, as in Ray; the dashboard is off unless asked for (include_dashboard=True).
-_HEAD_ARGS = {"port", "include_dashboard", "dashboard_host", "dashboard_port"}
+# Head only, as in Ray; the dashboard is off unless asked for (include_dashboard=True),
+# and so is the job server (include_job_server=True; its URL: head_node.job_server_url).
+_HEAD_ARGS = {"port", "include_dashboard", "dashboard_host", "dashboard_port",
+              "include_job_server", "job_server_port"}
 _NODE_ARGS |= _HEAD_ARGS
 
 
@@ -115,7 +117,8 @@ class Cluster:
                 (``{"key": "value"}``), ``object_store_memory`` (bytes, default
                 150 MiB), ``memory``, ``node_ip_address`` (default 127.0.0.1),
                 ``node_manager_port``; for the head also ``port`` (control service)
-                and ``include_dashboard``, ``dashboard_host``, ``dashboard_port``.
+                and ``include_dashboard``, ``dashboard_host``, ``dashboard_port``,
+                ``include_job_server``, ``job_server_port``.
 
         >>> node = cluster.add_node(num_cpus=2, resources={"accel": 1}, labels={"zone": "a"})
         >>> node.node_id, node.address
@@ -149,7 +152,9 @@ class Cluster:
                                        token=token,
                                        include_dashboard=args.get("include_dashboard", False),
                                        dashboard_host=args.get("dashboard_host"),
-                                       dashboard_port=args.get("dashboard_port"), **common)
+                                       dashboard_port=args.get("dashboard_port"),
+                                       include_job_server=bool(args.get("include_job_server")),
+                                       job_server_port=args.get("job_server_port"), **common)
             self._session_dir, self._token = session_dir, token
             self.head_node = node
         else:

@@ -111,6 +111,9 @@ def cli() -> None:
 @click.option("--dashboard-port", type=click.IntRange(0, 65535), default=None,
               help="Head only: dashboard port (default 8265, or a free one when it is taken; "
                    "0 = any free port).")
+@click.option("--job-server-port", type=click.IntRange(0, 65535), default=None,
+              help="Head only: port of the job server (`ember job`; default 8265, 8266 next "
+                   "to a dashboard, or a free one when it is taken; 0 = any free port).")
 @_node_options
 def start(head: bool, address: str | None, port: int | None, node_ip_address: str | None,
           num_cpus: int | None, num_gpus: int | None, resources: dict | None,
@@ -118,7 +121,7 @@ def start(head: bool, address: str | None, port: int | None, node_ip_address: st
           block: bool, token: str | None, metrics_export_port: int = 0, tls_cert: str | None = None,
           tls_key: str | None = None, tls_ca: str | None = None,
           include_dashboard: bool | None = None, dashboard_host: str = "127.0.0.1",
-          dashboard_port: int | None = None) -> None:
+          dashboard_port: int | None = None, job_server_port: int | None = None) -> None:
     """Start an Ember node on this machine: the head (--head) or one that joins (--address)."""
     from . import node as node_mod
     if head == bool(address):
@@ -154,7 +157,9 @@ def start(head: bool, address: str | None, port: int | None, node_ip_address: st
             started = node_mod.start_head(ip=ip, port=port, token=token,
                                           include_dashboard=include_dashboard,
                                           dashboard_host=dashboard_host,
-                                          dashboard_port=dashboard_port, **common)
+                                          dashboard_port=dashboard_port,
+                                          include_job_server=True,
+                                          job_server_port=job_server_port, **common)
         except (OSError, RuntimeError, TimeoutError, ImportError, ValueError) as e:
             raise click.ClickException(f"the head failed to start: {e}") from None
         node_mod.set_latest(started.session_dir)
@@ -336,6 +341,9 @@ def _print_head(n: Any, dashboard_port: int | None = None) -> None:
         note = dashboard_launch.port_note(dashboard_port, n.dashboard_url)
         if note:
             out.append(f"  Note: {note}")
+    if n.job_server_url:
+        out.append(f"  job server: {n.job_server_url}    (ember job submit --address="
+                   f"{n.job_server_url} -- python script.py)")
     out += [
         "",
         "Next steps",
@@ -566,6 +574,10 @@ _register_state_commands(cli)
 from .microbenchmark.command import register as _register_bench  # noqa: E402
 
 _register_bench(cli)
+# ember job submit/status/logs/stop/list/delete (issue #8).
+from .job_cli import register as _register_job_commands  # noqa: E402
+
+_register_job_commands(cli)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,8 +9,9 @@ through to SQLite, so records survive a control-service restart.
 >>> rec = new_record("ember_submit_x", {"entrypoint": "echo hi"}, now_ms=1)
 >>> advance(rec, "RUNNING", now_ms=2)["status"]
 'RUNNING'
->>> advance(advance(rec, "SUCCEEDED", now_ms=3) or rec, "RUNNING", now_ms=4) is None
-True
+>>> done = advance(advance(rec, "RUNNING", now_ms=2), "SUCCEEDED", now_ms=3)
+>>> done["end_time"], advance(done, "RUNNING", now_ms=4)
+(3, None)
 """
 from __future__ import annotations
 

@@ -85,6 +85,8 @@ class NodeProcesses:
     more_pipes: list[int] = field(default_factory=list)
     # The head's dashboard, ``host:port`` as Ray's dashboard_url (None: not started).
     dashboard_url: str | None = None
+    # The head's job server, ``http(s)://host:port`` (None: not started; job_launch.py).
+    job_server_url: str | None = None
 
     @property
     def address(self) -> str:
@@ -357,9 +359,11 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
                register: bool = False, timeout: float = 30.0,
                metrics_export_port: int = 0, include_dashboard: bool | None = False,
                dashboard_host: str | None = None,
-               dashboard_port: int | None = None) -> NodeProcesses:
+               dashboard_port: int | None = None, include_job_server: bool = False,
+               job_server_port: int | None = None) -> NodeProcesses:
     """Start a head node: the control service and a node manager, side by side
-    (and the dashboard, per ``include_dashboard``: see dashboard/launch.py).
+    (and the dashboard, per ``include_dashboard``: see dashboard/launch.py; and the
+    job server, per ``include_job_server``: see job_launch.py).
 
     ``port`` 0 picks a free port. ``session_dir`` None creates a new session
     (with ``token``, or a new one). ``detached`` processes outlive the caller
@@ -371,6 +375,9 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
     # ValueError now (not in a child's log) if EMBER_TLS_* name unusable files.
     exposed = tls.exposure_warning(ip, tls.load())
     dashboard = dashboard_launch.plan_here(include_dashboard, dashboard_host, dashboard_port)
+    from . import job_launch
+    jobs = job_launch.plan(include_job_server, ip, job_server_port,
+                           dashboard=dashboard is not None, port_free=port_is_free)
     if session_dir is None:
         session_dir, token = new_session(token)
     elif token is None:
@@ -393,7 +400,8 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
             ("node manager", "node_manager", _node_manager_argv(
                 gcs_address, node_id, total, gpu_ids, ip, node_manager_port, labels, shm_dir,
                 shm_prefix, prestart, metrics_export_port)),
-        ] + dashboard_launch.command(dashboard, gcs_address)
+        ] + dashboard_launch.command(dashboard, gcs_address) + job_launch.command(
+            jobs, gcs_address)
         try:
             procs, reported, parent_w = _spawn(
                 commands, session_dir, token, detached, timeout,
@@ -407,12 +415,16 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
                 raise
     if exposed:
         logging.getLogger("ember").warning("Warning: %s", exposed)
+    # The job server started last: set it aside while the dashboard's report is read.
+    job_proc, job_line = (procs.pop(), reported.pop()) if jobs else (None, None)
     dashboard_url = dashboard_launch.settle(dashboard, procs, reported, session_dir, register)
+    job_server_url = job_launch.settle(jobs, job_proc, job_line, procs, session_dir)
     return NodeProcesses(node_id=node_id, ip=ip, port=int(reported[1]),
                          gcs_address=gcs_address, session_dir=session_dir, token=token,
                          shm_dir=shm_dir, shm_prefix=shm_prefix, is_head=True,
                          resources=dict(total), labels=labels, procs=procs,
-                         parent_w=parent_w, dashboard_url=dashboard_url)
+                         parent_w=parent_w, dashboard_url=dashboard_url,
+                         job_server_url=job_server_url)
 
 
 def start_node(*, gcs_address: str, token: str, session_dir: str, total: dict[str, float],
