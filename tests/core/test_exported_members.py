@@ -27,6 +27,8 @@ STATE_COMMON_MODULE = {"ActorState", "TaskState", "NodeState", "ObjectState",
                        "PlacementGroupState", "JobState", "WorkerState", "StateSchema"}
 EXPERIMENTAL_MODULE = {"get_object_locations"}
 ACTOR_MODULE = {"ActorClass", "ActorHandle", "ActorID", "ActorMethod", "exit_actor", "method"}
+# Ray's ray.job_submission.
+JOB_SUBMISSION_MODULE = {"JobDetails", "JobInfo", "JobStatus", "JobSubmissionClient", "JobType"}
 
 
 def test_all_matches_docs():
@@ -75,6 +77,16 @@ def test_metrics_module_matches_docs():
     for name in ember.util.metrics.__all__:
         assert getattr(ember.util.metrics, name).__doc__, name
     assert ember.util.metrics is ember.util.__getattr__("metrics")
+
+
+def test_job_submission_module_matches_docs():
+    code = ("import sys, ember.job_submission as js; print(sorted(js.__all__)); "
+            "assert 'grpc' not in sys.modules, 'the job client loaded gRPC'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == str(sorted(JOB_SUBMISSION_MODULE)), out.stderr
+    import ember.job_submission
+    for name in ember.job_submission.__all__:
+        assert getattr(ember.job_submission, name).__doc__, name
 
 
 def test_exception_names_and_ray_aliases():
