@@ -127,7 +127,8 @@ class NodeManager(pbg.NodeManagerServicer):
         # runtime_env setup per env hash, in threads off the lease path (runtime_env/).
         self.runtime_envs = NodeRuntimeEnvs(
             session_dir, lambda uri: kv_getter(self._gcs)(uri),
-            in_use=lambda: [wp.env_hash for wp in list(self._procs.values()) if wp.env_hash])
+            in_use=lambda: [wp.env_hash for wp in list(self._procs.values()) if wp.env_hash],
+            node_id=node_id)
 
     # ------------------------------------------------------------ lifecycle
     def start_background(self) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -45,8 +46,10 @@ class NodeRuntimeEnvs:
     """Per-env setup state of one node (thread-safe)."""
 
     def __init__(self, session_dir: str, kv_get: KvGet,
-                 in_use: Callable[[], Iterable[str]] = tuple) -> None:
+                 in_use: Callable[[], Iterable[str]] = tuple, node_id: str = "") -> None:
         self.session_dir = session_dir
+        # Per node: nodes of one machine may share a session directory.
+        self.root = os.path.join(resources_root(session_dir), f"node_{node_id[:12]}")
         self._kv_get = kv_get
         self._in_use = in_use          # env hashes live workers run in
         self._lock = threading.Lock()
@@ -82,7 +85,7 @@ class NodeRuntimeEnvs:
     def _setup(self, env_hash: str, state: _State) -> None:
         try:
             state.prepared = prepare(state.env, session_dir=self.session_dir,
-                                     kv_get=self._kv_get)
+                                     kv_get=self._kv_get, resources_dir=self.root)
         except RuntimeEnvSetupError as e:
             state.error = e.message
         except Exception as e:  # noqa: BLE001 - any failure is this env's, not the node's
@@ -107,7 +110,7 @@ class NodeRuntimeEnvs:
                         env_hash in live or now - state.failed_at < RECENT_SECONDS):
                     keep += state.prepared.resource_dirs
         try:
-            removed = cache.enforce(resources_root(self.session_dir), keep)
+            removed = cache.enforce(self.root, keep)
         except OSError:
             logger.exception("runtime_env cache cleanup failed")
             return []

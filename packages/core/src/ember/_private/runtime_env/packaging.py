@@ -63,8 +63,8 @@ def compile_excludes(patterns: Iterable[str]) -> Callable[[str], bool]:
         import pathspec
     except ImportError:
         raise ImportError("runtime_env 'excludes' needs the pathspec package: "
-                          "pip install 'pathspec>=0.11'") from None
-    spec = pathspec.PathSpec.from_lines("gitwildmatch", [*DEFAULT_EXCLUDES, *patterns])
+                          "pip install 'pathspec>=0.12'") from None
+    spec = pathspec.GitIgnoreSpec.from_lines([*DEFAULT_EXCLUDES, *patterns])
     return spec.match_file
 
 

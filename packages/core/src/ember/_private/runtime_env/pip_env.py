@@ -43,6 +43,7 @@ def requirements_hash(pip: Mapping[str, Any]) -> str:
     """
     key = {"packages": list(pip.get("packages") or ()),
            "options": list(pip.get("pip_install_options") or ()),
+           "installer": pip.get("installer", "auto"),
            "python": list(sys.version_info[:2])}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -113,10 +114,11 @@ def ensure_venv(pip: Mapping[str, Any], root: str, deadline: float | None) -> st
 def _install_command(pip: Mapping[str, Any], path: str) -> list[str]:
     packages = list(pip.get("packages") or ())
     options = list(pip.get("pip_install_options") or ())
-    uv = shutil.which("uv")
-    if uv and (pip.get("installer") == "uv" or pip.get("installer", "pip") == "pip"):
+    installer = pip.get("installer", "auto")
+    uv = shutil.which("uv") if installer in ("auto", "uv") else None
+    if uv:
         return [uv, "pip", "install", "--python", venv_python(path), *options, *packages]
-    if pip.get("installer") == "uv":
+    if installer == "uv":
         raise RuntimeEnvSetupError("runtime_env 'uv' needs the uv command on the node's PATH: "
                                    "pip install uv (or use runtime_env 'pip')")
     return [sys.executable, "-m", "pip", "--python", venv_python(path), "install",
@@ -160,7 +162,7 @@ def _run(cmd: list[str], deadline: float | None, step: str, packages: list[str])
             out = "..." + out[-ERROR_TAIL_CHARS:]
         raise RuntimeEnvSetupError(
             f"runtime_env pip={packages}: {step} failed (exit {proc.returncode}, "
-            f"{os.path.basename(cmd[0])}):\n{out}")
+            f"{'uv' if os.path.basename(cmd[0]) == 'uv' else 'pip'}):\n{out}")
 
 
 __all__ = ["ensure_venv", "file_lock", "requirements_hash", "touch", "venv_dir", "venv_python"]

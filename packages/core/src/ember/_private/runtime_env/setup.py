@@ -66,15 +66,18 @@ def resources_root(session_dir: str) -> str:
 
 
 def prepare(runtime_env: Mapping[str, Any], *, session_dir: str, kv_get: KvGet,
-            timeout: float | None = None) -> PreparedEnv:
+            timeout: float | None = None, resources_dir: str | None = None) -> PreparedEnv:
     """Set up ``runtime_env`` (packages already uploaded as URIs) on this node.
 
     ``kv_get(uri)`` returns a package's bytes (None when missing). ``timeout``
     defaults to the env's ``config.setup_timeout_seconds`` (600 s).
+    ``resources_dir`` overrides ``<session_dir>/runtime_resources`` (each node
+    manager keeps its own, so one node's eviction never touches another's).
     Raises RuntimeEnvSetupError with the cause (the installer's output for pip).
     """
     key = json.dumps({"env": spec.env_key(runtime_env),
-                      "vars": runtime_env.get("env_vars") or {}, "dir": session_dir},
+                      "vars": runtime_env.get("env_vars") or {},
+                      "dir": resources_dir or session_dir},
                      sort_keys=True, default=str)
     with _cache_lock:
         cached = _cache.get(key)
@@ -86,7 +89,7 @@ def prepare(runtime_env: Mapping[str, Any], *, session_dir: str, kv_get: KvGet,
     if timeout is None:
         timeout = spec.setup_timeout(runtime_env)
     deadline = None if timeout is None else time.monotonic() + timeout
-    root = resources_root(session_dir)
+    root = resources_dir or resources_root(session_dir)
     prepared = PreparedEnv(env_vars=dict(runtime_env.get("env_vars") or {}))
     working_dir = runtime_env.get("working_dir")
     if working_dir:

@@ -8,7 +8,7 @@ interpreter): env_vars are applied per task, so tasks differing only in
 env_vars still share workers.
 
 >>> validate({"pip": ["requests==2.31"], "config": {"setup_timeout_seconds": 60}})["pip"]
-{'packages': ['requests==2.31'], 'pip_install_options': [], 'installer': 'pip'}
+{'packages': ['requests==2.31'], 'pip_install_options': [], 'installer': 'auto'}
 >>> env_hash({"env_vars": {"A": "1"}})
 ''
 """
@@ -41,7 +41,7 @@ def validate(env: Mapping[str, Any], target: str = "runtime_env") -> dict[str, A
     """Check and normalize the fields beyond env_vars; returns a new dict.
 
     ``pip`` (and ``uv``) become ``{"packages": [...], "pip_install_options":
-    [...], "installer": "pip"|"uv"}`` (a requirements.txt path is read here,
+    [...], "installer": "auto"|"pip"|"uv"}`` (a requirements.txt path is read here,
     on the submitting machine, as Ray does).
     """
     out = dict(env)
@@ -88,7 +88,7 @@ def validate(env: Mapping[str, Any], target: str = "runtime_env") -> dict[str, A
             raise _fail("excludes", excludes, "it must be a list of gitignore-style patterns",
                         "e.g. excludes=['*.csv', 'data/', '/build']", target)
         out["excludes"] = list(excludes)
-    for key, installer in (("pip", "pip"), ("uv", "uv")):
+    for key, installer in (("pip", "auto"), ("uv", "uv")):
         if out.get(key) is not None:
             out[key] = normalize_pip(out[key], installer, key, target)
     if out.get("pip") is not None and out.get("uv") is not None:
@@ -102,9 +102,13 @@ def validate(env: Mapping[str, Any], target: str = "runtime_env") -> dict[str, A
     return out
 
 
-def normalize_pip(value: Any, installer: str = "pip", field: str = "pip",
+def normalize_pip(value: Any, installer: str = "auto", field: str = "pip",
                   target: str = "runtime_env") -> dict[str, Any]:
-    """The canonical form of a ``pip`` field (list, requirements file, or dict)."""
+    """The canonical form of a ``pip`` field (list, requirements file, or dict).
+
+    ``installer`` (an Ember extension of the dict form): "auto" (uv when on the
+    node's PATH, else pip), "pip" or "uv".
+    """
     example = (f"e.g. {field}=['requests==2.31'], {field}='requirements.txt' or "
                f"{field}={{'packages': [...], 'pip_install_options': ['--no-index']}}")
     options: list[str] = []
@@ -128,8 +132,9 @@ def normalize_pip(value: Any, installer: str = "pip", field: str = "pip",
         raise _fail(field, value, "it must be a list of requirement strings", example, target)
     if not all(isinstance(o, str) for o in options):
         raise _fail(field, options, "pip_install_options must be strings", example, target)
-    if installer not in ("pip", "uv"):
-        raise _fail(field, installer, "installer must be 'pip' or 'uv'", example, target)
+    if installer not in ("auto", "pip", "uv"):
+        raise _fail(field, installer, "installer must be 'auto', 'pip' or 'uv'", example,
+                    target)
     return {"packages": list(value), "pip_install_options": options, "installer": installer}
 
 
