@@ -145,8 +145,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.path = split.path + ("?" + d.query_string.decode("latin-1")
                                       if d.query_string else "")
         if d.redirect is not None:
+            secure = hasattr(self.connection, "getpeercert")     # an ssl.SSLSocket
             self._send(303, None, {"Location": d.redirect,
-                                   "Set-Cookie": cookie_header(self.token, False).decode()})
+                                   "Set-Cookie": cookie_header(self.token, secure).decode()})
             return False
         if not d.allow:
             self._send(401, {"error": "this Ember job server needs the cluster token: send "
@@ -292,9 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     if not token:
         raise SystemExit(f"{TOKEN_ENV} is not set: the job server is started by the head")
     sock = bind(args.host, args.port, args.port_fallback)
+    port = sock.getsockname()[1]      # before TLS wraps (and detaches) the socket
     manager = JobManager(args.gcs_address, token)
     server = make_server(sock, manager, token)
-    port = sock.getsockname()[1]
     url = job_launch.url(args.host, port, tls.load() is not None)
 
     def stop(*_: Any) -> None:
