@@ -177,3 +177,37 @@ def test_state_survives_a_control_service_restart(cluster, client):
     after = client.get_job_info(sid)
     assert after == before
     assert "persisted" in client.get_job_logs(sid)
+
+
+def test_pip_runtime_env_reaches_the_entrypoint_and_its_tasks(client, tmp_path):
+    sys.path.insert(0, os.path.dirname(__file__))
+    from runtime_env_helpers import build_wheel
+    wheel = build_wheel(str(tmp_path), "job_pip_mod", value="from the job's pip")
+    entry = script(tmp_path, "uses_pip.py", """
+        import ember, job_pip_mod
+
+        @ember.remote
+        def in_task():
+            import job_pip_mod
+            return job_pip_mod.VALUE
+
+        ember.init()
+        print("driver:", job_pip_mod.VALUE, "| task:", ember.get(in_task.remote()))
+    """)
+    sid = client.submit_job(entrypoint=entry.replace(PY, "python"), runtime_env={
+        "pip": {"packages": [wheel], "pip_install_options": ["--no-index"]}})
+    assert wait_terminal(client, sid, timeout=120) == JobStatus.SUCCEEDED, \
+        client.get_job_logs(sid)
+    assert "driver: from the job's pip | task: from the job's pip" in client.get_job_logs(sid)
+
+
+def test_failed_runtime_env_setup_fails_the_job_with_the_installers_words(client):
+    sid = client.submit_job(entrypoint="echo never runs", runtime_env={
+        "pip": {"packages": ["ember-job-no-such-package"],
+                "pip_install_options": ["--no-index"]}})
+    assert wait_terminal(client, sid, timeout=120) == JobStatus.FAILED
+    info = client.get_job_info(sid)
+    assert info.error_type == "RUNTIME_ENV_SETUP_FAILED" and info.driver_exit_code is None
+    assert "ember-job-no-such-package" in info.message
+    assert "runtime_env setup failed" in client.get_job_logs(sid)
+    assert "never runs" not in client.get_job_logs(sid)
