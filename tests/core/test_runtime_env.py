@@ -196,7 +196,7 @@ def test_failed_env_fails_actor_calls_with_setup_error(two_nodes) -> None:
         ember.get(actor.ping.remote(), timeout=120)
 
 
-def test_setup_timeout_seconds_is_honoured(two_nodes) -> None:
+def test_setup_timeout_seconds_is_honoured_and_other_work_flows(two_nodes, code) -> None:
     # An index that accepts connections and never answers: the install hangs
     # until the setup timeout kills it.
     hang = socket.socket()
@@ -206,14 +206,24 @@ def test_setup_timeout_seconds_is_honoured(two_nodes) -> None:
         port = hang.getsockname()[1]
         env = {"pip": {"packages": ["ember-renv-hangs"],
                        "pip_install_options": ["--index-url", f"http://127.0.0.1:{port}/simple"]},
-               "config": {"setup_timeout_seconds": 2}}
+               "config": {"setup_timeout_seconds": 8}}
 
         @ember.remote(runtime_env=env)
         def slow() -> int:
             return 1
 
+        @ember.remote(runtime_env={"working_dir": code["wd"]})
+        def other() -> str:
+            import renv_local_mod
+            return renv_local_mod.VALUE
+
+        stuck = slow.remote()
+        # Setup runs off the lease path: plain tasks and another env are served meanwhile.
+        assert ember.get(probe.remote(), timeout=30)["python"] == sys.executable
+        assert ember.get(other.remote(), timeout=30) == "from working_dir"
+        assert ember.wait([stuck], timeout=0)[0] == []
         with pytest.raises(RuntimeEnvSetupError, match="setup timeout"):
-            ember.get(slow.remote(), timeout=60)
+            ember.get(stuck, timeout=60)
     finally:
         hang.close()
 
