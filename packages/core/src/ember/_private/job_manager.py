@@ -231,14 +231,15 @@ class JobManager:
                 logger.info("stop of job %s through its supervisor failed: %s",
                             submission_id, e)
         # Not started yet (waiting for resources), or its supervisor is gone: end it
-        # here. Killing the supervisor ends an entrypoint that started meanwhile (its
-        # runner sees the supervisor go).
+        # here. STOPPED first, so the watcher does not take the supervisor's death for
+        # a failure; killing the supervisor ends an entrypoint that started meanwhile
+        # (its runner sees the supervisor go).
+        self._move(submission_id, "STOPPED", message="Job was intentionally stopped.")
         if actor is not None:
             try:
                 ember.kill(actor)
             except Exception:  # noqa: BLE001 - already gone
                 pass
-        self._move(submission_id, "STOPPED", message="Job was intentionally stopped.")
         return True
 
     def delete(self, submission_id: str) -> bool:

@@ -147,6 +147,9 @@ class JobSubmissionClient:
             raise ConnectionError(f"could not reach the job server at {self._address}: "
                                   f"{e.reason}; is the cluster running (`ember status`)?") \
                 from None
+        except OSError as e:   # TLS refusals can surface only when the answer is read
+            raise ConnectionError(f"the connection to the job server at {self._address} "
+                                  f"failed: {e}") from None
         return json.loads(raw) if raw else None
 
     @staticmethod
