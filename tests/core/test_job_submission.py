@@ -62,6 +62,9 @@ def test_submit_status_logs_list_delete(cluster, client, tmp_path):
     assert info.start_time <= info.end_time
     assert info.driver_node_id == cluster.head_node.node_id      # no resources: the head
     assert f"answer 42 {sid}" in client.get_job_logs(sid)
+    from ember.util.state import list_jobs
+    drivers = {j.job_id: j for j in list_jobs(address=cluster.address)}
+    assert info.job_id in drivers                                 # its driver's job id
     assert sid in [j.submission_id for j in client.list_jobs()]
     assert client.stop_job(sid) is False                          # it has ended
     assert client.delete_job(sid) is True

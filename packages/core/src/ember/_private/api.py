@@ -144,12 +144,30 @@ def _connect_driver(token, gcs_address, nm_address, node_id, shm_dir, shm_prefix
     core.start()
     core.job_id = core.gcs.NextJobId(pb.Empty(), timeout=30).job_id
     _watch_driver(core)
+    _record_job_driver(core)
     if not namespace:
         core.namespace = f"anonymous-{core.job_id}"
     core_worker.install(core)
     from . import metrics_registry
     metrics_registry.start_reporting(core)
     return core
+
+
+def _record_job_driver(core: Any) -> None:
+    """In a submitted job's entrypoint (EMBER_JOB_SUBMISSION_ID, set by job_supervisor.py):
+    the first driver's job id becomes the job's ``job_id``, as in Ray."""
+    sid = os.environ.get("EMBER_JOB_SUBMISSION_ID")
+    if not sid:
+        return
+    from .job_state import DRIVERS_NS
+    from .protos import ember_pb2 as pb
+    try:
+        core.gcs.KVPut(pb.KVRequest(ns=DRIVERS_NS, key=sid.encode(),
+                                    value=f"{core.job_id:08x}".encode(), overwrite=False),
+                       timeout=30)
+    except Exception:  # noqa: BLE001 - only the job's listing would miss it
+        logging.getLogger("ember").debug("could not record job %s's driver", sid,
+                                         exc_info=True)
 
 
 def _watch_driver(core: Any) -> None:

@@ -88,7 +88,16 @@ class JobManager:
         if not reply.found:
             raise JobNotFound(f"no job with submission id {submission_id!r}: list them with "
                               "`ember job list`")
-        return job_state.decode(reply.value)
+        return self._with_job_id(job_state.decode(reply.value))
+
+    def _with_job_id(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record with ``job_id``: its entrypoint's first driver (api.py records it)."""
+        if record.get("job_id") is None and record["status"] != "PENDING":
+            found = self._kv("KVGet", ns=job_state.DRIVERS_NS,
+                             key=record["submission_id"].encode())
+            if found.found:
+                record = {**record, "job_id": found.value.decode()}
+        return record
 
     def list(self) -> list[dict[str, Any]]:
         """Every job's record, oldest first."""
@@ -96,7 +105,7 @@ class JobManager:
         for key in self._kv("KVKeys", key=b"").keys:
             reply = self._kv("KVGet", key=key)
             if reply.found:
-                out.append(job_state.decode(reply.value))
+                out.append(self._with_job_id(job_state.decode(reply.value)))
         return sorted(out, key=lambda r: (r.get("start_time") or 0, r["submission_id"]))
 
     def _write(self, record: dict[str, Any]) -> None:
@@ -250,6 +259,7 @@ class JobManager:
             raise ValueError(f"job {submission_id!r} is {record['status']}: it can only be "
                              f"deleted once it has ended (`ember job stop {submission_id}` "
                              "first)")
+        self._kv("KVDel", ns=job_state.DRIVERS_NS, key=submission_id.encode())
         return bool(self._kv("KVDel", key=submission_id.encode()).found)
 
     # ---------------------------------------------------------------- logs

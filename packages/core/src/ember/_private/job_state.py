@@ -23,6 +23,7 @@ from typing import Any
 
 KV_NS = "job_submission"                  # the jobs' records
 PACKAGES_NS = "runtime_env_packages"      # uploaded working_dir/py_modules zips (key = URI)
+DRIVERS_NS = "job_submission_drivers"     # submission id -> its first driver's job id (hex)
 ID_PREFIX = "ember_submit_"
 SUPERVISOR_NAMESPACE = "_ember_jobs"      # named supervisor actors live here
 STOP_GRACE_S = 3.0                        # SIGTERM, then SIGKILL (Ray: RAY_JOB_STOP_WAIT_TIME_S)
