@@ -69,3 +69,25 @@ def test_working_dir_module_imported_on_both_nodes(two_nodes, tmp_path):
     assert [t[0] for t in result["tasks"]] == ["from the working_dir"] * 2
     assert [t[1] for t in result["tasks"]] == result["nodes"]      # one task on each node
     assert all(t[2] and not t[3] for t in result["tasks"])          # cwd: the unpacked dir
+
+
+def test_a_job_whose_node_dies_fails_and_leaves_no_process(two_nodes, tmp_path):
+    import os
+    cluster, second = two_nodes
+    client = JobSubmissionClient(cluster.head_node.job_server_url, token=cluster.head_node.token)
+    pidfile = tmp_path / "pid"
+    sid = client.submit_job(entrypoint=f"echo $$ > {pidfile}; echo started; exec sleep 300",
+                            entrypoint_resources={"second": 1})
+    wait_for_condition(lambda: "started" in client.get_job_logs(sid), timeout=60)
+    assert client.get_job_info(sid).driver_node_id == second.node_id
+    pid = int(pidfile.read_text())
+    cluster.remove_node(second)
+    wait_for_condition(lambda: client.get_job_status(sid).is_terminal(), timeout=60,
+                       retry_interval=0.2)
+    info = client.get_job_info(sid)
+    assert info.status == JobStatus.FAILED and info.error_type == "JOB_SUPERVISOR_DIED", info
+    wait_for_condition(lambda: not os.path.exists(f"/proc/{pid}"), timeout=15,
+                       message="the entrypoint outlived its supervisor")
+    # Ended by its runner, which saw the supervisor go (the node's log is on this machine).
+    with open(os.path.join(cluster.session_dir, "logs", f"job-driver-{sid}.log")) as f:
+        assert "the job supervisor is gone" in f.read()
