@@ -1,7 +1,10 @@
 """A job's working_dir reaches every node (issue #8): a local directory with a
 module of its own is uploaded by JobSubmissionClient through the job server, the
 entrypoint runs in it on the node that has its entrypoint_resources, and the
-job's tasks, pinned to each of the two nodes, import the module there."""
+job's tasks, pinned to each of the two nodes, import the module there. Also on
+two nodes: entrypoint_num_gpus places the job where a GPU is (a logical one here)
+and gives it CUDA_VISIBLE_DEVICES; a job whose node is removed fails and leaves no
+process behind."""
 from __future__ import annotations
 
 import json
@@ -21,7 +24,7 @@ def two_nodes():
         ember.shutdown()
     c = Cluster(initialize_head=True,
                 head_node_args={"num_cpus": 1, "include_job_server": True, "job_server_port": 0})
-    second = c.add_node(num_cpus=1, resources={"second": 1})
+    second = c.add_node(num_cpus=1, num_gpus=1, resources={"second": 1})
     c.wait_for_nodes()
     yield c, second
     c.shutdown()
@@ -91,3 +94,16 @@ def test_a_job_whose_node_dies_fails_and_leaves_no_process(two_nodes, tmp_path):
     # Ended by its runner, which saw the supervisor go (the node's log is on this machine).
     with open(os.path.join(cluster.session_dir, "logs", f"job-driver-{sid}.log")) as f:
         assert "the job supervisor is gone" in f.read()
+
+
+def test_entrypoint_num_gpus_places_the_job_and_sets_its_gpus(two_nodes):
+    cluster, second = two_nodes
+    client = JobSubmissionClient(cluster.head_node.job_server_url, token=cluster.head_node.token)
+    sid = client.submit_job(entrypoint='echo "gpus=[$CUDA_VISIBLE_DEVICES]"',
+                            entrypoint_num_gpus=1)
+    wait_for_condition(lambda: client.get_job_status(sid).is_terminal(), timeout=60,
+                       retry_interval=0.2)
+    assert client.get_job_status(sid) == JobStatus.SUCCEEDED, client.get_job_logs(sid)
+    info = client.get_job_info(sid)
+    assert info.driver_node_id == second.node_id and info.entrypoint_num_gpus == 1.0
+    assert "gpus=[0]" in client.get_job_logs(sid)
