@@ -171,6 +171,7 @@ class JobSupervisor:
         try:
             with self._lock:
                 if self._stop_requested.is_set():
+                    os.close(watch_w)
                     return self._record()
                 with open(log_path, "ab") as log:
                     self._proc = subprocess.Popen(
@@ -179,14 +180,21 @@ class JobSupervisor:
                          self.entrypoint],
                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                         cwd=prepared.cwd or None, pass_fds=(watch_r,), start_new_session=True)
+        except OSError as e:
+            os.close(watch_w)
+            self._move("FAILED", message=f"the job's entrypoint could not be started: {e}",
+                       driver_node_id=self._core.node_id)
+            return self._record()
         finally:
             os.close(watch_r)
+        proc = self._proc
         try:
-            self._move("RUNNING", message="Job is currently running.",
-                       driver_node_id=self._core.node_id,
-                       driver_info={"pid": str(self._proc.pid), "node_ip_address":
-                                    self._core.address.rpartition(":")[0]})
-            code = self._proc.wait()
+            if not self._move("RUNNING", message="Job is currently running.",
+                              driver_node_id=self._core.node_id,
+                              driver_info={"pid": str(proc.pid), "node_ip_address":
+                                           self._core.address.rpartition(":")[0]}):
+                self.stop()      # stopped (or deleted) while it was starting
+            code = proc.wait()
         finally:
             os.close(watch_w)   # the runner ends the group if anything is left
         status, message = job_state.outcome(code, self._stop_requested.is_set(),
