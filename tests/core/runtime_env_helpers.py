@@ -7,9 +7,14 @@ import os
 import zipfile
 
 
-def build_wheel(out_dir: str, name: str, version: str = "1.0", value: str = "ok") -> str:
+def build_wheel(out_dir: str, name: str, version: str = "1.0", value: str = "ok",
+                data_module: str | None = None) -> str:
     """Write ``<name>-<version>-py3-none-any.whl`` (module ``name`` with ``VALUE =
-    value``) into ``out_dir``, hand-assembled with a correct RECORD; returns its path."""
+    value``) into ``out_dir``, hand-assembled with a correct RECORD; returns its path.
+
+    ``data_module`` adds a top-level module of that name under
+    ``<name>-<version>.data/purelib/``: where an installer puts it beside the
+    package, which unzipping the wheel does not."""
     dist_info = f"{name}-{version}.dist-info"
     files = {
         f"{name}/__init__.py": f"VALUE = {value!r}\n".encode(),
@@ -18,6 +23,9 @@ def build_wheel(out_dir: str, name: str, version: str = "1.0", value: str = "ok"
         f"{dist_info}/WHEEL": (b"Wheel-Version: 1.0\nGenerator: ember-test\n"
                                b"Root-Is-Purelib: true\nTag: py3-none-any\n"),
     }
+    if data_module:
+        files[f"{name}-{version}.data/purelib/{data_module}.py"] = (
+            f"VALUE = {value!r}\n".encode())
     record = []
     for path, data in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()

@@ -4,6 +4,7 @@ without starting a cluster."""
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import zipfile
 
@@ -221,6 +222,70 @@ def test_prepare_unpacks_once_and_reports_missing_packages(tmp_path) -> None:
     with pytest.raises(RuntimeEnvSetupError, match="not in the cluster's package store"):
         prepare({"py_modules": ["gcs://_ember_pkg_missing.zip"]}, session_dir=session,
                 kv_get=kv_get)
+
+
+def _import_in(prepared, module: str) -> str:
+    """``module.VALUE`` as a fresh interpreter with ``prepared``'s path sees it."""
+    import subprocess
+    import sys
+    env = prepared.process_env({k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    return subprocess.run([sys.executable, "-c", f"import {module}; print({module}.VALUE)"],
+                          env=env, capture_output=True, text=True, check=True,
+                          cwd="/").stdout.strip()
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_py_modules_wheel_is_installed_not_unzipped(tmp_path, monkeypatch, installer) -> None:
+    from runtime_env_helpers import build_wheel
+    if installer == "pip":      # no uv on PATH: pip --target installs it
+        monkeypatch.setattr("ember._private.runtime_env.wheels.shutil.which",
+                            lambda name: None)
+    elif shutil.which("uv") is None:
+        pytest.skip("uv is not on PATH")
+    (tmp_path / "w").mkdir()
+    wheel = build_wheel(str(tmp_path / "w"), f"renv_whl_{installer}", value=installer,
+                        data_module=f"renv_whl_data_{installer}")
+    store = _Store()
+    env = packaging.upload_local_packages({"py_modules": [wheel]}, put=store.put,
+                                          exists=store.__contains__)
+    assert env["py_modules"][0].endswith(".whl")
+    prepared = prepare(env, session_dir=str(tmp_path / "s"), kv_get=store.get)
+    (path,) = prepared.pythonpath
+    # .data/purelib is merged beside the package, as pip lays a wheel out; a plain
+    # unzip would leave it under renv_whl_*-1.0.data/ where nothing imports it.
+    assert os.path.isfile(os.path.join(path, f"renv_whl_data_{installer}.py"))
+    assert not any(n.endswith(".data") for n in os.listdir(path))
+    assert _import_in(prepared, f"renv_whl_{installer}") == installer
+    assert _import_in(prepared, f"renv_whl_data_{installer}") == installer
+
+
+def test_corrupt_or_uninstallable_wheel_is_a_setup_error(tmp_path) -> None:
+    from runtime_env_helpers import build_wheel
+    session = str(tmp_path / "s")
+    store = {"gcs://_ember_pkg_corrupt.whl": b"PK\x03\x04 truncated"}
+    with pytest.raises(RuntimeEnvSetupError, match="corrupt or truncated"):
+        prepare({"py_modules": ["gcs://_ember_pkg_corrupt.whl"]}, session_dir=session,
+                kv_get=store.get)
+    # A zip that looks like a wheel but whose RECORD lies: the installer refuses,
+    # and its own words reach the error.
+    (tmp_path / "w").mkdir()
+    good = build_wheel(str(tmp_path / "w"), "renv_whl_bad")
+    with zipfile.ZipFile(good) as zf:
+        entries = {n: zf.read(n) for n in zf.namelist()}
+    entries["renv_whl_bad-1.0.dist-info/WHEEL"] = b"Wheel-Version: 9.0\nTag: py3-none-any\n"
+    bad = str(tmp_path / "bad.whl")
+    with zipfile.ZipFile(bad, "w") as zf:
+        for n, data in entries.items():
+            zf.writestr(n, data)
+    with open(bad, "rb") as f:
+        store["gcs://_ember_pkg_bad.whl"] = f.read()
+    with pytest.raises(RuntimeEnvSetupError, match="failed to install") as info:
+        prepare({"py_modules": ["gcs://_ember_pkg_bad.whl"]}, session_dir=session,
+                kv_get=store.get)
+    assert "renv_whl_bad-1.0-py3-none-any.whl" in str(info.value)
+    # Nothing half-installed is left looking ready: the next try installs again.
+    assert not os.path.exists(os.path.join(session, "runtime_resources", "py_modules_files",
+                                           "_ember_pkg_bad"))
 
 
 # ------------------------------------------------------------------ node states and venv lock

@@ -5,8 +5,8 @@ under ``<session_dir>/runtime_resources`` for every process of the node):
 
 - ``working_dir_files/<pkg>/``: a working_dir URI unpacked; the worker's cwd
   and first on its import path;
-- ``py_modules_files/<pkg>/``: each py_modules URI unpacked (a .whl too: a
-  pure-Python wheel is importable as unpacked); on the import path;
+- ``py_modules_files/<pkg>/``: each py_modules URI unpacked (a .whl is
+  installed there with ``pip/uv install --target``, wheels.py); on the import path;
 - ``pip/<hash>/``: the venv (pip_env.py); its python runs the worker.
 
 The node manager calls it off the lease path (node_envs.py); the job
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...exceptions import RuntimeEnvSetupError
-from . import pip_env, spec
+from . import pip_env, spec, wheels
 from .pip_env import READY
 
 KvGet = Callable[[str], "bytes | None"]
@@ -143,7 +143,11 @@ def _unpack(uri: str, root: str, kind: str, kv_get: KvGet, deadline: float | Non
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(dest, ignore_errors=True)
         try:
-            _extract(data, tmp, uri)
+            if uri.endswith(".whl"):
+                # A wheel's layout (.data/purelib, RECORD) needs an installer, as in Ray.
+                wheels.install_wheel(data, tmp, uri, deadline)
+            else:
+                _extract(data, tmp, uri)
             open(os.path.join(tmp, READY), "w").close()
             os.rename(tmp, dest)
         finally:
