@@ -77,6 +77,26 @@ def test_outcome():
     assert job_state.outcome(143, True)[0] == "STOPPED"
 
 
+def test_reconcile_fails_unfinished_jobs_without_a_live_supervisor():
+    for status in ("PENDING", "RUNNING"):
+        for supervisor in (None, "DEAD"):
+            action, why = job_state.reconcile(status, supervisor)
+            assert action == "fail" and why.startswith("Job supervisor actor died")
+        for supervisor in ("PENDING", "ALIVE", "RESTARTING"):
+            assert job_state.reconcile(status, supervisor) == ("adopt", None)
+    for status in job_state.TERMINAL:
+        for supervisor in (None, "DEAD", "ALIVE"):
+            assert job_state.reconcile(status, supervisor) == ("keep", None)
+
+
+def test_job_server_process_is_recognized_among_a_heads():
+    class P:
+        def __init__(self, args):
+            self.args = args
+    assert job_launch.is_job_server(P(["/py", "-m", "ember._private.job_server", "--x"]))
+    assert not job_launch.is_job_server(P(["/py", "-m", "ember._private.node_manager_main"]))
+
+
 def test_tail_frames_never_split_a_character():
     text = "héllo → wörld\n".encode()
     for cut in range(len(text) + 1):

@@ -214,3 +214,47 @@ def test_failed_runtime_env_setup_fails_the_job_with_the_installers_words(client
     assert "ember-job-no-such-package" in info.message
     assert "runtime_env setup failed" in client.get_job_logs(sid)
     assert "never runs" not in client.get_job_logs(sid)
+
+
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_restarted_job_server_fails_jobs_whose_supervisor_died_and_adopts_live_ones(
+        cluster, client, tmp_path):
+    import signal
+    release = tmp_path / "release"
+    waiter = script(tmp_path, "waits.py", f"""
+        import os, time
+        print("started", flush=True)
+        while not os.path.exists({str(release)!r}):
+            time.sleep(0.1)
+        print("released", flush=True)
+    """)
+    orphaned = client.submit_job(entrypoint=waiter)
+    adopted = client.submit_job(entrypoint=waiter)
+    for sid in (orphaned, adopted):
+        wait_for_condition(lambda: "started" in client.get_job_logs(sid), timeout=60,
+                           message=f"job {sid} did not start")
+    runner = int(client.get_job_info(orphaned).driver_info["pid"])
+    supervisor = _ppid(runner)            # the runner is the supervisor's child
+
+    cluster.kill_job_server()
+    os.kill(supervisor, signal.SIGKILL)   # dies while no job server watches it
+    # Its runner ends the entrypoint (it watches the supervisor) ...
+    wait_for_condition(lambda: not os.path.exists(f"/proc/{runner}"), timeout=30,
+                       message="the runner outlived its supervisor")
+    # ... but nothing recorded an end: without reconciling it would stay RUNNING.
+    url = cluster.restart_job_server()
+    assert url == cluster.head_node.job_server_url
+    fresh = JobSubmissionClient(url, token=cluster.head_node.token)
+    assert wait_terminal(fresh, orphaned, timeout=60) == JobStatus.FAILED
+    info = fresh.get_job_info(orphaned)
+    assert info.error_type == "JOB_SUPERVISOR_DIED", info
+    assert info.message.startswith("Job supervisor actor died"), info.message
+    # The job whose supervisor lived is watched again and ends as it should.
+    assert fresh.get_job_status(adopted) == JobStatus.RUNNING
+    release.write_text("go")
+    assert wait_terminal(fresh, adopted, timeout=60) == JobStatus.SUCCEEDED
+    assert "released" in fresh.get_job_logs(adopted)

@@ -281,6 +281,43 @@ class Cluster:
         head.more_pipes.append(pipe_w)
         self.wait_for_control_service(timeout)
 
+    def kill_job_server(self) -> int:
+        """SIGKILL the head's job server (started with ``include_job_server``); its pid.
+
+        >>> cluster.kill_job_server(); cluster.restart_job_server()
+        """
+        from ._private import job_launch
+        from ._private import node as node_mod
+        proc = next((p for p in self._head().procs if job_launch.is_job_server(p)), None)
+        if proc is None or proc.poll() is not None:
+            raise RuntimeError("the head has no running job server (include_job_server=True)")
+        proc.kill()
+        proc.wait()
+        node_mod._kill_and_wait(node_mod.descendants(proc.pid), 5.0)
+        return proc.pid
+
+    def restart_job_server(self, timeout: float = 30) -> str:
+        """Start the head's job server again on its address; returns its URL. It
+        fails or watches again the jobs the dead one left (job_manager.reconcile)."""
+        from ._private import job_launch
+        head = self._head()
+        if not head.job_server_url:
+            raise RuntimeError("the head was started without a job server "
+                               "(head_node_args={'include_job_server': True})")
+        i = next((i for i, p in enumerate(head.procs) if job_launch.is_job_server(p)), None)
+        if i is not None and head.procs[i].poll() is None:
+            raise RuntimeError("the job server is still running: kill_job_server() first")
+        proc, pipe_w, url = job_launch.restart(head.session_dir, head.gcs_address,
+                                               head.job_server_url, detached=False,
+                                               timeout=timeout)
+        if i is None:
+            head.procs.insert(len(head.procs) - 1, proc)
+        else:
+            head.procs[i] = proc
+        head.more_pipes.append(pipe_w)
+        head.job_server_url = url
+        return url
+
     def wait_for_control_service(self, timeout: float = 30) -> None:
         """Wait until the control service answers (after a restart); TimeoutError if not.
 

@@ -113,6 +113,37 @@ def settle(p: JobServerPlan | None, proc: subprocess.Popen | None, line: str | N
     return found
 
 
+def is_job_server(proc: subprocess.Popen) -> bool:
+    """Whether ``proc`` (one of a head's NodeProcesses.procs) is its job server."""
+    args = proc.args if isinstance(proc.args, (list, tuple)) else [proc.args]
+    return "ember._private.job_server" in [str(a) for a in args]
+
+
+def restart(session_dir: str, gcs_address: str, job_server_url: str, *, detached: bool,
+            timeout: float = 30.0, register: bool = False
+            ) -> tuple[subprocess.Popen, int, str]:
+    """Start a head's job server again on the address it had (``job_server_url``),
+    after it died: (its process, its watchdog pipe's write end or -1, its URL).
+
+    The new server settles the jobs the old one left (job_manager.reconcile).
+
+    >>> proc, pipe_w, url = restart(head.session_dir, head.gcs_address,
+    ...                             head.job_server_url, detached=False)  # doctest: +SKIP
+    """
+    from urllib.parse import urlsplit
+
+    from . import node
+    parts = urlsplit(job_server_url)
+    if parts.hostname is None or parts.port is None:
+        raise ValueError(f"job server URL {job_server_url!r} has no host:port")
+    p = JobServerPlan(host=parts.hostname, port=parts.port, explicit_port=True)
+    procs, reported, pipe_w = node._spawn(command(p, gcs_address), session_dir,
+                                          node.read_token(session_dir), detached, timeout,
+                                          {} if register else None)
+    found = settle(p, procs[0], reported[0], [], session_dir)
+    return procs[0], pipe_w, found or job_server_url
+
+
 def read_url(session_dir: str) -> str | None:
     """The job server's URL recorded in a session directory, if any."""
     try:

@@ -10,6 +10,12 @@ where ``entrypoint_num_cpus/gpus/memory/resources`` fit; a thread here waits on
 each supervisor's ``run`` call and marks the job FAILED if the supervisor died
 before recording an end state (its node failed), then removes the actor.
 
+A job server that was restarted watches nothing at first: ``reconcile`` (when it
+starts, if any job has not ended, and every RECONCILE_INTERVAL_S once connected)
+fails each unwatched, unfinished job whose supervisor is dead or missing, and
+adopts each whose supervisor lives (its ``run`` is idempotent: calling it again
+waits for the first call's end), so every job still reaches an end state.
+
 >>> m = JobManager("127.0.0.1:6379", token)
 >>> sid = m.submit({"entrypoint": "echo hi"})
 >>> m.get(sid)["status"]
@@ -17,6 +23,7 @@ before recording an end state (its node failed), then removes the actor.
 """
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 import time
@@ -29,6 +36,7 @@ logger = logging.getLogger("ember.jobs")
 
 LOG_READ_LIMIT = 4 << 20          # bytes per logs/tail answer
 TAIL_POLL_S = 0.2
+RECONCILE_INTERVAL_S = 10.0       # unwatched jobs' supervisors checked this often
 
 
 class JobNotFound(KeyError):
@@ -49,6 +57,9 @@ class JobManager:
         self._watch_lock = threading.Lock()
         self._stopping = threading.Event()
         self._channels: dict[str, Any] = {}
+        # Jobs between their PENDING record and their watch: no supervisor yet, and
+        # not a job to fail.
+        self._submitting: set[str] = set()
 
     # ---------------------------------------------------------------- connection
     def _core(self) -> Any:
@@ -129,6 +140,15 @@ class JobManager:
         its submission id. ValueError for a bad request, JobExists for a taken id."""
         request = job_state.check_request(body)
         sid = request["submission_id"]
+        with self._watch_lock:
+            self._submitting.add(sid)
+        try:
+            return self._submit(sid, request)
+        finally:
+            with self._watch_lock:
+                self._submitting.discard(sid)
+
+    def _submit(self, sid: str, request: dict[str, Any]) -> str:
         record = job_state.new_record(sid, request, now_ms())
         added = self._kv("KVPut", key=sid.encode(), value=job_state.encode(record),
                          overwrite=False).added
@@ -191,9 +211,96 @@ class JobManager:
             return None
 
     # ---------------------------------------------------------------- watching
+    def start_reconciling(self) -> None:
+        """When the job server starts: if any job has not ended (a job server before
+        this one left it), connect now, so reconcile settles it without waiting for
+        a request. A head whose jobs have all ended still pays nothing."""
+        def check() -> None:
+            try:
+                if self._unfinished_jobs_exist():
+                    self._core()           # starts the watch loop, which reconciles first
+            except Exception as e:  # noqa: BLE001 - the periodic pass retries once connected
+                logger.warning("could not check for unfinished jobs at start-up: %s", e)
+        threading.Thread(target=check, name="ember-job-reconcile", daemon=True).start()
+
+    def _unfinished_jobs_exist(self, timeout: float = 30.0) -> bool:
+        """Whether any job record has not ended, read with a bare control-service
+        client (no driver connection)."""
+        from . import rpc
+        from .protos import ember_pb2 as pb
+        from .protos import ember_pb2_grpc as pbg
+        chan = rpc.channel(self.gcs_address)
+        try:
+            stub = rpc.Stub(chan, pbg.ControlServiceStub, self.token)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    keys = stub.KVKeys(pb.KVRequest(ns=job_state.KV_NS, key=b""),
+                                       timeout=5).keys
+                    break
+                except Exception:  # noqa: BLE001 - not up yet: try again until the deadline
+                    if time.monotonic() >= deadline or self._stopping.is_set():
+                        raise
+                    time.sleep(0.5)
+            for key in keys:
+                reply = stub.KVGet(pb.KVRequest(ns=job_state.KV_NS, key=key), timeout=5)
+                if reply.found and \
+                        job_state.decode(reply.value)["status"] not in job_state.TERMINAL:
+                    return True
+            return False
+        finally:
+            chan.close()
+
+    def reconcile(self) -> builtins.list[str]:
+        """Settle every unfinished job this server is not watching (see the module
+        docstring): FAILED if its supervisor is dead or missing, watched again if it
+        lives. Returns the submission ids it failed."""
+        import ember
+
+        from .actor_directory import STATE_NAMES
+        from .protos import ember_pb2 as pb
+        failed: builtins.list[str] = []
+        gcs = self._core().gcs
+        for record in self.list():
+            sid = record["submission_id"]
+            if record["status"] in job_state.TERMINAL:
+                continue
+            with self._watch_lock:
+                if sid in self._watched or sid in self._submitting:
+                    continue
+            info = gcs.GetActor(pb.GetActorRequest(
+                name=supervisor_name(sid), namespace=job_state.SUPERVISOR_NAMESPACE), timeout=30)
+            state = STATE_NAMES.get(info.state, "DEAD") if info.found else None
+            action, why = job_state.reconcile(record["status"], state)
+            if action == "fail":
+                with self._watch_lock:
+                    if sid in self._watched or sid in self._submitting:
+                        continue       # submitted by this server meanwhile
+                if self._move(sid, "FAILED", message=why, error_type="JOB_SUPERVISOR_DIED"):
+                    logger.warning("job %s failed: %s", sid, why)
+                    failed.append(sid)
+            elif action == "adopt":
+                try:
+                    actor = ember.get_actor(supervisor_name(sid),
+                                            namespace=job_state.SUPERVISOR_NAMESPACE)
+                except ValueError:
+                    continue           # died just now: the next pass fails the job
+                with self._watch_lock:
+                    if sid not in self._watched:
+                        self._watched[sid] = (actor, actor.run.remote())
+                logger.info("job %s: watching its supervisor again", sid)
+        return failed
+
     def _watch_loop(self) -> None:
         import ember
+        next_reconcile = 0.0
         while not self._stopping.is_set():
+            if time.monotonic() >= next_reconcile:
+                next_reconcile = time.monotonic() + RECONCILE_INTERVAL_S
+                try:
+                    self.reconcile()
+                except Exception as e:  # noqa: BLE001 - control service away: next pass
+                    logger.info("reconciling jobs failed (will retry): %s", e)
             with self._watch_lock:
                 refs = {ref: sid for sid, (_, ref) in self._watched.items()}
             if not refs:
@@ -214,8 +321,9 @@ class JobManager:
         try:
             ember.get(ref)
         except Exception as e:  # noqa: BLE001 - its actor died
-            if self._move(sid, "FAILED", message=f"the job's supervisor died before the job "
-                          f"ended (did its node fail?): {e}", error_type="JOB_SUPERVISOR_DIED"):
+            if self._move(sid, "FAILED", message=f"{job_state.SUPERVISOR_DIED_MESSAGE} before "
+                          f"the job ended (did its node fail?): {e}",
+                          error_type="JOB_SUPERVISOR_DIED"):
                 logger.warning("job %s failed: its supervisor died: %s", sid, e)
         with self._watch_lock:
             actor, _ = self._watched.pop(sid, (None, None))

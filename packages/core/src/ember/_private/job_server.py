@@ -306,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         process_util.watch_parent(args.parent_fd, lambda: os._exit(0))
     if not _publish(args.gcs_address, token, url, time.monotonic() + 15.0):
         logger.warning("could not record the job server's address in the control service")
+    # Jobs a job server before this one left unfinished: fail or watch them.
+    manager.start_reconciling()
     if args.ready_fd >= 0:
         process_util.report_ready(args.ready_fd, json.dumps({"port": port}))
     logger.info("job server serving on %s (control service %s)", url, args.gcs_address)

@@ -197,6 +197,33 @@ def outcome(exit_code: int, stop_requested: bool, log_tail: str = "") -> tuple[s
                       f"{exit_code}, last available logs (truncated to 20,000 chars):\n{tail}")
 
 
+SUPERVISOR_DIED_MESSAGE = "Job supervisor actor died"   # Ray's words
+
+
+def reconcile(status: str, supervisor: str | None) -> tuple[str, str | None]:
+    """What a (re)started job server does with a job it is not watching:
+    ("fail", why), ("adopt", None) (watch its live supervisor) or ("keep", None).
+
+    ``supervisor`` is the supervisor actor's state name (actor_directory's
+    PENDING/ALIVE/RESTARTING/DEAD), None when no actor has its name. A job that
+    has not ended and has no live supervisor never will: nothing else records
+    its end, and its runner has ended its entrypoint (it watches the supervisor).
+
+    >>> reconcile("RUNNING", "DEAD")[0], reconcile("PENDING", None)[0]
+    ('fail', 'fail')
+    >>> reconcile("RUNNING", "ALIVE"), reconcile("SUCCEEDED", None)
+    (('adopt', None), ('keep', None))
+    """
+    if status in TERMINAL:
+        return "keep", None
+    if supervisor is None or supervisor == "DEAD":
+        gone = "is gone" if supervisor is None else "died"
+        return "fail", (f"{SUPERVISOR_DIED_MESSAGE}: the job's supervisor {gone} while the "
+                        "job server was not watching it (found when the job server "
+                        "started or checked); the job's entrypoint was ended with it")
+    return "adopt", None
+
+
 def encode(record: dict[str, Any]) -> bytes:
     """A record as the KV stores it."""
     return json.dumps(record, sort_keys=True).encode()

@@ -112,6 +112,8 @@ class JobSupervisor:
         self._proc: subprocess.Popen | None = None
         self._stop_requested = threading.Event()
         self._lock = threading.Lock()
+        self._run_started = False
+        self._run_done = threading.Event()
 
     # ---------------------------------------------------------------- KV
     def _kv(self, method: str, **fields: Any) -> Any:
@@ -149,7 +151,21 @@ class JobSupervisor:
 
     def run(self) -> dict[str, Any] | None:
         """Prepare, run the entrypoint to its end and record the outcome; returns the
-        final record (None if the job was deleted meanwhile)."""
+        final record (None if the job was deleted meanwhile).
+
+        Idempotent: a second call (a restarted job server adopting this job) waits
+        for the first one's end instead of starting the entrypoint again."""
+        with self._lock:
+            first, self._run_started = not self._run_started, True
+        if not first:
+            self._run_done.wait()
+            return self._record()
+        try:
+            return self._run_once()
+        finally:
+            self._run_done.set()
+
+    def _run_once(self) -> dict[str, Any] | None:
         session_dir = os.environ.get("EMBER_SESSION_DIR", "")
         log_path = os.path.join(session_dir, "logs", job_state.log_name(self.submission_id))
         record = self._record()
