@@ -20,7 +20,7 @@ import pytest
 
 import ember
 from ember._private.dashboard import DEFAULT_PORT, INSTALL_HINT, launch, views
-from ember._private.dashboard.main import bind
+from ember._private.http_listen import bind
 from ember._private.task_event_store import TaskEventStore
 from ember._private.task_events import FINISHED, RUNNING
 from ember.testing import pid_alive, wait_for_condition

@@ -43,7 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import job_launch, job_state
+from . import job_launch
 
 logger = logging.getLogger("ember.jobs")
 
@@ -247,32 +247,6 @@ def make_server(sock: Any, manager: Any, token: str) -> ThreadingHTTPServer:
     return server
 
 
-def _publish(gcs_address: str, token: str, url: str, deadline: float) -> bool:
-    """Put the URL in the control service's KV (``cluster``/``job_server_url``)."""
-    from . import rpc
-    from .gcs_supervisor import is_listening
-    from .node import CLUSTER_KV_NS, split_address
-    from .protos import ember_pb2 as pb
-    from .protos import ember_pb2_grpc as pbg
-    host, port = split_address(gcs_address)
-    while time.monotonic() < deadline and not is_listening(host, port, timeout=1.0):
-        time.sleep(0.05)
-    chan = rpc.channel(gcs_address)
-    try:
-        stub = rpc.Stub(chan, pbg.ControlServiceStub, token)
-        while time.monotonic() < deadline:
-            try:
-                stub.KVPut(pb.KVRequest(ns=CLUSTER_KV_NS, key=job_launch.KV_KEY.encode(),
-                                        value=url.encode(), overwrite=True), timeout=5)
-                return True
-            except Exception as e:  # noqa: BLE001 - not up yet: try again
-                logger.debug("KVPut of the job server address failed: %s", e)
-                time.sleep(0.2)
-        return False
-    finally:
-        chan.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Ember job server")
     parser.add_argument("--gcs-address", required=True)
@@ -286,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from . import process_util, tls
-    from .dashboard.main import bind
+    from .http_listen import bind, publish
     from .http_auth import TOKEN_ENV
     from .job_manager import JobManager
     token = os.environ.get(TOKEN_ENV, "")
@@ -304,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     if args.parent_fd >= 0:
         process_util.watch_parent(args.parent_fd, lambda: os._exit(0))
-    if not _publish(args.gcs_address, token, url, time.monotonic() + 15.0):
+    if not publish(args.gcs_address, token, job_launch.KV_KEY, url,
+                   deadline=time.monotonic() + 15.0):
         logger.warning("could not record the job server's address in the control service")
     # Jobs a job server before this one left unfinished: fail or watch them.
     manager.start_reconciling()

@@ -15,7 +15,6 @@ dashboard; with it, the process exits with the error and the head fails.
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import os
 import socket
@@ -25,33 +24,13 @@ import time
 from typing import Any
 
 from .. import process_util
+from ..http_listen import bind, publish
 from . import launch
 
 logger = logging.getLogger("ember.dashboard")
 
 SHUTDOWN_GRACE_S = 2.0
 PUBLISH_WAIT_S = 15.0
-
-
-def bind(host: str, port: int, fallback: bool) -> socket.socket:
-    """A listening socket on ``host:port``; with ``fallback``, on any free port when
-    ``port`` is taken."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for candidate in ([port, 0] if fallback and port else [port]):
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, candidate))
-        except OSError as e:
-            sock.close()
-            if e.errno == errno.EADDRINUSE and candidate:
-                logger.info("port %d on %s is in use", candidate, host)
-                continue
-            raise
-        sock.listen(128)
-        sock.set_inheritable(False)
-        return sock
-    raise OSError(errno.EADDRINUSE, f"port {port} on {host} is already in use")
 
 
 def _server(app: Any, sock: socket.socket) -> Any:
@@ -68,38 +47,6 @@ def _server(app: Any, sock: socket.socket) -> Any:
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S), **ssl_args)
     return uvicorn.Server(config)
-
-
-def _publish(gcs_address: str, token: str, url: str, stop: threading.Event,
-             deadline: float | None = None) -> bool:
-    """Put ``host:port`` in the control service's KV, retrying while it starts (until
-    ``deadline``, a time.monotonic(), if given); whether it is there."""
-    from .. import rpc
-    from ..gcs_supervisor import is_listening
-    from ..node import CLUSTER_KV_NS, split_address
-    from ..protos import ember_pb2 as pb
-    from ..protos import ember_pb2_grpc as pbg
-    # The control service starts alongside: a gRPC call to a port not yet open
-    # would put the channel in a ~1 s reconnect backoff, so wait for the port first.
-    host, port = split_address(gcs_address)
-    while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-        if is_listening(host, port, timeout=1.0):
-            break
-        stop.wait(0.05)
-    chan = rpc.channel(gcs_address)
-    try:
-        stub = rpc.Stub(chan, pbg.ControlServiceStub, token)
-        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-            try:
-                stub.KVPut(pb.KVRequest(ns=CLUSTER_KV_NS, key=launch.KV_KEY.encode(),
-                                        value=url.encode(), overwrite=True), timeout=5)
-                return True
-            except Exception as e:  # noqa: BLE001 - not up yet: try again
-                logger.debug("KVPut of the dashboard address failed: %s", e)
-                stop.wait(0.2)
-        return False
-    finally:
-        chan.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     # Recorded before the head reports ready, so a driver connecting right after
     # `ember start` finds it; the control service starts alongside (seconds).
     url = launch.address(args.host, port)
-    if not _publish(args.gcs_address, token, url, stop, time.monotonic() + PUBLISH_WAIT_S):
-        threading.Thread(target=_publish, args=(args.gcs_address, token, url, stop),
+    if not publish(args.gcs_address, token, launch.KV_KEY, url, stop=stop,
+                   deadline=time.monotonic() + PUBLISH_WAIT_S):
+        threading.Thread(target=publish, args=(args.gcs_address, token, launch.KV_KEY, url),
+                         kwargs={"stop": stop},
                          name="ember-dashboard-publish", daemon=True).start()
     if args.ready_fd >= 0:
         process_util.report_ready(args.ready_fd, launch.ready_message(port=port))
