@@ -34,13 +34,22 @@ class Entry:
     in_use: bool
 
 
-def cache_limit() -> int:
-    raw = os.environ.get(CACHE_BYTES_ENV, "")
+def env_bytes(name: str, default: int, example: str) -> int:
+    """A byte count from environment variable ``name`` (``default`` when unset);
+    a clear error naming the variable when it is not a number.
+
+    >>> env_bytes("EMBER_NOT_SET_ANYWHERE", 5, "5 for five bytes")
+    5
+    """
+    raw = os.environ.get(name, "")
     try:
-        return int(raw) if raw else DEFAULT_CACHE_BYTES
+        return int(raw) if raw else default
     except ValueError:
-        raise ValueError(f"{CACHE_BYTES_ENV}={raw!r} must be a number of bytes, e.g. "
-                         "10737418240 for 10 GiB") from None
+        raise ValueError(f"{name}={raw!r} must be a number of bytes, e.g. {example}") from None
+
+
+def cache_limit() -> int:
+    return env_bytes(CACHE_BYTES_ENV, DEFAULT_CACHE_BYTES, "10737418240 for 10 GiB")
 
 
 def choose_evictions(entries: Sequence[Entry], limit: int) -> list[str]:

@@ -43,12 +43,8 @@ def is_uri(value: object) -> bool:
 
 def max_package_bytes() -> int:
     """The upload limit per package (``EMBER_RUNTIME_ENV_MAX_PACKAGE_BYTES``, default 100 MiB)."""
-    raw = os.environ.get(MAX_PACKAGE_BYTES_ENV, "")
-    try:
-        return int(raw) if raw else DEFAULT_MAX_PACKAGE_BYTES
-    except ValueError:
-        raise ValueError(f"{MAX_PACKAGE_BYTES_ENV}={raw!r} must be a number of bytes, "
-                         "e.g. 209715200 for 200 MiB") from None
+    from .cache import env_bytes
+    return env_bytes(MAX_PACKAGE_BYTES_ENV, DEFAULT_MAX_PACKAGE_BYTES, "209715200 for 200 MiB")
 
 
 def compile_excludes(patterns: Iterable[str]) -> Callable[[str], bool]:
