@@ -93,13 +93,15 @@ def test_transport_selection(monkeypatch):
 # ---------------------------------------------------------------- writer and listener
 
 def test_writer_keeps_order_across_threads_and_ends_with_the_end_frame():
+    """Direct writes and writes left to the flusher thread (defer) interleave in order."""
     left, right = socket.socketpair()
     writer = framed.FrameWriter(left, end_frame=True)
     per_thread = 200
 
     def send(k: int) -> None:
         for i in range(per_thread):
-            writer.send_bytes(pb.TaskBatch(release_pins=[b"%d:%d" % (k, i)]).SerializeToString())
+            writer.send_bytes(pb.TaskBatch(release_pins=[b"%d:%d" % (k, i)]).SerializeToString(),
+                              defer=(i + k) % 3 == 0)
 
     threads = [threading.Thread(target=send, args=(k,)) for k in range(4)]
     got: list[bytes] = []
@@ -124,6 +126,26 @@ def test_writer_keeps_order_across_threads_and_ends_with_the_end_frame():
     writer.send_bytes(b"late")       # after close: dropped, no error
     left.close()
     right.close()
+
+
+def test_results_of_a_burst_wait_for_the_flusher_and_the_last_one_does_not():
+    class Writer:
+        def __init__(self):
+            self.sent = []
+
+        def send_bytes(self, data, defer=False):
+            self.sent.append(defer)
+
+    writer = Writer()
+    sink = framed.ResultSink(writer, lambda: None)   # type: ignore[arg-type]
+    sink.received = 3
+    for i in range(3):
+        sink.put(pb.TaskResult(task_id=b"%d" % i))
+    assert writer.sent == [True, True, False]
+    sink.received += 1                 # a streaming task: its items wait, its end does not
+    sink.put(pb.TaskResult(task_id=b"g", generator_item=True))
+    sink.put(pb.TaskResult(task_id=b"g", generator_done=True))
+    assert writer.sent[3:] == [True, False]
 
 
 class _FakeExecutor:

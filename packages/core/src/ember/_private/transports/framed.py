@@ -21,6 +21,7 @@ broken gRPC stream does.
 """
 from __future__ import annotations
 
+import queue
 import signal
 import socket
 import ssl
@@ -130,9 +131,13 @@ _SIGINT = {signal.SIGINT}
 class FrameWriter:
     """Writes frames from whichever thread sends, merging what queues meanwhile.
 
-    The first sender writes; a message sent while another thread is writing
-    is left for that thread, which sends everything waiting as one frame when
-    its write returns. No writer thread, so no hand-off on the fast path.
+    ``send_bytes(data)`` writes at once from the calling thread (no hand-off:
+    the latency path); a message sent while another thread is writing is left
+    to that thread, which sends everything waiting as one frame when its write
+    returns. ``send_bytes(data, defer=True)`` leaves the write to this
+    connection's flusher thread instead, so that a burst (calls made while
+    earlier ones are still running) leaves in a few large frames, as gRPC's
+    merged messages did, instead of a frame and a wake-up each.
     On the main thread SIGINT (a task's cancellation) is held off during a
     write: an exception halfway through a frame would corrupt the stream.
 
@@ -150,6 +155,7 @@ class FrameWriter:
         self._done = False                 # closed or broken: sends are dropped
         self._end_frame = end_frame
         self._on_close = on_close
+        self._wakeups: queue.SimpleQueue | None = None   # the flusher's, once started
 
     def start(self, conn: Any) -> None:
         """Connected (by the thread that holds the writer since construction)."""
@@ -161,8 +167,9 @@ class FrameWriter:
         with self._lock:
             self._done = True
             self._pending.clear()
+            self._stop_flusher()
 
-    def send_bytes(self, data: bytes) -> None:
+    def send_bytes(self, data: bytes, defer: bool = False) -> None:
         if not data:
             return      # an empty message changes nothing (and would read as the end)
         with self._lock:
@@ -172,6 +179,9 @@ class FrameWriter:
             if self._busy:
                 return
             self._busy = True
+            if defer:
+                self._hand_to_flusher()
+                return
         self._drain()
 
     def close(self) -> None:
@@ -183,6 +193,22 @@ class FrameWriter:
                 return
             self._busy = True
         self._drain()
+
+    def _hand_to_flusher(self) -> None:
+        """Lock held, ``_busy`` taken for the flusher."""
+        if self._wakeups is None:
+            self._wakeups = queue.SimpleQueue()
+            threading.Thread(target=self._flush_loop, args=(self._wakeups,), daemon=True,
+                             name="ember-push-writer").start()
+        self._wakeups.put(True)
+
+    def _stop_flusher(self) -> None:
+        if self._wakeups is not None:
+            self._wakeups.put(False)
+
+    def _flush_loop(self, wakeups: queue.SimpleQueue) -> None:
+        while wakeups.get():
+            self._drain()
 
     def _drain(self) -> None:
         on_main = threading.current_thread() is threading.main_thread()
@@ -201,6 +227,7 @@ class FrameWriter:
                             self._busy = False
                             return
                         finish = self._done = True
+                        self._stop_flusher()
                 try:
                     if finish:
                         if self._end_frame:
@@ -221,7 +248,12 @@ class FrameWriter:
 
 
 def _read_frames(conn: Any, decoder: FrameDecoder) -> Iterator[bytes]:
-    """Frames from ``conn`` until the end frame or EOF (raises OSError / FrameError)."""
+    """Frames from ``conn`` until the end frame or EOF (raises OSError / FrameError).
+
+    Frames already received together come out as one (concatenated messages
+    parse as their merge): a reader that fell behind settles the backlog as
+    one batch, as gRPC's merged messages were, while a lone frame goes on at once.
+    """
     while True:
         frame = decoder.next()
         if frame is None:
@@ -232,7 +264,30 @@ def _read_frames(conn: Any, decoder: FrameDecoder) -> Iterator[bytes]:
             continue
         if frame is END:
             return
-        yield frame  # type: ignore[misc]
+        parts = [frame]
+        ended = False
+        try:
+            while (nxt := decoder.next()) is not None:
+                if nxt is END:
+                    ended = True
+                    break
+                parts.append(nxt)
+        except FrameError:
+            yield b"".join(parts)  # type: ignore[arg-type]
+            raise
+        yield parts[0] if len(parts) == 1 else b"".join(parts)  # type: ignore[misc,arg-type]
+        if ended:
+            return
+
+
+def _read_one_frame(conn: Any, decoder: FrameDecoder) -> bytes | object | None:
+    """The next frame alone (END for the end frame, None at EOF)."""
+    while (frame := decoder.next()) is None:
+        data = conn.recv(_RECV)
+        if not data:
+            return None
+        decoder.feed(data)
+    return frame
 
 
 _client_contexts: dict[int, ssl.SSLContext] = {}
@@ -265,6 +320,11 @@ class FramedPushCall(PushCall):
         self._writer = FrameWriter(end_frame=True)
         self._conn: Any = None
         self._cancelled = False
+        # Tasks sent and not yet answered (a hint, not a count the protocol relies on):
+        # with none, a batch leaves at once from the sender's thread (a synchronous
+        # call waits on it); with some, the worker is busy and the flusher batches.
+        self._sent = 0
+        self._answered = 0
 
     def _connect(self) -> Any:
         sock = None
@@ -298,7 +358,9 @@ class FramedPushCall(PushCall):
             return
         try:
             for frame in _read_frames(conn, FrameDecoder(MAX_FRAME)):
-                yield pb.ResultBatch.FromString(frame)
+                batch = pb.ResultBatch.FromString(frame)
+                self._answered += _answers(batch.results)
+                yield batch
         except (OSError, FrameError, DecodeError):
             pass
         finally:
@@ -306,7 +368,9 @@ class FramedPushCall(PushCall):
             _shut(conn)
 
     def send(self, batch: pb.TaskBatch) -> None:
-        self._writer.send_bytes(batch.SerializeToString())
+        busy = self._sent > self._answered
+        self._sent += len(batch.tasks)
+        self._writer.send_bytes(batch.SerializeToString(), defer=busy)
 
     def close(self) -> None:
         self._writer.close()
@@ -344,19 +408,34 @@ def _result_entry(result: pb.TaskResult) -> bytes:
     return bytes(head) + data
 
 
+def _answers(results: Any) -> int:
+    """How many tasks these results finish (a streaming task's items do not)."""
+    return sum(1 for r in results if not r.generator_item)
+
+
 class ResultSink:
-    """Where a framed connection's results go: ``put(result)`` sends it now (from the
-    thread that produced it); ``put(None)`` ends the stream once all is written."""
+    """Where a framed connection's results go: ``put(result)`` sends it from the thread
+    that produced it; ``put(None)`` ends the stream once all is written.
+
+    The result of the connection's last unanswered task leaves at once; while
+    more of its tasks wait or run, results go through the writer's flusher, so
+    a pipelined burst returns in a few frames (see FrameWriter).
+    """
 
     def __init__(self, writer: FrameWriter, on_exiting: Callable[[], None]) -> None:
         self._writer = writer
         self._on_exiting = on_exiting
+        self.received = 0        # tasks that arrived on this connection (set by the reader)
+        self._answered = 0
 
     def put(self, result: pb.TaskResult | None) -> None:
         if result is None:
             self._writer.close()
             return
-        self._writer.send_bytes(_result_entry(result))
+        if not result.generator_item:
+            self._answered += 1
+        self._writer.send_bytes(_result_entry(result),
+                                defer=self.received > self._answered)
         if result.worker_exiting:
             self._on_exiting()
 
@@ -415,8 +494,8 @@ class FramedServer:
                 conn = _TlsConn(sock, _server_context(cfg), server_side=True)
                 conn.handshake()
             decoder = FrameDecoder(MAX_AUTH_FRAME)
-            first = next(_read_frames(conn, decoder), None)
-            if first is None or not token_matches(first, self._token):
+            first = _read_one_frame(conn, decoder)    # alone: never merged with the next
+            if not isinstance(first, bytes) or not token_matches(first, self._token):
                 _shut(sock)
                 return None
             decoder.limit = MAX_FRAME
@@ -432,15 +511,18 @@ class FramedServer:
             return
         conn, decoder = authed
         writer = FrameWriter(conn, on_close=lambda: _shut(conn))
-        self._serve(_batches(conn, decoder), ResultSink(writer, self._on_exiting))
+        sink = ResultSink(writer, self._on_exiting)
+        self._serve(_batches(conn, decoder, sink), sink)
 
 
-def _batches(conn: Any, decoder: FrameDecoder) -> Iterator[pb.TaskBatch]:
+def _batches(conn: Any, decoder: FrameDecoder, sink: ResultSink) -> Iterator[pb.TaskBatch]:
     """The TaskBatches of an authenticated connection; ends (closing nothing itself) at the
     end frame, EOF, or the first frame that is oversized or does not parse."""
     try:
         for frame in _read_frames(conn, decoder):
-            yield pb.TaskBatch.FromString(frame)
+            batch = pb.TaskBatch.FromString(frame)
+            sink.received += len(batch.tasks)
+            yield batch
     except (OSError, FrameError, DecodeError):
         return
 
