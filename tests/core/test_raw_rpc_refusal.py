@@ -66,6 +66,9 @@ class _Probe:
         core = ember._private.worker_state.core
         return core.address, os.getpid(), core.worker_id
 
+    def push_port(self):
+        return ember._private.worker_state.core.push_port
+
 
 @pytest.fixture(scope="module")
 def servers(cluster):
@@ -291,3 +294,73 @@ class _Unary:
 class _BidiStream:
     client_streaming = True
     server_streaming = True
+
+
+# ---------------------------------------------------------------- the framed PushTasks port
+
+@ember.remote
+def _push_port():
+    return ember._private.worker_state.core.push_port
+
+
+def _closed_unanswered(sock, timeout: float = 10) -> bool:
+    """The server closed the connection (EOF or reset) without sending a byte."""
+    import socket
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_framed_push_port_refuses_without_the_token_and_never_unpickles(servers, tmp_path):
+    """Workers also take PushTasks on a framed socket (transports/framed.py): random
+    bytes, a wrong token, an oversized length, or (with the token) a frame that is
+    oversized or not a protobuf close the connection before anything is unpickled."""
+    import socket
+    import struct
+
+    from ember._private.transports import frames
+
+    core = _core()
+    task_port = ember.get(_push_port.remote(), timeout=60)
+    actor_port = ember.get(servers["actor"].push_port.remote(), timeout=60)
+    assert task_port and actor_port
+    marker = str(tmp_path / "unpickled")
+    planted = pb.TaskBatch(tasks=[pb.TaskSpec(
+        task_id=os.urandom(24), job_id=1, function_id=os.urandom(16), name="planted",
+        num_returns=1, args=[pb.Arg(data=serialization.to_bytes(serialization.serialize(
+            _Plant(marker))))], owner=pb.Address(ip="127.0.0.1", port=1, worker_id="nobody"))])
+    planted_frame = frames.encode_frame([planted.SerializeToString()])
+    near_miss = core.token[:-1] + ("0" if core.token[-1] != "0" else "1")
+    authed = frames.auth_frame(core.token)
+    openings = [os.urandom(64), frames.auth_frame("wrong"), frames.auth_frame(near_miss),
+                frames.END_FRAME, struct.pack(">I", 0xFFFFFFF0),
+                authed + struct.pack(">I", frames.MAX_FRAME + 1),
+                authed + frames.encode_frame([b"\x0f\xff\xff"])]
+    for port in (task_port, actor_port):
+        for opening in openings:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(opening + planted_frame)
+                assert _closed_unanswered(sock), (port, opening[:8])
+    time.sleep(0.5)
+    assert not os.path.exists(marker)
+    assert pid_alive(servers["task_pid"]) and pid_alive(servers["actor_pid"])
+    # Positive control: with the token the same port takes a batch and answers it
+    # (a task of an unknown function fails, with its id, before its arguments load).
+    probe = pb.TaskBatch(tasks=[pb.TaskSpec(task_id=os.urandom(24), job_id=1, num_returns=1,
+                                            function_id=os.urandom(16), name="probe")])
+    with socket.create_connection(("127.0.0.1", task_port), timeout=30) as sock:
+        sock.sendall(authed + frames.encode_frame([probe.SerializeToString()]))
+        decoder = frames.FrameDecoder()
+        frame = None
+        while frame is None:
+            data = sock.recv(65536)
+            assert data, "the worker closed an authenticated connection"
+            decoder.feed(data)
+            frame = decoder.next()
+        reply = pb.ResultBatch.FromString(frame)
+        assert reply.results[0].task_id == probe.tasks[0].task_id
+    assert ember.get(servers["actor"].where.remote(), timeout=30)[1] == servers["actor_pid"]

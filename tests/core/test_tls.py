@@ -249,6 +249,58 @@ def test_client_certificates_not_signed_by_the_ca_are_refused(tls_cluster, certs
             node_mod.query_nodes(cluster.address, "0" * len(core.token))
 
 
+@ember.remote
+class _Where:
+    def push_port(self):
+        return ember._private.worker_state.core.push_port
+
+
+def test_framed_push_tasks_speak_only_tls(tls_cluster, certs):
+    """The framed PushTasks port (transports/framed.py) of a TLS cluster: actor calls
+    cross it encrypted; a plaintext client, or a TLS client whose certificate the CA
+    did not sign, is closed unanswered even with the right token."""
+    import socket
+    import ssl
+
+    from ember._private.transports import frames, framed
+
+    core = ember._private.worker_state.core
+    actor = _Where.options(resources={"far": 1}).remote()
+    port = ember.get(actor.push_port.remote(), timeout=60)
+    assert ember.get([actor.push_port.remote() for _ in range(20)], timeout=60) == [port] * 20
+    conn = core.actors._actors[actor._actor_id.binary()].conn
+    assert isinstance(conn.call, framed.FramedPushCall)     # the calls above went framed
+    probe = pb.TaskBatch(tasks=[pb.TaskSpec(task_id=os.urandom(24), function_id=os.urandom(16),
+                                            num_returns=1, name="probe")])
+    hello = frames.auth_frame(core.token) + frames.encode_frame([probe.SerializeToString()])
+
+    def answered(sock) -> bool:
+        sock.settimeout(10)
+        try:
+            return sock.recv(1) != b""
+        except (ConnectionResetError, ssl.SSLError):
+            return False
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:   # plaintext
+        sock.sendall(hello)
+        assert not answered(sock)
+    c, r = certs["cluster"], certs["rogue"]
+    for cert, key in ((c["cert"], c["key"]), (r["cert"], r["key"])):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(c["ca"])
+        ctx.load_cert_chain(cert, key)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            try:
+                with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+                    sock.sendall(hello)
+                    ok = answered(sock)
+            except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+                ok = False
+        # Positive control: with the cluster's certificate the same bytes are answered.
+        assert ok == (cert == c["cert"]), cert
+    ember.kill(actor)
+
+
 # ---------------------------------------------------------------- the command line
 
 def test_cli_tls_flags_reach_every_process(certs, tmp_path):

@@ -61,6 +61,7 @@ class ActorRecord:
     lease_id: bytes = b""
     worker_id: str = ""
     address: str = ""
+    push_port: int = 0             # its worker's framed PushTasks port (0: gRPC only)
     pid: int = 0
     death_cause: str = ""
     creation_error: bytes = b""
@@ -127,12 +128,14 @@ class ActorDirectory:
         self.changed.add(actor_id)
         return []
 
-    def created(self, actor_id: bytes, attempt: int, address: str, pid: int = 0) -> list:
+    def created(self, actor_id: bytes, attempt: int, address: str, pid: int = 0,
+                push_port: int = 0) -> list:
         record = self.actors.get(actor_id)
         if record is None or record.attempt != attempt or record.state == DEAD:
             return []
         record.state = ALIVE
         record.address = address
+        record.push_port = push_port
         record.pid = pid
         self._bump(record)
         return []

@@ -212,7 +212,8 @@ class ActorManager:
                 worker_id, f"its worker died while running __init__ ({e.code().name})"))
             return
         if reply.ok:
-            self._event(lambda: self.directory.created(actor_id, attempt, address, reply.pid))
+            self._event(lambda: self.directory.created(actor_id, attempt, address, reply.pid,
+                                                       lease.worker.push_port))
         else:
             self._event(lambda: self.directory.creation_failed(
                 actor_id, attempt, reply.error, "its constructor (__init__) raised an error"))
@@ -280,7 +281,8 @@ class ActorManager:
         return pb.ActorInfo(
             actor_id=record.actor_id, state=record.state,  # type: ignore[arg-type]
             address=pb.Address(ip=host, port=int(port) if port else 0,
-                               worker_id=record.worker_id, node_id=record.node_id),
+                               worker_id=record.worker_id, node_id=record.node_id,
+                               push_port=record.push_port),
             name=record.name, namespace=record.namespace, death_cause=record.death_cause,
             creation_error=record.creation_error, num_restarts=record.num_restarts,
             handle_meta=spec.handle_meta, version=record.version, class_name=spec.class_name,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import queue
 import threading
 from typing import Any
 
@@ -31,7 +30,7 @@ from . import serialization
 from .actor_directory import ALIVE, DEAD
 from .protos import ember_pb2 as pb
 from .task_events import PENDING_NODE_ASSIGNMENT, SUBMITTED_TO_WORKER
-from .task_leases import merged_batches
+from .transports import base as transports
 
 logger = logging.getLogger("ember")
 
@@ -42,20 +41,19 @@ POLL_SECONDS = 5.0
 class _Conn:
     """One PushTasks stream to an actor's worker."""
 
-    def __init__(self, submitter: "ActorSubmitter", actor: "_Actor", address: str) -> None:
+    def __init__(self, submitter: "ActorSubmitter", actor: "_Actor", address: str,
+                 where: pb.Address) -> None:
         self.address = address
         self.dead = False
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
-        stub = submitter.core.core_stub(address)
-        self._call = stub.PushTasks.raw(merged_batches(self._q), metadata=stub._md)
+        self.call = transports.open_push(submitter.core, where)
         threading.Thread(target=submitter._read, args=(actor, self), daemon=True,
                          name="ember-actor-results").start()
 
     def send(self, batch: pb.TaskBatch) -> None:
-        self._q.put(batch)
+        self.call.send(batch)
 
     def close(self) -> None:
-        self._q.put(None)
+        self.call.close()
 
 
 class _Actor:
@@ -220,11 +218,8 @@ class ActorSubmitter:
 
     # ------------------------------------------------------------ results
     def _read(self, actor: _Actor, conn: _Conn) -> None:
-        try:
-            for batch in conn._call:
-                self._on_results(actor, conn, batch.results)
-        except grpc.RpcError:
-            pass
+        for batch in conn.call:         # ends when the stream breaks or closes
+            self._on_results(actor, conn, batch.results)
         with self._lock:
             conn.dead = True
             if actor.conn is not conn:
@@ -309,7 +304,7 @@ class ActorSubmitter:
                 if actor.conn is not None:
                     actor.conn.close()
                 try:
-                    actor.conn = _Conn(self, actor, address)
+                    actor.conn = _Conn(self, actor, address, info.address)
                 except Exception as e:  # noqa: BLE001 - shutting down
                     logger.debug("cannot reach actor %s: %s", actor.actor_id.hex(), e)
                     return

@@ -90,6 +90,7 @@ class CoreWorker(pbg.CoreWorkerServicer):
         self._stopped = threading.Event()
         self.current = _Current()        # current task context in workers
         self.executor: Any = None         # set in worker processes
+        self.push_port = 0                # a worker's framed PushTasks port (worker_main)
         self.actor_id: bytes | None = None  # set in a worker hosting an actor
         self.actor_handle_meta: Any = None
         self.actor_name = ""

@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS drivers (worker_id TEXT PRIMARY KEY, job_id INTEGER,
 _ACTOR_BYTES = ("lease_id", "creation_error")
 _ACTOR_FIELDS = ("name", "namespace", "detached", "owner_worker_id", "max_restarts", "state",
                  "attempt", "num_restarts", "node_id", "lease_id", "worker_id", "address",
-                 "pid", "death_cause", "creation_error", "version", "owner_node_id")
+                 "push_port", "pid", "death_cause", "creation_error", "version", "owner_node_id")
 
 
 def actor_state_json(record: ActorRecord) -> str:

@@ -65,6 +65,7 @@ class _WorkerProc:
     env_hash: str
     worker_id: str = ""
     port: int = 0
+    push_port: int = 0          # framed PushTasks listener (transports/framed.py)
     registered: bool = False
     started: float = field(default_factory=time.time)   # for the state API
 
@@ -245,7 +246,8 @@ class NodeManager(pbg.NodeManagerServicer):
         return pb.LeaseReply(
             granted=True, lease_id=lease_id,
             worker=pb.Address(node_id=self.node_id, ip=self.ip,
-                              port=wp.port if wp else 0, worker_id=worker_id),
+                              port=wp.port if wp else 0, worker_id=worker_id,
+                              push_port=wp.push_port if wp else 0),
             gpu_ids=list(allocation.gpu_ids) or self._bundle_gpus(allocation),
             resources=allocation.resources.to_dict())
 
@@ -536,6 +538,7 @@ class NodeManager(pbg.NodeManagerServicer):
             if wp is not None and not self._stopping.is_set():
                 wp.worker_id = request.worker_id
                 wp.port = request.port
+                wp.push_port = request.push_port
                 wp.registered = True
                 self._by_worker[request.worker_id] = wp
                 self._apply(self.scheduler.worker_registered(

@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from . import ids, serialization
@@ -29,10 +30,15 @@ from .task_events import FAILED, FINISHED, RUNNING
 
 
 class _Stream:
-    """One owner's connection: where results of its tasks go."""
+    """One owner's connection: where results of its tasks go.
 
-    def __init__(self) -> None:
-        self.out: queue.SimpleQueue = queue.SimpleQueue()
+    ``out.put(result)`` hands a result over (None: the stream is over): a queue
+    the gRPC handler drains, or the framed transport's ResultSink, which writes
+    it at once from the calling thread.
+    """
+
+    def __init__(self, out: Any = None) -> None:
+        self.out: Any = out if out is not None else queue.SimpleQueue()
         self.closed = False
 
 
@@ -92,6 +98,25 @@ class TaskExecutor:
                 # max_calls reached: the result is out, now leave (with this
                 # worker's task events sent, or they would be lost).
                 threading.Timer(0.2, self._exit_now).start()
+
+    def serve_connection(self, batches: Iterator[pb.TaskBatch], out: Any) -> None:
+        """The framed transport's server side, on the connection's thread: run the
+        batches read from it; results go to ``out.put`` (transports/framed.py).
+
+        Returns when the owner ends the stream or the connection breaks, as the
+        gRPC handler's request iterator does.
+        """
+        stream = _Stream(out)
+        try:
+            for batch in batches:
+                self._on_batch(batch, stream)
+        finally:
+            stream.closed = True
+            stream.out.put(None)
+
+    def exit_soon(self) -> None:
+        """max_calls reached and the last result sent: leave shortly."""
+        threading.Timer(0.2, self._exit_now).start()
 
     def _exit_now(self, code: int = 0) -> None:
         self.core.task_events.flush(timeout=2.0)

@@ -10,16 +10,16 @@ call or its reply is lost, and is returned once its worker has been idle for
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
 
 from . import rpc
 from .protos import ember_pb2 as pb
+from .transports import base as transports
+from .transports.grpc_stream import merged_batches  # noqa: F401 - its old home
 
 logger = logging.getLogger("ember")
 
@@ -28,40 +28,6 @@ MAX_LEASE_REQUESTS_PER_KEY = 4
 # Lease requests and returns whose call or reply was lost (UNAVAILABLE) are sent
 # again this many times, with the same request id, before giving up.
 LEASE_RPC_RETRIES = 5
-
-
-def merged_batches(q: queue.SimpleQueue) -> Iterator[pb.TaskBatch]:
-    """The request side of a PushTasks stream: the TaskBatches put on ``q``, in
-    order, each merged with those already waiting behind it (None ends it).
-
-    gRPC takes the next message only once the last one is written, so a burst
-    of submissions queued meanwhile leaves as one message instead of one each.
-    Merging keeps the order of tasks, and a batch's pin releases and cancels
-    only ever concern tasks sent before them.
-
-    >>> q = queue.SimpleQueue()
-    >>> for b in (pb.TaskBatch(release_pins=[b"a"]), pb.TaskBatch(release_pins=[b"b"]), None):
-    ...     q.put(b)
-    >>> [list(b.release_pins) for b in merged_batches(q)]
-    [[b'a', b'b']]
-    """
-    while True:
-        batch = q.get()
-        if batch is None:
-            return
-        end = False
-        while True:
-            try:
-                nxt = q.get_nowait()
-            except queue.Empty:
-                break
-            if nxt is None:
-                end = True
-                break
-            batch.MergeFrom(nxt)
-        yield batch
-        if end:
-            return
 
 
 class LeasedWorker:
@@ -86,18 +52,18 @@ class LeasedWorker:
         # An idle-return check is scheduled: at most one per worker, so a
         # worker that goes idle after every task costs no timer wake-up each.
         self.return_check = False
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
-        stub = submitter.core.core_stub(self.address)
-        self._call = stub.PushTasks.raw(merged_batches(self._q), metadata=stub._md)
+        # The PushTasks stream (framed socket or gRPC, transports/base.py); the
+        # reader thread connects, then settles the results that come back.
+        self.call = transports.open_push(submitter.core, reply.worker)
         self._reader = threading.Thread(target=submitter._read_results, args=(self,),
                                         daemon=True, name="ember-results")
         self._reader.start()
 
     def send(self, batch: pb.TaskBatch) -> None:
-        self._q.put(batch)
+        self.call.send(batch)
 
     def close(self) -> None:
-        self._q.put(None)
+        self.call.close()
 
 
 class LeaseMixin:

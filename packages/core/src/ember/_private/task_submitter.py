@@ -26,7 +26,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import grpc
 
 from . import ids, serialization
 from .object_ref import ObjectRef, ObjectRefGenerator
@@ -307,11 +306,8 @@ class TaskSubmitter(LeaseMixin):
 
     # ------------------------------------------------------------ results
     def _read_results(self, worker: LeasedWorker) -> None:
-        try:
-            for batch in worker._call:
-                self._on_results(worker, batch.results)
-        except grpc.RpcError:
-            pass
+        for batch in worker.call:       # ends when the stream breaks or closes
+            self._on_results(worker, batch.results)
         oom = self._oom_cause(worker) if worker.in_flight and not self._stopped else ""
         with self._lock:
             lost = list(worker.in_flight.values())

@@ -19,6 +19,7 @@ def main() -> None:
     from .protos import ember_pb2 as pb
     from .protos import ember_pb2_grpc as pbg
     from .task_executor import TaskExecutor
+    from .transports.framed import FramedServer
 
     token = os.environ.pop(rpc.TOKEN_ENV)
     nm_address = os.environ["EMBER_NODE_MANAGER_ADDRESS"]
@@ -37,10 +38,16 @@ def main() -> None:
     executor = TaskExecutor(core)
     core.executor = executor
     core.start()
+    # PushTasks also over a framed socket on the same IP (transports/framed.py);
+    # owners pick the transport, so every worker listens.
+    push = FramedServer(token, core.address.rsplit(":", 1)[0], executor.serve_connection,
+                        executor.exit_soon)
+    core.push_port = push.start()
     core_worker.install(core)
     metrics_registry.start_reporting(core)
     nm.RegisterWorker(pb.RegisterWorkerRequest(
         worker_id=worker_id, pid=os.getpid(), port=int(core.address.rsplit(":", 1)[1]),
+        push_port=push.port,
         runtime_env_hash=os.environ.get("EMBER_RUNTIME_ENV_HASH", "")), timeout=30)
     try:
         executor.run_forever()

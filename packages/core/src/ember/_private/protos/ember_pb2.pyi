@@ -23,16 +23,18 @@ class Empty(_message.Message):
     def __init__(self) -> None: ...
 
 class Address(_message.Message):
-    __slots__ = ("node_id", "ip", "port", "worker_id")
+    __slots__ = ("node_id", "ip", "port", "worker_id", "push_port")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     IP_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    PUSH_PORT_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     ip: str
     port: int
     worker_id: str
-    def __init__(self, node_id: _Optional[str] = ..., ip: _Optional[str] = ..., port: _Optional[int] = ..., worker_id: _Optional[str] = ...) -> None: ...
+    push_port: int
+    def __init__(self, node_id: _Optional[str] = ..., ip: _Optional[str] = ..., port: _Optional[int] = ..., worker_id: _Optional[str] = ..., push_port: _Optional[int] = ...) -> None: ...
 
 class ObjectRefProto(_message.Message):
     __slots__ = ("object_id", "owner")
@@ -524,16 +526,18 @@ class ReturnLease(_message.Message):
     def __init__(self, lease_id: _Optional[bytes] = ..., kill_worker: _Optional[bool] = ...) -> None: ...
 
 class RegisterWorkerRequest(_message.Message):
-    __slots__ = ("worker_id", "pid", "port", "runtime_env_hash")
+    __slots__ = ("worker_id", "pid", "port", "runtime_env_hash", "push_port")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_ENV_HASH_FIELD_NUMBER: _ClassVar[int]
+    PUSH_PORT_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     pid: int
     port: int
     runtime_env_hash: str
-    def __init__(self, worker_id: _Optional[str] = ..., pid: _Optional[int] = ..., port: _Optional[int] = ..., runtime_env_hash: _Optional[str] = ...) -> None: ...
+    push_port: int
+    def __init__(self, worker_id: _Optional[str] = ..., pid: _Optional[int] = ..., port: _Optional[int] = ..., runtime_env_hash: _Optional[str] = ..., push_port: _Optional[int] = ...) -> None: ...
 
 class RegisterWorkerReply(_message.Message):
     __slots__ = ("node_id", "shm_dir", "shm_prefix", "gcs_address")

@@ -1,0 +1,532 @@
+"""PushTasks over a plain TCP connection of length-prefixed protobuf frames (the default).
+
+Why: one synchronous round trip over a gRPC stream costs ~400 us and ~520 us of
+CPU on its own; the same exchange over a framed socket ~100 us (docs/
+architecture.md, "The gRPC ceiling"). Only the owner -> worker PushTasks stream
+uses it; every other service stays on gRPC.
+
+Each worker listens on a second port (``Address.push_port``) on the IP of its
+gRPC server. A connection starts with the cluster token (frames.py); with
+EMBER_TLS_* set both ends speak TLS with the cluster's certificates first.
+
+Threads, chosen for the fewest hand-offs: whoever sends writes to the socket
+itself (``FrameWriter``: a sender that finds another one writing leaves its
+message to it, and the waiting messages leave merged as one frame). On the
+worker, one thread per connection reads TaskBatches straight into the
+executor, and results are written by the thread that produced them (the main
+thread, an actor's pool thread or event loop). On the owner, the caller's
+reader thread connects and then reads ResultBatches. A broken connection
+ends the owner's iteration and the worker's request stream, exactly as a
+broken gRPC stream does.
+"""
+from __future__ import annotations
+
+import queue
+import signal
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from typing import Any, Callable
+
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
+
+from .. import tls
+from ..protos import ember_pb2 as pb
+from .base import PushCall, PushTransport
+from .frames import (END, END_FRAME, MAX_AUTH_FRAME, MAX_FRAME, FrameDecoder, FrameError,
+                     auth_frame, encode_frame, token_matches)
+
+# Under glibc malloc's mmap threshold (128 KiB): a larger recv buffer costs an mmap and
+# munmap per call (~12 us), more than the rest of a small frame's read.
+_RECV = 64 * 1024
+CONNECT_TIMEOUT = 10.0     # connect + TLS handshake + token, seconds
+AUTH_TIMEOUT = 10.0        # a server waits this long for a new connection's token
+
+
+class _TlsConn:
+    """A TLS connection safe for one reading thread and any number of writing threads.
+
+    OpenSSL objects must not be used by two threads at once, so the TLS state
+    lives in an ``ssl.SSLObject`` over memory buffers guarded by a lock, and
+    the socket I/O happens outside it.
+    """
+
+    def __init__(self, sock: socket.socket, ctx: ssl.SSLContext, server_side: bool,
+                 server_hostname: str | None = None) -> None:
+        self.sock = sock
+        self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._obj = ctx.wrap_bio(self._in, self._out, server_side=server_side,
+                                 server_hostname=server_hostname)
+        self._lock = threading.Lock()        # the SSLObject and its buffers
+        self._send_lock = threading.Lock()   # keeps encrypted bytes in order on the wire
+
+    def handshake(self) -> None:
+        while True:
+            with self._lock:
+                try:
+                    self._obj.do_handshake()
+                    done = True
+                except ssl.SSLWantReadError:
+                    done = False
+            self._flush()
+            if done:
+                return
+            data = self.sock.recv(_RECV)
+            if not data:
+                raise ConnectionError("the peer closed the connection during the TLS handshake")
+            with self._lock:
+                self._in.write(data)
+
+    def _flush(self) -> None:
+        with self._send_lock:
+            with self._lock:
+                out = self._out.read()
+            if out:
+                self.sock.sendall(out)
+
+    def sendall(self, data: bytes) -> None:
+        with self._send_lock:
+            with self._lock:
+                self._obj.write(data)
+                out = self._out.read()
+            self.sock.sendall(out)
+
+    def recv(self, n: int) -> bytes:
+        while True:
+            with self._lock:
+                try:
+                    return self._obj.read(n)
+                except ssl.SSLWantReadError:
+                    pass
+                except ssl.SSLZeroReturnError:
+                    return b""
+            self._flush()       # reading may have produced a reply (key update)
+            data = self.sock.recv(_RECV)
+            if not data:
+                return b""
+            with self._lock:
+                self._in.write(data)
+
+    def shutdown(self, how: int) -> None:
+        self.sock.shutdown(how)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _shut(conn: Any) -> None:
+    """End a connection so that a thread blocked reading it wakes up, then close it."""
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        conn.close()
+    except OSError:
+        pass
+
+
+_SIGINT = {signal.SIGINT}
+
+
+class FrameWriter:
+    """Writes frames from whichever thread sends, merging what queues meanwhile.
+
+    ``send_bytes(data)`` writes at once from the calling thread (no hand-off:
+    the latency path); a message sent while another thread is writing is left
+    to that thread, which sends everything waiting as one frame when its write
+    returns. ``send_bytes(data, defer=True)`` leaves the write to this
+    connection's flusher thread instead, so that a burst (calls made while
+    earlier ones are still running) leaves in a few large frames, as gRPC's
+    merged messages did, instead of a frame and a wake-up each.
+    On the main thread SIGINT (a task's cancellation) is held off during a
+    write: an exception halfway through a frame would corrupt the stream.
+
+    ``end_frame``: closing sends the end frame (owner side); ``on_close`` runs
+    once everything queued before ``close()`` is written.
+    """
+
+    def __init__(self, conn: Any = None, *, end_frame: bool = False,
+                 on_close: Callable[[], None] | None = None) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._pending: list[bytes] = []
+        self._busy = conn is None          # not connected yet: start() writes what waits
+        self._closing = False
+        self._done = False                 # closed or broken: sends are dropped
+        self._end_frame = end_frame
+        self._on_close = on_close
+        self._wakeups: queue.SimpleQueue | None = None   # the flusher's, once started
+
+    def start(self, conn: Any) -> None:
+        """Connected (by the thread that holds the writer since construction)."""
+        self._conn = conn
+        self._drain()
+
+    def abort(self) -> None:
+        """The connection is gone (or never came): drop what waits and what comes."""
+        with self._lock:
+            self._done = True
+            self._pending.clear()
+            self._stop_flusher()
+
+    def send_bytes(self, data: bytes, defer: bool = False) -> None:
+        if not data:
+            return      # an empty message changes nothing (and would read as the end)
+        with self._lock:
+            if self._done or self._closing:
+                return
+            self._pending.append(data)
+            if self._busy:
+                return
+            self._busy = True
+            if defer:
+                self._hand_to_flusher()
+                return
+        self._drain()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._done or self._closing:
+                return
+            self._closing = True
+            if self._busy:
+                return
+            self._busy = True
+        self._drain()
+
+    def _hand_to_flusher(self) -> None:
+        """Lock held, ``_busy`` taken for the flusher."""
+        if self._wakeups is None:
+            self._wakeups = queue.SimpleQueue()
+            threading.Thread(target=self._flush_loop, args=(self._wakeups,), daemon=True,
+                             name="ember-push-writer").start()
+        self._wakeups.put(True)
+
+    def _stop_flusher(self) -> None:
+        if self._wakeups is not None:
+            self._wakeups.put(False)
+
+    def _flush_loop(self, wakeups: queue.SimpleQueue) -> None:
+        while wakeups.get():
+            self._drain()
+
+    def _drain(self) -> None:
+        on_main = threading.current_thread() is threading.main_thread()
+        if on_main:
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
+        try:
+            while True:
+                with self._lock:
+                    parts, self._pending = self._pending, []
+                    finish = False
+                    if self._done:
+                        self._busy = False
+                        return
+                    if not parts:
+                        if not self._closing:
+                            self._busy = False
+                            return
+                        finish = self._done = True
+                        self._stop_flusher()
+                try:
+                    if finish:
+                        if self._end_frame:
+                            self._conn.sendall(END_FRAME)
+                        if self._on_close is not None:
+                            self._on_close()
+                        return
+                    self._conn.sendall(encode_frame(parts))
+                except (OSError, FrameError):
+                    # Broken (or a frame over the limit, which gRPC refuses too):
+                    # the peer sees the connection end, as a broken stream.
+                    self.abort()
+                    _shut(self._conn)
+                    return
+        finally:
+            if on_main:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _read_frames(conn: Any, decoder: FrameDecoder) -> Iterator[bytes]:
+    """Frames from ``conn`` until the end frame or EOF (raises OSError / FrameError).
+
+    Frames already received together come out as one (concatenated messages
+    parse as their merge): a reader that fell behind settles the backlog as
+    one batch, as gRPC's merged messages were, while a lone frame goes on at once.
+    """
+    while True:
+        frame = decoder.next()
+        if frame is None:
+            data = conn.recv(_RECV)
+            if not data:
+                return
+            decoder.feed(data)
+            continue
+        if frame is END:
+            return
+        parts = [frame]
+        ended = False
+        try:
+            while (nxt := decoder.next()) is not None:
+                if nxt is END:
+                    ended = True
+                    break
+                parts.append(nxt)
+        except FrameError:
+            yield b"".join(parts)  # type: ignore[arg-type]
+            raise
+        yield parts[0] if len(parts) == 1 else b"".join(parts)  # type: ignore[misc,arg-type]
+        if ended:
+            return
+
+
+def _read_one_frame(conn: Any, decoder: FrameDecoder) -> bytes | object | None:
+    """The next frame alone (END for the end frame, None at EOF)."""
+    while (frame := decoder.next()) is None:
+        data = conn.recv(_RECV)
+        if not data:
+            return None
+        decoder.feed(data)
+    return frame
+
+
+_client_contexts: dict[int, ssl.SSLContext] = {}
+_server_contexts: dict[int, ssl.SSLContext] = {}
+
+
+def _client_context(cfg: tls.TlsConfig) -> ssl.SSLContext:
+    ctx = _client_contexts.get(id(cfg))
+    if ctx is None:
+        ctx = _client_contexts[id(cfg)] = tls.client_ssl_context(cfg)
+    return ctx
+
+
+def _server_context(cfg: tls.TlsConfig) -> ssl.SSLContext:
+    ctx = _server_contexts.get(id(cfg))
+    if ctx is None:
+        ctx = _server_contexts[id(cfg)] = tls.server_ssl_context(cfg)
+    return ctx
+
+
+# ---------------------------------------------------------------- owner side
+
+class FramedPushCall(PushCall):
+    """The owner's end: connects on the reader thread (never under the caller's lock);
+    batches sent before that wait in the writer."""
+
+    def __init__(self, token: str, address: pb.Address) -> None:
+        self._token = token
+        self._address = (address.ip, address.push_port)
+        self._writer = FrameWriter(end_frame=True)
+        self._conn: Any = None
+        self._cancelled = False
+        # Tasks sent and not yet answered (a hint, not a count the protocol relies on):
+        # with none, a batch leaves at once from the sender's thread (a synchronous
+        # call waits on it); with some, the worker is busy and the flusher batches.
+        self._sent = 0
+        self._answered = 0
+
+    def _connect(self) -> Any:
+        sock = None
+        try:
+            sock = socket.create_connection(self._address, timeout=CONNECT_TIMEOUT)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn: Any = sock
+            cfg = tls.load()
+            if cfg is not None:
+                conn = _TlsConn(sock, _client_context(cfg), server_side=False,
+                                server_hostname=cfg.server_name or self._address[0])
+                conn.handshake()
+            conn.sendall(auth_frame(self._token))
+            sock.settimeout(None)
+        except (OSError, ValueError):
+            self._writer.abort()
+            if sock is not None:
+                _shut(sock)
+            return None
+        self._conn = conn
+        if self._cancelled:
+            self._writer.abort()
+            _shut(conn)
+            return None
+        self._writer.start(conn)
+        return conn
+
+    def __iter__(self) -> Iterator[pb.ResultBatch]:
+        conn = self._connect()
+        if conn is None:
+            return
+        try:
+            for frame in _read_frames(conn, FrameDecoder(MAX_FRAME)):
+                batch = pb.ResultBatch.FromString(frame)
+                self._answered += _answers(batch.results)
+                yield batch
+        except (OSError, FrameError, DecodeError):
+            pass
+        finally:
+            self._writer.abort()
+            _shut(conn)
+
+    def send(self, batch: pb.TaskBatch) -> None:
+        busy = self._sent > self._answered
+        self._sent += len(batch.tasks)
+        self._writer.send_bytes(batch.SerializeToString(), defer=busy)
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._writer.abort()
+        if self._conn is not None:
+            _shut(self._conn)
+
+
+class FramedTransport(PushTransport):
+    name = "framed"
+
+    def open(self, core: Any, address: pb.Address) -> PushCall:
+        return FramedPushCall(core.token, address)
+
+
+# ---------------------------------------------------------------- worker side
+
+def _result_entry(result: pb.TaskResult) -> bytes:
+    """``result`` as a serialized one-result ResultBatch (field 1, length-delimited),
+    without copying it into a new message."""
+    data = result.SerializeToString()
+    n = len(data)
+    head = bytearray(b"\x0a")
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            head.append(byte | 0x80)
+        else:
+            head.append(byte)
+            break
+    return bytes(head) + data
+
+
+def _answers(results: Any) -> int:
+    """How many tasks these results finish (a streaming task's items do not)."""
+    return sum(1 for r in results if not r.generator_item)
+
+
+class ResultSink:
+    """Where a framed connection's results go: ``put(result)`` sends it from the thread
+    that produced it; ``put(None)`` ends the stream once all is written.
+
+    The result of the connection's last unanswered task leaves at once; while
+    more of its tasks wait or run, results go through the writer's flusher, so
+    a pipelined burst returns in a few frames (see FrameWriter).
+    """
+
+    def __init__(self, writer: FrameWriter, on_exiting: Callable[[], None]) -> None:
+        self._writer = writer
+        self._on_exiting = on_exiting
+        self.received = 0        # tasks that arrived on this connection (set by the reader)
+        self._answered = 0
+
+    def put(self, result: pb.TaskResult | None) -> None:
+        if result is None:
+            self._writer.close()
+            return
+        if not result.generator_item:
+            self._answered += 1
+        self._writer.send_bytes(_result_entry(result),
+                                defer=self.received > self._answered)
+        if result.worker_exiting:
+            self._on_exiting()
+
+
+class FramedServer:
+    """A worker's framed PushTasks listener.
+
+    ``serve(batches, sink)`` runs on each authenticated connection's thread:
+    it consumes the TaskBatch iterator (which ends with the connection) and
+    sends results with ``sink.put``; ``on_exiting`` runs after a result that
+    says this worker is leaving has been written.
+
+    >>> server = FramedServer(token, "127.0.0.1", executor.serve_connection, exit_soon)
+    >>> port = server.start()
+    """
+
+    def __init__(self, token: str, host: str,
+                 serve: Callable[[Iterator[pb.TaskBatch], ResultSink], None],
+                 on_exiting: Callable[[], None]) -> None:
+        self._token = token
+        self._serve = serve
+        self._on_exiting = on_exiting
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = socket.create_server((host.strip("[]"), 0), family=family, backlog=128)
+        self.port = self._sock.getsockname()[1]
+        self._stopped = False
+
+    def start(self) -> int:
+        threading.Thread(target=self._accept_loop, daemon=True,
+                         name="ember-push-accept").start()
+        return self.port
+
+    def stop(self) -> None:
+        self._stopped = True
+        _shut(self._sock)
+
+    def _accept_loop(self) -> None:
+        while not self._stopped:
+            try:
+                sock, _ = self._sock.accept()
+            except OSError:
+                if self._stopped:
+                    return
+                continue
+            threading.Thread(target=self._handle, args=(sock,), daemon=True,
+                             name="ember-push-conn").start()
+
+    def _authenticate(self, sock: socket.socket) -> tuple[Any, FrameDecoder] | None:
+        """TLS (if set) and the token frame; None (connection closed) on any failure."""
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.settimeout(AUTH_TIMEOUT)
+            conn: Any = sock
+            cfg = tls.load()
+            if cfg is not None:
+                conn = _TlsConn(sock, _server_context(cfg), server_side=True)
+                conn.handshake()
+            decoder = FrameDecoder(MAX_AUTH_FRAME)
+            first = _read_one_frame(conn, decoder)    # alone: never merged with the next
+            if not isinstance(first, bytes) or not token_matches(first, self._token):
+                _shut(sock)
+                return None
+            decoder.limit = MAX_FRAME
+            sock.settimeout(None)
+            return conn, decoder
+        except (OSError, FrameError, ValueError):
+            _shut(sock)
+            return None
+
+    def _handle(self, sock: socket.socket) -> None:
+        authed = self._authenticate(sock)
+        if authed is None:
+            return
+        conn, decoder = authed
+        writer = FrameWriter(conn, on_close=lambda: _shut(conn))
+        sink = ResultSink(writer, self._on_exiting)
+        self._serve(_batches(conn, decoder, sink), sink)
+
+
+def _batches(conn: Any, decoder: FrameDecoder, sink: ResultSink) -> Iterator[pb.TaskBatch]:
+    """The TaskBatches of an authenticated connection; ends (closing nothing itself) at the
+    end frame, EOF, or the first frame that is oversized or does not parse."""
+    try:
+        for frame in _read_frames(conn, decoder):
+            batch = pb.TaskBatch.FromString(frame)
+            sink.received += len(batch.tasks)
+            yield batch
+    except (OSError, FrameError, DecodeError):
+        return
+
+
+__all__ = ["FrameWriter", "FramedPushCall", "FramedServer", "FramedTransport", "ResultSink"]
