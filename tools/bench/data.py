@@ -10,7 +10,11 @@ gets `include_dashboard=False`). The input data is generated once by this script
 32 files per dataset, random numbers) and cached in --data-dir. While a probe runs, this
 script samples memory every 0.1 s: the proportional set size (PSS, so shared pages count
 once) of the probe's whole process tree, plus the framework's shared-memory files that no
-process maps. Workload 5 also reports the object store's peak use as the framework sees it.
+process maps. Workload 5 also samples, every 0.1 s from a thread in the driver, the object
+store's bytes in use as the framework counts them (Ember: NodeManager.GetStatus
+store_used_bytes, Ray: the raylet's store_stats.object_store_bytes_used, i.e. what
+`ember memory --stats-only` / `ray memory --stats-only` print) and reports the peak and
+its ratio to object_store_memory (which must stay <= 1).
 
 Workloads (default sizes; --scale multiplies every size, --quick is --scale 0.02):
   1  read_parquet 2 GB (32 files) -> map_batches(NumPy arithmetic) -> iter_batches(4096)
@@ -77,29 +81,40 @@ say("READY", {"version": getattr(fw, "__version__", "?")})
 def arith(b):
     return {"x": b["a"] * 2.0 + b["b"], "id": b["id"]}
 
-store_peak = [0]
-def watch_store(stop):
+def store_sampler():
+    # (bytes in use, capacity) of the object store as the framework itself counts them.
     if MODULE_NAME == "ray":
-        from ray._private.internal_api import memory_summary
-        import re
-        while not stop.wait(0.5):
-            try:
-                text = memory_summary(stats_only=True)
-            except Exception:
-                continue
-            m = re.search(r"Plasma memory usage (\d+) MiB", text)
-            if m:
-                store_peak[0] = max(store_peak[0], int(m.group(1)) << 20)
+        # One raylet RPC per sample (what `ray memory --stats-only` prints): the GCS address
+        # is named because other Ray clusters may be running on this machine.
+        from ray._private.internal_api import get_memory_info_reply, get_state_from_address
+        state = get_state_from_address(fw.get_runtime_context().gcs_address)
+        def sample():
+            st = get_memory_info_reply(state).store_stats
+            return st.object_store_bytes_used, st.object_store_bytes_avail
     else:
-        from ember.testing import shm_files
-        while not stop.wait(0.1):
-            total = 0
-            for p in shm_files():
-                try:
-                    total += os.path.getsize(p)
-                except OSError:
-                    pass
-            store_peak[0] = max(store_peak[0], total)
+        # NodeManager.GetStatus of each node (what `ember memory --stats-only` prints).
+        from ember._private.state_client import StateClient
+        client = StateClient(None, timeout=5)
+        def sample():
+            statuses = client.node_statuses().values()
+            return (sum(s.store_used_bytes for s in statuses),
+                    sum(s.store_capacity_bytes for s in statuses))
+    return sample
+
+store_peak = [0, 0, 0]  # peak bytes in use, samples taken, the store's capacity
+def watch_store(stop):
+    sample = store_sampler()
+    while True:
+        try:
+            used, capacity = sample()
+        except Exception as e:  # a missed sample is not fatal; a run of them shows below
+            print("store sample failed:", repr(e), file=sys.stderr)
+        else:
+            store_peak[0] = max(store_peak[0], int(used))
+            store_peak[1] += 1
+            store_peak[2] = int(capacity)
+        if stop.wait(0.1):
+            return
 
 start = time.perf_counter()
 if W in ("1", "6", "7"):
@@ -124,13 +139,17 @@ if W in ("1", "6", "7"):
 elif W == "2":
     ds = fwd.read_parquet(CFG["files"]).materialize()
     rows = ds.count()
+    # One sample, outside the timed part: the materialized input must show up in the store
+    # (the check that the sampler workload 5 uses sees objects at all).
+    in_store = store_sampler()()[0]
     t0 = time.perf_counter()
     n = ds.random_shuffle(seed=1).materialize().count()
     t1 = time.perf_counter()
     m = ds.sort("a").materialize().count()
     t2 = time.perf_counter()
     assert n == m == rows, (n, m, rows)
-    say("RESULT", {"rows": rows, "shuffle_seconds": t1 - t0, "sort_seconds": t2 - t1})
+    say("RESULT", {"rows": rows, "shuffle_seconds": t1 - t0, "sort_seconds": t2 - t1,
+                   "input_in_store": in_store})
 elif W == "3":
     ds = fwd.read_parquet(CFG["files"], columns=["key", "a"]).materialize()
     rows = ds.count()
@@ -164,7 +183,8 @@ elif W == "5":
     seconds = time.perf_counter() - start
     stop.set()
     watcher.join()
-    say("RESULT", {"rows": CFG["rows"], "seconds": seconds, "store_peak": store_peak[0]})
+    say("RESULT", {"rows": CFG["rows"], "seconds": seconds, "store_peak": store_peak[0],
+                   "store_samples": store_peak[1], "store_capacity": store_peak[2]})
 fw.shutdown()
 """
 
@@ -308,7 +328,9 @@ def _rows(workload: str, r: dict) -> list[tuple[str, str, float | None, bool]]:
         return [(f"{workload}", "error", None, True)]
     if workload == "2":
         return [("2a random_shuffle", "rows/s", r["rows"] / r["shuffle_seconds"], True),
-                ("2b sort", "rows/s", r["rows"] / r["sort_seconds"], True)]
+                ("2b sort", "rows/s", r["rows"] / r["sort_seconds"], True),
+                ("2 materialized input in object store", "MB", r["input_in_store"] / 1e6,
+                 False)]
     if workload == "6":
         return [("6 iter_torch_batches", "batches/s", r["batches"] / r["seconds"], True)]
     if workload == "7":
@@ -316,7 +338,10 @@ def _rows(workload: str, r: dict) -> list[tuple[str, str, float | None, bool]]:
     if workload == "5":
         return [("5 read-map-write", "rows/s", r["rows"] / r["seconds"], True),
                 ("5 peak memory", "GB", r["peak_memory"] / 1e9, False),
-                ("5 peak object store", "GB", r["store_peak"] / 1e9, False)]
+                ("5 peak object store", "MB", r["store_peak"] / 1e6, False),
+                # Must stay <= 1: the store never holds more than object_store_memory.
+                ("5 peak store / object_store_memory", "ratio",
+                 r["store_peak"] / r["object_store_memory"], False)]
     names = {"1": "1 read-map-iterate", "1-floor": "1 pure pyarrow floor",
              "3": "3 groupby mean", "4": "4 actor-pool map_batches"}
     return [(names[workload], "rows/s", r["rows"] / r["seconds"], True)]
@@ -367,6 +392,13 @@ def main() -> None:
                 subprocess.run(["rm", "-rf", cfg["out_dir"]], check=False)
             print(f"# workload {workload} on {name} ...", file=sys.stderr, flush=True)
             r = run_probe(python, "ember" if name == "floor" else name, cfg, args.timeout)
+            if workload == "5" and "error" not in r:
+                r["object_store_memory"] = store
+                print(f"#   {name}: object store peak {r['store_peak'] / 2**20:.0f} MiB over "
+                      f"{r['store_samples']} samples, capacity {r['store_capacity'] / 2**20:.0f}"
+                      f" MiB, configured {store / 2**20:.0f} MiB", file=sys.stderr, flush=True)
+                if not r["store_samples"]:
+                    r = {"error": "no object store sample succeeded (see the probe's stderr)"}
             if "error" in r:
                 print(f"#   {name}: {r['error']}", file=sys.stderr, flush=True)
             results[name] = _rows(workload, r) + [("peak", "GB", r.get("peak_memory", 0) / 1e9,
