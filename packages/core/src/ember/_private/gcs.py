@@ -76,7 +76,8 @@ class ControlService(pbg.ControlServiceServicer):
         self._nm_stubs: dict = {}
         self.actors = ActorManager(token, self.node_list, self.store)
         from .placement_group_manager import PlacementGroupManager
-        self.placement_groups = PlacementGroupManager(token, self.node_list, self.store)
+        self.placement_groups = PlacementGroupManager(token, self.node_list, self.store,
+                                                      self.note_resources)
         from .state_service import StateService
         self.state = StateService()   # served next to this service (gcs_main.py)
         stored = self.kv.get("meta", b"job_counter")
@@ -155,6 +156,17 @@ class ControlService(pbg.ControlServiceServicer):
         if leaving:
             self._node_died(request.node_id, "it shut down")
         return pb.Empty()
+
+    def note_resources(self, info: pb.NodeInfo) -> None:
+        """Record a live node's resources as a bundle reply reported them (no heartbeat)."""
+        with self._lock:
+            node = self._nodes.get(info.node_id)
+            if node is None or not node.alive or not info.total:
+                return
+            node.available.clear()
+            node.available.update(info.available)
+            node.total.clear()
+            node.total.update(info.total)
 
     def _monitor_nodes(self) -> None:
         """Declare nodes dead when their heartbeats stop (node managers send one a second)."""

@@ -331,14 +331,10 @@ class NodeManager(pbg.NodeManagerServicer):
         if self._gcs is None:
             return
         with self._lock:
-            available = self.scheduler.resources.available.to_dict()
-            # Total changes too, as placement-group bundles come and go.
-            total = self.scheduler.resources.total.to_dict()
+            info = self._resources_info()
         try:
             # The loop is the retry: never wait here for a control service restart.
-            self._gcs.UpdateNode(pb.NodeInfo(node_id=self.node_id, available=available,
-                                             total=total, alive=True), timeout=5,
-                                 reconnect_s=0)
+            self._gcs.UpdateNode(info, timeout=5, reconnect_s=0)
         except grpc.RpcError as e:
             if e.code() == grpc.StatusCode.NOT_FOUND:
                 # A control service that lost its state: join it again.
@@ -346,6 +342,13 @@ class NodeManager(pbg.NodeManagerServicer):
                     self._gcs.RegisterNode(self.node_info(), timeout=5, reconnect_s=0)
                 except grpc.RpcError:
                     pass
+
+    def _resources_info(self) -> pb.NodeInfo:
+        """This node's resources now, as UpdateNode sends them (call with the lock held)."""
+        # Total changes too, as placement-group bundles come and go.
+        return pb.NodeInfo(node_id=self.node_id, alive=True,
+                           available=self.scheduler.resources.available.to_dict(),
+                           total=self.scheduler.resources.total.to_dict())
 
     def _fits_now(self, request: pb.LeaseRequest) -> bool:
         shape = dict(request.placement_resources) or dict(request.resources)
@@ -648,63 +651,85 @@ class NodeManager(pbg.NodeManagerServicer):
         return ids
 
     def PrepareBundles(self, request: pb.BundleRequest, context) -> pb.BundleReply:
-        """Phase one: reserve every bundle sent here, or none of them."""
+        """Phase one: reserve every bundle sent here, or none of them (per group of a batch).
+
+        With ``commit`` the group's bundles are committed in the same call;
+        ``batch`` carries more groups, answered in order in the reply's batch.
+        """
         with self._lock:
-            held = self._bundles.get(request.pg_id)
-            if held is not None:
-                # A retry of a prepare whose reply was lost: fine if it asks for the
-                # same bundles; otherwise the caller must cancel first.
-                same = set(held) == {b.index for b in request.bundles}
-                return pb.BundleReply(ok=same, error="" if same else (
-                    "other bundles of this group are already prepared here"))
-            resources = self.scheduler.resources
-            taken: dict[int, list] = {}
-            for bundle in request.bundles:
-                alloc = resources.try_allocate(dict(bundle.resources))
-                if alloc is None:
-                    for entry in taken.values():
-                        resources.release(entry[0])
-                    return pb.BundleReply(ok=False, error=(
-                        f"bundle {bundle.index} {dict(bundle.resources)} does not fit in "
-                        f"{resources.available} on node {self.node_id[:12]}"))
-                taken[bundle.index] = [alloc, None]
-            self._bundles[request.pg_id] = taken
-            self._resources_dirty.set()
+            replies = [self._prepare_locked(r) for r in [request, *request.batch]
+                       if r.pg_id]
+            self._apply(self.scheduler.resources_changed())
+            reply = replies[0] if request.pg_id else pb.BundleReply(ok=True)
+            reply.batch.extend(replies[1:] if request.pg_id else replies)
+            reply.node.CopyFrom(self._resources_info())
+            return reply
+
+    def _prepare_locked(self, request: pb.BundleRequest) -> pb.BundleReply:
+        held = self._bundles.get(request.pg_id)
+        if held is not None:
+            # A retry of a prepare whose reply was lost: fine if it asks for the
+            # same bundles; otherwise the caller must cancel first.
+            same = set(held) == {b.index for b in request.bundles}
+            if same and request.commit:
+                return self._commit_locked(request.pg_id)
+            return pb.BundleReply(ok=same, error="" if same else (
+                "other bundles of this group are already prepared here"))
+        resources = self.scheduler.resources
+        taken: dict[int, list] = {}
+        for bundle in request.bundles:
+            alloc = resources.try_allocate(dict(bundle.resources))
+            if alloc is None:
+                for entry in taken.values():
+                    resources.release(entry[0])
+                return pb.BundleReply(ok=False, error=(
+                    f"bundle {bundle.index} {dict(bundle.resources)} does not fit in "
+                    f"{resources.available} on node {self.node_id[:12]}"))
+            taken[bundle.index] = [alloc, None]
+        self._bundles[request.pg_id] = taken
+        if request.commit:
+            # The group's only node: nothing to agree on, so no second round trip.
+            return self._commit_locked(request.pg_id)
         return pb.BundleReply(ok=True)
 
     def CommitBundles(self, request: pb.BundleRequest, context) -> pb.BundleReply:
         """Phase two: make the reserved bundles usable as R_group_<i>_<pg> resources."""
-        pg_hex = request.pg_id.hex()
         with self._lock:
-            held = self._bundles.get(request.pg_id)
-            if held is None:
-                return pb.BundleReply(ok=False, error="no bundles prepared for this group")
-            for index, entry in held.items():
-                if entry[1] is None:
-                    added = bundle_resource_names(entry[0].resources.to_dict(), pg_hex, index)
-                    self.scheduler.resources.add_capacity(added)
-                    entry[1] = added
+            reply = self._commit_locked(request.pg_id)
             self._apply(self.scheduler.resources_changed())
-        # The group counts as created once this returns: publish the new
-        # resources first, or other nodes would not yet know where they are.
-        self._push_resources()
+            # The group counts as created once this returns: the reply carries the
+            # new resources, which the control service records before saying so,
+            # or other nodes would not yet know where the bundles are.
+            reply.node.CopyFrom(self._resources_info())
+            return reply
+
+    def _commit_locked(self, pg_id: bytes) -> pb.BundleReply:
+        held = self._bundles.get(pg_id)
+        if held is None:
+            return pb.BundleReply(ok=False, error="no bundles prepared for this group")
+        for index, entry in held.items():
+            if entry[1] is None:
+                added = bundle_resource_names(entry[0].resources.to_dict(), pg_id.hex(), index)
+                self.scheduler.resources.add_capacity(added)
+                entry[1] = added
         return pb.BundleReply(ok=True)
 
     def CancelBundles(self, request: pb.BundleRequest, context) -> pb.BundleReply:
-        """Give the bundles back; work running in them is stopped (as in Ray)."""
-        pg_hex = request.pg_id.hex()
+        """Give the bundles back (of every group in the batch too); work running in them
+        is stopped (as in Ray)."""
         with self._lock:
-            held = self._bundles.pop(request.pg_id, None)
-            if held is None:
-                return pb.BundleReply(ok=True)
-            self._apply(self.scheduler.kill_leases_using(pg_hex, time.monotonic()))
-            resources = self.scheduler.resources
-            for alloc, added in held.values():
-                if added is not None:
-                    resources.remove_capacity(added)
-                resources.release(alloc)
+            for pg_id in [request.pg_id, *(r.pg_id for r in request.batch)]:
+                held = self._bundles.pop(pg_id, None)
+                if held is None:
+                    continue
+                self._apply(self.scheduler.kill_leases_using(pg_id.hex(), time.monotonic()))
+                resources = self.scheduler.resources
+                for alloc, added in held.values():
+                    if added is not None:
+                        resources.remove_capacity(added)
+                    resources.release(alloc)
             self._apply(self.scheduler.resources_changed())
-        return pb.BundleReply(ok=True)
+            return pb.BundleReply(ok=True, node=self._resources_info())
 
     # ------------------------------------------------------------ memory monitor
     def _oom_candidates(self) -> list[Candidate]:

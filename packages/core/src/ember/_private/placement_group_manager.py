@@ -6,7 +6,11 @@ pg_policy.place over the latest free resources, then reserves in two phases:
 PrepareBundles on every chosen node (each reserves all its bundles or none),
 and only if all succeeded CommitBundles (the bundles become usable as
 ``R_group_<i>_<pg>`` resources); otherwise the prepared ones are cancelled and
-placement is retried shortly. So bundles are all-or-nothing.
+placement is retried shortly. So bundles are all-or-nothing. A group whose
+bundles all land on one node is prepared and committed in one call (there is
+no other node to agree with). Every bundle reply carries the node's resources
+after the change, recorded at once (``on_resources``): the next placement sees
+them, and the node needs no UpdateNode round trip inside the call.
 
 Every state change is written through to the control service's store
 (gcs_store.py); a restarted control service takes the groups back with
@@ -29,6 +33,10 @@ RETRY_SECONDS = 0.2
 MAX_POLL_SECONDS = 5.0
 
 
+# Bundles per node of one group (``list`` is a method name in the manager below).
+_PerNode = dict[str, list[pb.Bundle]]
+
+
 class _Group:
     def __init__(self, spec: pb.PlacementGroupSpec) -> None:
         self.spec = spec
@@ -38,27 +46,44 @@ class _Group:
         self.error = ""
 
 
+# Groups placed on one node together, each with its bundles there.
+_Batch = list[tuple[_Group, list[pb.Bundle]]]
+_Groups = list[_Group]
+_Ids = list[bytes]
+_NodeIds = list[str]
+_Cancels = list[tuple[bytes, set[str]]]
+
+
 class PlacementGroupManager:
     def __init__(self, token: str, nodes: Callable[[], Iterable[pb.NodeInfo]],
-                 store: GcsStore | None = None) -> None:
+                 store: GcsStore | None = None,
+                 on_resources: Callable[[pb.NodeInfo], None] | None = None) -> None:
         self._token = token
         self._nodes = nodes
+        self._on_resources = on_resources
         self._store = store or GcsStore(None)
         # Groups whose placement may have been half done by a previous control
         # service: their bundles are cancelled everywhere before placing again.
         self._unsure: set[bytes] = set()
         self._cond = threading.Condition()
         self._groups: dict[bytes, _Group] = {}
+        # The PENDING ones (removed groups stay in _groups, so do not scan it).
+        self._pending: dict[bytes, _Group] = {}
         self._names: dict[tuple[str, str], bytes] = {}
         self._versions = 0
         self._stubs: dict[str, rpc.Stub] = {}
         self._stopped = False
         self._wake = threading.Event()
+        # Removed groups whose bundles are still to be cancelled: (pg_id, node ids).
+        self._to_cancel: _Cancels = []
+        self._cancel_wake = threading.Event()
         threading.Thread(target=self._loop, daemon=True, name="ember-pg").start()
+        threading.Thread(target=self._cancel_loop, daemon=True, name="ember-pg-cancel").start()
 
     def stop(self) -> None:
         self._stopped = True
         self._wake.set()
+        self._cancel_wake.set()
 
     def restore(self, stored: list[StoredGroup]) -> None:
         """Take back the groups a previous control service stored (at start).
@@ -77,6 +102,7 @@ class PlacementGroupManager:
                     self._names[(row.spec.namespace, row.spec.name)] = row.spec.pg_id
                 if row.state == "PENDING":
                     self._unsure.add(row.spec.pg_id)
+                    self._pending[row.spec.pg_id] = group
         self._wake.set()
 
     # ------------------------------------------------------------ RPC bodies
@@ -89,7 +115,7 @@ class PlacementGroupManager:
                         f"a placement group named {spec.name!r} already exists in namespace "
                         f"{spec.namespace!r}: pick another name or remove it first"))
                 self._names[(spec.namespace, spec.name)] = spec.pg_id
-            group = self._groups[spec.pg_id] = _Group(spec)
+            group = self._groups[spec.pg_id] = self._pending[spec.pg_id] = _Group(spec)
             self._bump(group)
             info = self._info(group)
         self._wake.set()
@@ -112,9 +138,11 @@ class PlacementGroupManager:
             group = self._groups.get(pg_id)
             if group is None or group.state == "REMOVED":
                 return
-            nodes = list(group.nodes)
             self._mark_removed(group)
-        self._cancel(pg_id, set(nodes))
+            # As in Ray, removal answers once recorded; the nodes give the bundles
+            # back just after (a node round trip per group would double its cost).
+            self._to_cancel.append((pg_id, set(group.nodes)))
+        self._cancel_wake.set()
 
     def owner_died(self, worker_id: str) -> None:
         with self._cond:
@@ -142,20 +170,48 @@ class PlacementGroupManager:
             self._wake.wait(RETRY_SECONDS)
             self._wake.clear()
             with self._cond:
-                pending = [g for g in self._groups.values() if g.state == "PENDING"]
-            for group in pending:
+                pending = list(self._pending.values())
+            if pending:
                 try:
-                    self._try_place(group)
+                    self._place_round(pending)
                 except Exception:  # noqa: BLE001 - retried on the next round
                     pass
 
-    def _try_place(self, group: _Group) -> None:
-        spec = group.spec
+    def _place_round(self, pending: _Groups) -> None:
+        """Place every pending group over one view of the free resources.
+
+        Groups that land on one node are reserved there together, in one
+        PrepareBundles call (prepare and commit) per node; a group spread over
+        several nodes goes through the two phases on its own.
+        """
         live = {n.node_id: n for n in self._nodes() if n.alive}
+        available = {nid: dict(n.available) for nid, n in live.items()}
+        single: dict[str, _Batch] = {}
+        for group in pending:
+            try:
+                per_node = self._plan(group, live, available)
+            except Exception:  # noqa: BLE001 - retried on the next round
+                continue
+            if per_node is None:
+                continue
+            if len(per_node) == 1:
+                [(node_id, bundles)] = per_node.items()
+                single.setdefault(node_id, []).append((group, bundles))
+            else:
+                try:
+                    self._reserve(group, live, per_node)
+                except Exception:  # noqa: BLE001 - retried on the next round
+                    pass
+        for node_id, groups in single.items():
+            self._reserve_on_one_node(live[node_id], groups)
+
+    def _plan(self, group: _Group, live: dict[str, pb.NodeInfo],
+              available: dict[str, dict[str, float]]) -> _PerNode | None:
+        """Bundles per node for ``group``, taken out of ``available``; None: none fits now."""
+        spec = group.spec
         if spec.pg_id in self._unsure:
             self._cancel(spec.pg_id, set(live))
             self._unsure.discard(spec.pg_id)
-        available = {nid: dict(n.available) for nid, n in live.items()}
         bundles = [dict(b.resources) for b in spec.bundles]
         allowed = [None if not b.label_selector else
                    {nid for nid, n in live.items()
@@ -169,11 +225,34 @@ class PlacementGroupManager:
                 with self._cond:
                     group.error = (f"no set of live nodes can ever hold these bundles with "
                                    f"{spec.strategy}; it stays pending until nodes join")
-            return
-        per_node: dict[str, list[pb.Bundle]] = {}
+            return None
+        per_node: _PerNode = {}
         for bundle, node_id in zip(spec.bundles, chosen):
             per_node.setdefault(node_id, []).append(
                 pb.Bundle(index=bundle.index, resources=bundle.resources, node_id=node_id))
+            free = available[node_id]
+            for key, amount in bundle.resources.items():
+                free[key] = free.get(key, 0.0) - amount
+        return per_node
+
+    def _reserve_on_one_node(self, node: pb.NodeInfo,
+                             groups: _Batch) -> None:
+        """Prepare and commit each group (all its bundles on ``node``) in one call."""
+        request = pb.BundleRequest(batch=[
+            pb.BundleRequest(pg_id=g.spec.pg_id, bundles=bundles, commit=True)
+            for g, bundles in groups])
+        reply = self._call(node, "PrepareBundles", request)
+        for i, (group, _) in enumerate(groups):
+            if reply is None or i >= len(reply.batch):
+                # No answer: it may have reserved anyway, so undo before retrying.
+                self._cancel(group.spec.pg_id, {node.node_id})
+            elif reply.batch[i].ok:
+                self._created(group, [node.node_id] * len(group.spec.bundles))
+
+    def _reserve(self, group: _Group, live: dict[str, pb.NodeInfo],
+                 per_node: _PerNode) -> None:
+        """The two phases for a group over several nodes."""
+        spec = group.spec
         prepared: set[str] = set()
         ok = True
         for node_id, node_bundles in per_node.items():
@@ -192,17 +271,39 @@ class PlacementGroupManager:
             return
         for node_id in per_node:
             self._call(live[node_id], "CommitBundles", pb.BundleRequest(pg_id=spec.pg_id))
+        nodes = {b.index: node_id for node_id, bs in per_node.items() for b in bs}
+        self._created(group, [nodes[b.index] for b in spec.bundles])
+
+    def _created(self, group: _Group, nodes: _NodeIds) -> None:
+        """Bundles reserved on ``nodes``: CREATED, unless removed meanwhile (then undo)."""
         with self._cond:
-            if group.state != "PENDING":
-                removed = True
-            else:
-                removed = False
+            removed = group.state != "PENDING"
+            if not removed:
                 group.state = "CREATED"
-                group.nodes = chosen
+                self._pending.pop(group.spec.pg_id, None)
+                group.nodes = nodes
                 group.error = ""
                 self._bump(group)
         if removed:
-            self._cancel(spec.pg_id, set(per_node))
+            self._cancel(group.spec.pg_id, set(nodes))
+
+    def _cancel_loop(self) -> None:
+        while not self._stopped:
+            self._cancel_wake.wait()
+            self._cancel_wake.clear()
+            with self._cond:
+                batch, self._to_cancel = self._to_cancel, []
+            per_node: dict[str, _Ids] = {}
+            for pg_id, node_ids in batch:
+                for node_id in node_ids:
+                    per_node.setdefault(node_id, []).append(pg_id)
+            live = {n.node_id: n for n in self._nodes() if n.alive}
+            for node_id, pg_ids in per_node.items():
+                if node_id in live:     # a dead node gave its bundles back anyway
+                    self._call(live[node_id], "CancelBundles", pb.BundleRequest(
+                        batch=[pb.BundleRequest(pg_id=pg_id) for pg_id in pg_ids]))
+            if batch:
+                self._wake.set()    # freed resources: pending groups may fit now
 
     def _cancel(self, pg_id: bytes, node_ids: set[str]) -> None:
         live = {n.node_id: n for n in self._nodes() if n.alive}
@@ -217,13 +318,17 @@ class PlacementGroupManager:
             stub = self._stubs[address] = rpc.Stub(rpc.channel(address), pbg.NodeManagerStub,
                                                    self._token)
         try:
-            return getattr(stub, method)(request, timeout=30)
+            reply = getattr(stub, method)(request, timeout=30)
         except grpc.RpcError:
             return None
+        if reply.node.total and self._on_resources is not None:
+            self._on_resources(reply.node)
+        return reply
 
     # ------------------------------------------------------------ state
     def _mark_removed(self, group: _Group) -> None:
         group.state = "REMOVED"
+        self._pending.pop(group.spec.pg_id, None)
         spec = group.spec
         if spec.name and self._names.get((spec.namespace, spec.name)) == spec.pg_id:
             del self._names[(spec.namespace, spec.name)]

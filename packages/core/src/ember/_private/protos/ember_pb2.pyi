@@ -380,20 +380,28 @@ class PlacementGroupList(_message.Message):
     def __init__(self, groups: _Optional[_Iterable[_Union[PlacementGroupInfo, _Mapping]]] = ...) -> None: ...
 
 class BundleRequest(_message.Message):
-    __slots__ = ("pg_id", "bundles")
+    __slots__ = ("pg_id", "bundles", "commit", "batch")
     PG_ID_FIELD_NUMBER: _ClassVar[int]
     BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     pg_id: bytes
     bundles: _containers.RepeatedCompositeFieldContainer[Bundle]
-    def __init__(self, pg_id: _Optional[bytes] = ..., bundles: _Optional[_Iterable[_Union[Bundle, _Mapping]]] = ...) -> None: ...
+    commit: bool
+    batch: _containers.RepeatedCompositeFieldContainer[BundleRequest]
+    def __init__(self, pg_id: _Optional[bytes] = ..., bundles: _Optional[_Iterable[_Union[Bundle, _Mapping]]] = ..., commit: _Optional[bool] = ..., batch: _Optional[_Iterable[_Union[BundleRequest, _Mapping]]] = ...) -> None: ...
 
 class BundleReply(_message.Message):
-    __slots__ = ("ok", "error")
+    __slots__ = ("ok", "error", "node", "batch")
     OK_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     error: str
-    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+    node: NodeInfo
+    batch: _containers.RepeatedCompositeFieldContainer[BundleReply]
+    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ..., node: _Optional[_Union[NodeInfo, _Mapping]] = ..., batch: _Optional[_Iterable[_Union[BundleReply, _Mapping]]] = ...) -> None: ...
 
 class DriverInfo(_message.Message):
     __slots__ = ("worker_id", "job_id", "address", "node_id", "pid", "entrypoint", "namespace")
