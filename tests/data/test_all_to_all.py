@@ -226,7 +226,54 @@ def test_exchange_parts_carry_only_their_rows():
 
     block = pa.table({"a": np.random.default_rng(0).random(100_000)})
     boundaries = pa.table({"a": [0.25, 0.5, 0.75]})
-    for parts in (_shuffle_map(block, 1, 0, 4), _sort_partition(block, ["a"], [False],
+    for parts in (_shuffle_map(1, 0, 4, block), _sort_partition(block, ["a"], [False],
                                                                 boundaries, 4)):
         assert sum(p.num_rows for p in parts) == 100_000
         assert sum(p.get_total_buffer_size() for p in parts) < 1.1 * block.nbytes
+
+
+def test_shuffle_map_groups_small_blocks_but_keeps_parallelism():
+    from ember.data._internal.exchange import plan_map_groups
+
+    mib = 1 << 20
+    # 32 blocks of 3 MiB into 32 outputs: one block per map task would write 1024 parts
+    # of ~100 KiB; 4 tasks (the parallelism floor) write 128 of ~800 KiB.
+    groups = plan_map_groups([3 * mib] * 32, 32, min_tasks=4)
+    assert [len(g) for g in groups] == [8] * 4
+    assert sum(groups, []) == list(range(32))
+    # Big blocks: one map task each (parts are >= 1 MiB already).
+    assert len(plan_map_groups([64 * mib] * 32, 32, min_tasks=4)) == 32
+    # Never more tasks than blocks, never a task over the input cap.
+    assert plan_map_groups([10] * 3, 3, min_tasks=8) == [[0], [1], [2]]
+    assert len(plan_map_groups([mib] * 100, 1, min_tasks=1, min_part_bytes=64 * mib,
+                               max_input_bytes=10 * mib)) == 10
+    assert plan_map_groups([], 4, min_tasks=2) == []
+
+
+def test_shuffle_map_of_several_blocks_sends_each_row_to_one_part():
+    import pyarrow as pa
+
+    from ember.data._internal.exchange import _shuffle_map
+
+    blocks = [pa.table({"id": np.arange(i * 1000, (i + 1) * 1000),
+                        "s": [str(v) for v in range(1000)]}) for i in range(3)]
+    parts = _shuffle_map(7, 0, 5, *blocks)
+    assert len(parts) == 5
+    ids = np.concatenate([p.column("id").to_numpy() for p in parts])
+    assert sorted(ids.tolist()) == list(range(3000))
+    assert all(p.column("s").to_pylist() == [str(v % 1000) for v in
+                                             p.column("id").to_pylist()] for p in parts)
+    again = _shuffle_map(7, 0, 5, *blocks)
+    assert [p.column("id").to_pylist() for p in parts] == \
+        [p.column("id").to_pylist() for p in again]
+    assert _shuffle_map(7, 0, 1, *blocks).num_rows == 3000
+    assert [p.num_rows for p in _shuffle_map(7, 0, 3, blocks[0].slice(0, 0))] == [0, 0, 0]
+
+
+def test_random_shuffle_of_many_small_blocks_is_a_permutation():
+    many = ed.range(2000, override_num_blocks=40)
+    out = many.random_shuffle(seed=5)
+    ids = [r["id"] for r in out.take_all()]
+    assert sorted(ids) == list(range(2000)) and ids != list(range(2000))
+    assert out.num_blocks() == 40
+    assert [r["id"] for r in many.random_shuffle(seed=5).take_all()] == ids
