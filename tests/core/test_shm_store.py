@@ -363,3 +363,81 @@ def test_keep_recent_holds_the_last_object_read_for_a_while(tmp_path):
                            timeout=30)
     finally:
         s.cleanup_all()
+
+
+# ---------------------------------------------------------------- recycled files
+
+BIG = shm_mod.POOL_MIN_BYTES + 4096
+
+
+def _big(seed: int, n: int = BIG // 8):
+    return np.random.default_rng(seed).integers(0, 1 << 60, n, dtype=np.int64)
+
+
+def test_a_freed_unmapped_file_is_taken_over_by_the_next_large_write(store):
+    store.create_and_write("aa", serialize(_big(1)))
+    assert store.recycle("aa", room=1 << 30)
+    assert not store.contains("aa")
+    [(size, path)] = store.pool_files()
+    with open(path, "r+b") as f:          # stale bytes a reuse must not leak
+        f.write(b"\xff" * size)
+    value = _big(2, n=BIG // 8 - 100)     # a little smaller: the file shrinks to fit
+    written = store.create_and_write("bb", serialize(value))
+    assert store.pool_files() == []
+    assert bytes(store.get("bb")) == to_bytes(serialize(value))
+    assert written == os.path.getsize(store._path("bb"))
+    np.testing.assert_array_equal(deserialize(store.get("bb")), value)
+
+
+def test_a_mapped_file_is_not_recycled_and_its_view_stays_intact(store):
+    value = _big(3)
+    store.create_and_write("cc", serialize(value))
+    view = store.get("cc")          # this process maps it (as a reader would)
+    node_side = ShmStore(store.directory, store.prefix)   # the node manager's store
+    assert not node_side.recycle("cc", room=1 << 30)
+    assert store.pool_files() == [] and not store.contains("cc")
+    store.create_and_write("dd", serialize(_big(4)))   # cannot land in cc's pages
+    np.testing.assert_array_equal(deserialize(view), value)
+    del view
+    store.release("cc")
+
+
+def test_a_file_mapped_by_another_process_is_not_recycled(store):
+    store.create_and_write("ee", serialize(_big(5)))
+    code = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(SRC_ROOT)!r})
+        from ember._private.shm_store import ShmStore
+        view = ShmStore({store.directory!r}, {store.prefix!r}).get("ee")
+        print("mapped", flush=True)
+        sys.stdin.readline()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "mapped"
+        assert not store.recycle("ee", room=1 << 30)
+    finally:
+        proc.communicate("\n", timeout=30)
+
+
+def test_recycling_keeps_to_its_room_and_skips_small_files(store):
+    store.create_and_write("ff", serialize(_big(6)))
+    assert not store.recycle("ff", room=BIG // 2)        # no room: unlinked
+    store.create_and_write("gg", serialize(b"x" * 1000))
+    assert not store.recycle("gg", room=1 << 30)         # small: not worth keeping
+    assert store.pool_files() == []
+    assert not store.contains("ff") and not store.contains("gg")
+
+
+def test_trim_and_cleanup_give_the_pool_back(store):
+    for i, oid in enumerate(["h1", "h2", "h3"]):
+        store.create_and_write(oid, serialize(_big(10 + i)))
+        assert store.recycle(oid, room=1 << 30)
+    one = store.pool_files()[0][0]
+    assert store.trim_pool(one + 1) <= one + 1
+    assert len(store.pool_files()) == 1
+    assert store.used_bytes() == 0          # pooled bytes are no objects
+    store.cleanup_all()
+    assert store.pool_files() == []
+    assert not any(n.startswith(store.prefix) for n in os.listdir(store.directory))

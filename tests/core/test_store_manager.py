@@ -182,3 +182,39 @@ def test_unlimited_store_never_spills(store, tmp_path):
         _write(m, bytes([i + 1]), 100 * KiB)
     assert m.stats().num_spilled == 0 and not os.path.exists(m.spiller.directory)
     m.stop()
+
+
+def test_recycled_files_live_only_in_the_free_room(store, tmp_path, monkeypatch):
+    from ember._private.serialization import serialize
+    from ember._private.shm_store import POOL_MIN_BYTES
+    big = POOL_MIN_BYTES * 2
+    monkeypatch.setenv("EMBER_OBJECT_POOL_BYTES", str(big * 3))
+    m = _manager(store, tmp_path, capacity=big * 3)
+    value = np.ones(big // 8, dtype=np.int64)
+    for oid in (b"\x01", b"\x02"):
+        size = serialize(value).total_size
+        m.create(oid, size, "w")
+        store.create_and_write(oid.hex(), serialize(value))
+        m.sealed([(oid, size)], "w")
+    m.free([b"\x01"])
+    assert len(store.pool_files()) == 1      # kept for the next write
+    m.writer_gone("w")                       # the writer's unused credit is free again
+    m.create(b"\x03", big * 2, "w2")         # needs the pool's room back
+    pooled = sum(size for size, _ in store.pool_files())
+    assert m.ledger.committed + pooled <= m.ledger.capacity
+    m.stop()
+
+
+def test_recycling_can_be_turned_off(store, tmp_path, monkeypatch):
+    from ember._private.serialization import serialize
+    from ember._private.shm_store import POOL_MIN_BYTES
+    monkeypatch.setenv("EMBER_OBJECT_POOL_BYTES", "0")
+    m = _manager(store, tmp_path, capacity=POOL_MIN_BYTES * 8)
+    value = np.ones(POOL_MIN_BYTES // 4, dtype=np.int64)
+    size = serialize(value).total_size
+    m.create(b"\x01", size, "w")
+    store.create_and_write("01", serialize(value))
+    m.sealed([(b"\x01", size)], "w")
+    m.free([b"\x01"])
+    assert store.pool_files() == []
+    m.stop()

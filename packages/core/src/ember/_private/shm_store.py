@@ -15,10 +15,21 @@ that share an argument do, does not fault its pages in each time). The node
 manager relies on that: an object some process has mapped is in use
 ("pinned", see :func:`mapped_ids`) and is not worth spilling, since unlinking
 it would free no memory.
+
+Freed files are recycled (:meth:`ShmStore.recycle`, called by the node
+manager): a large one that no process maps moves into the ``{prefix}pool``
+directory instead of being unlinked, and the next large write takes it over
+(:meth:`ShmStore.create_and_write`), writing into pages tmpfs already holds
+instead of having the kernel allocate and zero each one (an 80 MB write ~1.5x
+faster). Readers hold a shared ``flock`` on every file they map (the lock lives
+as long as the mapping, which holds the open file), so "no process maps it" is
+one non-blocking exclusive ``flock``; only files a write covers completely
+(positioned writes of the whole layout) are reused.
 """
 
 from __future__ import annotations
 
+import fcntl
 import mmap
 import os
 import re
@@ -35,6 +46,8 @@ from ember._private.serialization import SerializedObject
 __all__ = ["ShmStore", "default_shm_dir", "mapped_ids"]
 
 _TMP_MARKER = ".tmp."
+# Smaller files are not worth recycling: allocating their pages is cheap.
+POOL_MIN_BYTES = 1 << 20
 _VALID_ID = re.compile(r"[0-9A-Za-z_-]+")
 
 
@@ -95,7 +108,7 @@ class ShmStore:
         True
         """
         return self._create(object_id_hex, obj.total_size, None,
-                            lambda fd: serialization.write_to_file(obj, fd))
+                            lambda fd: serialization.write_to_file(obj, fd), reuse=True)
 
     def put_bytes(self, object_id_hex: str, data: bytes | bytearray | memoryview) -> int:
         """Store an already laid-out object (e.g. ``serialization.to_bytes``).
@@ -126,8 +139,11 @@ class ShmStore:
         return self._create(object_id_hex, size, None, write)
 
     def _create(self, object_id_hex: str, size: int, fill: Callable[[memoryview], None] | None,
-                write: Callable[[int], None] | None = None) -> int:
-        """Write a new object through a mapping (``fill``) or the file (``write(fd)``)."""
+                write: Callable[[int], None] | None = None, reuse: bool = False) -> int:
+        """Write a new object through a mapping (``fill``) or the file (``write(fd)``).
+
+        ``reuse``: ``write`` covers every byte, so a recycled file may be taken over.
+        """
         final = self._path(object_id_hex)
         existing = self._file_size(final)
         if existing is not None:
@@ -135,7 +151,9 @@ class ShmStore:
         # The temp name keeps the prefix so cleanup_all reclaims it after a
         # crash, and is unique so concurrent writers never share a file.
         tmp = f"{final}{_TMP_MARKER}{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        fd = self._take_pooled(tmp, size) if reuse and size >= POOL_MIN_BYTES else None
+        if fd is None:
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         try:
             try:
                 os.ftruncate(fd, size)
@@ -241,6 +259,9 @@ class ShmStore:
             size = os.fstat(fd).st_size
             if size == 0:
                 return _EMPTY  # mmap refuses zero-length files
+            # Held until the mapping goes (it keeps the open file): recycle()
+            # must not hand these pages to a writer while anything views them.
+            fcntl.flock(fd, fcntl.LOCK_SH)
             # ACCESS_READ maps PROT_READ and makes exported buffers read-only.
             return mmap.mmap(fd, size, access=mmap.ACCESS_READ)
         finally:
@@ -282,6 +303,92 @@ class ShmStore:
 
     # ----------------------------------------------------------------- delete
 
+    # ------------------------------------------------------------------ pool
+
+    def pool_files(self) -> list[tuple[int, str]]:
+        """(size, path) of every recycled file waiting for a writer.
+
+        >>> ShmStore(tempfile.mkdtemp(), "ember_doc_").pool_files()
+        []
+        """
+        found = []
+        try:
+            with os.scandir(self._pool_dir()) as it:
+                for entry in it:
+                    size, _, _ = entry.name.partition(".")
+                    if size.isdigit():
+                        found.append((int(size), entry.path))
+        except FileNotFoundError:
+            pass
+        return found
+
+    def recycle(self, object_id_hex: str, room: int) -> bool:
+        """Delete the object, keeping its file for a later write if it is large, at most
+        ``room`` bytes and mapped by no process; True if kept.
+
+        >>> store = ShmStore(tempfile.mkdtemp(), "ember_doc_")
+        >>> store.recycle("ab", 1 << 30)     # missing is fine
+        False
+        """
+        path = self._path(object_id_hex)
+        self.release(object_id_hex)     # our own cached mapping must not count
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        kept = False
+        try:
+            size = os.fstat(fd).st_size
+            if POOL_MIN_BYTES <= size <= room:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    os.makedirs(self._pool_dir(), mode=0o700, exist_ok=True)
+                    os.rename(path, os.path.join(self._pool_dir(),
+                                                 f"{size}.{secrets.token_hex(6)}"))
+                    kept = True
+                except OSError:
+                    pass    # mapped somewhere (BlockingIOError), or the pool is not usable
+        finally:
+            os.close(fd)
+        if not kept:
+            _unlink_quiet(path)
+        return kept
+
+    def trim_pool(self, keep: int) -> int:
+        """Unlink recycled files, largest first, until at most ``keep`` bytes remain;
+        returns the bytes left.
+
+        >>> ShmStore(tempfile.mkdtemp(), "ember_doc_").trim_pool(0)
+        0
+        """
+        files = sorted(self.pool_files())
+        total = sum(size for size, _ in files)
+        while files and total > keep:
+            size, path = files.pop()
+            _unlink_quiet(path)
+            total -= size
+        return total
+
+    def _take_pooled(self, tmp: str, size: int) -> int | None:
+        """Claim a recycled file as ``tmp`` (the smallest that holds ``size``, else the
+        largest); its open fd, or None."""
+        files = self.pool_files()
+        order = sorted(f for f in files if f[0] >= size) + \
+            sorted((f for f in files if f[0] < size), reverse=True)
+        for _, path in order:
+            try:
+                os.rename(path, tmp)    # atomic: of two writers, one gets it
+            except OSError:
+                continue
+            try:
+                return os.open(tmp, os.O_RDWR)
+            except OSError:
+                _unlink_quiet(tmp)
+        return None
+
+    def _pool_dir(self) -> str:
+        return os.path.join(self.directory, self.prefix + "pool")
+
     def delete(self, object_id_hex: str) -> None:
         """Remove the object (missing is fine) and drop its cached mapping.
 
@@ -299,9 +406,16 @@ class ShmStore:
             entries = list(os.scandir(self.directory))
         except FileNotFoundError:
             entries = []
+        self.trim_pool(0)
         for entry in entries:
             if entry.name.startswith(self.prefix):
-                _unlink_quiet(entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    try:
+                        os.rmdir(entry.path)    # the (now empty) pool
+                    except OSError:
+                        pass
+                else:
+                    _unlink_quiet(entry.path)
         with self._lock:
             maps = list(self._maps.values())
             self._maps.clear()
@@ -323,7 +437,8 @@ class ShmStore:
         with it:
             for entry in it:
                 name = entry.name
-                if name.startswith(self.prefix) and _TMP_MARKER not in name[len(self.prefix) :]:
+                if name.startswith(self.prefix) and _TMP_MARKER not in name[len(self.prefix) :] \
+                        and not entry.is_dir(follow_symlinks=False):
                     try:
                         total += entry.stat(follow_symlinks=False).st_size
                     except FileNotFoundError:
@@ -383,7 +498,8 @@ def mapped_ids(directory: str, prefix: str) -> set[str]:
         while start >= 0:
             end = data.find(b"\n", start)
             name = data[start + len(needle):end if end >= 0 else len(data)]
-            if not name.endswith(b" (deleted)") and _TMP_MARKER.encode() not in name:
+            if not name.endswith(b" (deleted)") and _TMP_MARKER.encode() not in name \
+                    and b"/" not in name:     # files in the pool are no objects
                 found.add(name.decode(errors="replace"))
             start = data.find(needle, end) if end >= 0 else -1
     return found

@@ -46,6 +46,10 @@ DEFAULT_FULL_WAIT_S = 5.0
 # Reading every process's memory map is cheap but not free: reuse it this long.
 PIN_SCAN_TTL_S = 0.1
 BACKGROUND_POLL_S = 0.5
+# Freed shared-memory files kept for reuse (shm_store.recycle), in bytes: at
+# most this, and never more than the store has free. Default: a quarter of the
+# capacity (1 GiB without one); 0 turns recycling off.
+POOL_ENV = "EMBER_OBJECT_POOL_BYTES"
 
 
 class StoreFull(Exception):
@@ -79,6 +83,8 @@ class StoreManager:
         if full_wait_s is None:
             full_wait_s = float(os.environ.get(FULL_WAIT_ENV, DEFAULT_FULL_WAIT_S))
         self._full_wait = full_wait_s
+        capacity = int(capacity)
+        self._pool_limit = int(os.environ.get(POOL_ENV, capacity // 4 if capacity else 1 << 30))
         self._scan_pins = pinned or self._mapped_now
         self._lock = threading.Lock()          # the ledger
         self._spill_lock = threading.Lock()    # one spill round at a time
@@ -178,9 +184,26 @@ class StoreManager:
             with self._lock:
                 self.owners.remove(oid)
                 _, on_disk = self.ledger.freed(oid)
-            self.store.delete(oid.hex())
+            self.store.recycle(oid.hex(), self._pool_room())
             if on_disk:
                 self.spiller.delete(oid.hex())
+
+    def _pool_room(self) -> int:
+        """Bytes more the pool of recycled files may take: it lives in the store's free
+        room (what the ledger has not committed), so it never pushes the node past
+        its capacity."""
+        limit = self._pool_limit
+        if self.ledger.capacity:
+            with self._lock:
+                limit = min(limit, self.ledger.capacity - self.ledger.committed)
+        return limit - sum(size for size, _ in self.store.pool_files())
+
+    def _trim_pool(self) -> None:
+        """Give recycled files back while they and the committed bytes exceed the capacity."""
+        if self.ledger.capacity:
+            with self._lock:
+                free = self.ledger.capacity - self.ledger.committed
+            self.store.trim_pool(max(0, free))
 
     def writer_gone(self, writer: str) -> None:
         """A process died: the room it reserved and never filled is free again."""
@@ -238,6 +261,7 @@ class StoreManager:
             with self._lock:
                 credit = self.ledger.admit(object_id, size, writer, self._clock())
             if credit is not None:
+                self._trim_pool()
                 return credit
             freed, error = self._spill(size)
             last_error = error or last_error
