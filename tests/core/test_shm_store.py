@@ -441,3 +441,11 @@ def test_trim_and_cleanup_give_the_pool_back(store):
     store.cleanup_all()
     assert store.pool_files() == []
     assert not any(n.startswith(store.prefix) for n in os.listdir(store.directory))
+
+
+def test_nothing_is_recycled_after_cleanup(store):
+    store.create_and_write("k1", serialize(_big(20)))
+    store.cleanup_all()
+    store.create_and_write("k2", serialize(_big(21)))    # a late write, then its free
+    assert not store.recycle("k2", room=1 << 30)
+    assert not any(n.startswith(store.prefix) for n in os.listdir(store.directory))

@@ -83,6 +83,7 @@ class ShmStore:
         self._recent: tuple[str, mmap.mmap, float] | None = None   # id, mapping, until
         self._recent_timer: threading.Timer | None = None
         self._lock = threading.Lock()
+        self._closed = False    # after cleanup_all nothing is recycled (no pool left behind)
         # Weak: a mapping lives exactly as long as some view of it does.
         self._maps: weakref.WeakValueDictionary[str, mmap.mmap] = weakref.WeakValueDictionary()
 
@@ -342,10 +343,12 @@ class ShmStore:
             if POOL_MIN_BYTES <= size <= room:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    os.makedirs(self._pool_dir(), mode=0o700, exist_ok=True)
-                    os.rename(path, os.path.join(self._pool_dir(),
-                                                 f"{size}.{secrets.token_hex(6)}"))
-                    kept = True
+                    with self._lock:
+                        if not self._closed:
+                            os.makedirs(self._pool_dir(), mode=0o700, exist_ok=True)
+                            os.rename(path, os.path.join(self._pool_dir(),
+                                                         f"{size}.{secrets.token_hex(6)}"))
+                            kept = True
                 except OSError:
                     pass    # mapped somewhere (BlockingIOError), or the pool is not usable
         finally:
@@ -402,6 +405,8 @@ class ShmStore:
 
         >>> ShmStore(tempfile.mkdtemp(), "ember_doc_").cleanup_all()
         """
+        with self._lock:
+            self._closed = True
         try:
             entries = list(os.scandir(self.directory))
         except FileNotFoundError:
