@@ -108,7 +108,8 @@ class ShmStore:
         >>> store.create_and_write("01", serialization.serialize("x")) > 0
         True
         """
-        return self._create(object_id_hex, obj.total_size, None,
+        return self._create(object_id_hex, obj.total_size,
+                            lambda mv: serialization.write_to(obj, mv),
                             lambda fd: serialization.write_to_file(obj, fd), reuse=True)
 
     def put_bytes(self, object_id_hex: str, data: bytes | bytearray | memoryview) -> int:
@@ -143,7 +144,10 @@ class ShmStore:
                 write: Callable[[int], None] | None = None, reuse: bool = False) -> int:
         """Write a new object through a mapping (``fill``) or the file (``write(fd)``).
 
-        ``reuse``: ``write`` covers every byte, so a recycled file may be taken over.
+        ``reuse``: ``write`` (and ``fill``) cover every byte, so a recycled file may be
+        taken over; it is then filled through a mapping populated up front (its pages
+        exist already: one call maps them all, and the copy runs at memcpy speed,
+        ~1.5x a pwrite), a new file with ``write``.
         """
         final = self._path(object_id_hex)
         existing = self._file_size(final)
@@ -153,8 +157,12 @@ class ShmStore:
         # crash, and is unique so concurrent writers never share a file.
         tmp = f"{final}{_TMP_MARKER}{os.getpid()}.{secrets.token_hex(4)}"
         fd = self._take_pooled(tmp, size) if reuse and size >= POOL_MIN_BYTES else None
+        flags = mmap.MAP_SHARED
         if fd is None:
             fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        elif fill is not None:
+            write = None
+            flags |= getattr(mmap, "MAP_POPULATE", 0)
         try:
             try:
                 os.ftruncate(fd, size)
@@ -162,7 +170,7 @@ class ShmStore:
                     write(fd)
                 elif size:
                     assert fill is not None
-                    with mmap.mmap(fd, size) as mm:
+                    with mmap.mmap(fd, size, flags=flags) as mm:
                         mv = memoryview(mm)
                         try:
                             fill(mv)
