@@ -16,6 +16,7 @@ import pytest
 
 import ember
 from ember._private.protos import ember_pb2 as pb
+from ember.testing import closed_without_reply
 from ember._private.transports import base, framed, frames, grpc_stream
 
 TOKEN = "t0ken-for-tests"
@@ -175,17 +176,6 @@ def listener():
     server.stop()
 
 
-def _closed_by_server(sock: socket.socket, timeout: float = 10) -> bool:
-    """Whether the server closes ``sock`` (EOF or reset) without sending anything."""
-    sock.settimeout(timeout)
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except socket.timeout:
-        return False
-
-
 def _connect(port: int) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=10)
 
@@ -221,7 +211,7 @@ def test_listener_closes_unauthenticated_connections(listener, first):
     server, fake = listener
     with _connect(server.port) as sock:
         sock.sendall(first + _task_frame())
-        assert _closed_by_server(sock)
+        assert closed_without_reply(sock)
     assert fake.batches == []
 
 
@@ -233,7 +223,7 @@ def test_listener_closes_authenticated_connections_on_bad_frames(listener, bad):
     server, fake = listener
     with _connect(server.port) as sock:
         sock.sendall(frames.auth_frame(TOKEN) + bad + _task_frame())
-        assert _closed_by_server(sock)
+        assert closed_without_reply(sock)
     assert fake.ended.wait(10) and fake.batches == []
 
 

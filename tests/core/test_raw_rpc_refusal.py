@@ -20,7 +20,7 @@ from ember._private import serialization
 from ember._private.object_transfer import RAW_READ_METHOD
 from ember._private.protos import ember_pb2 as pb
 from ember._private.protos import ember_pb2_grpc as pbg
-from ember.testing import pid_alive, wait_for_condition
+from ember.testing import closed_without_reply, pid_alive, wait_for_condition
 
 OK = grpc.StatusCode.OK
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
@@ -303,18 +303,6 @@ def _push_port():
     return ember._private.worker_state.core.push_port
 
 
-def _closed_unanswered(sock, timeout: float = 10) -> bool:
-    """The server closed the connection (EOF or reset) without sending a byte."""
-    import socket
-    sock.settimeout(timeout)
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except socket.timeout:
-        return False
-
-
 def test_framed_push_port_refuses_without_the_token_and_never_unpickles(servers, tmp_path):
     """Workers also take PushTasks on a framed socket (transports/framed.py): random
     bytes, a wrong token, an oversized length, or (with the token) a frame that is
@@ -344,7 +332,7 @@ def test_framed_push_port_refuses_without_the_token_and_never_unpickles(servers,
         for opening in openings:
             with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
                 sock.sendall(opening + planted_frame)
-                assert _closed_unanswered(sock), (port, opening[:8])
+                assert closed_without_reply(sock), (port, opening[:8])
     time.sleep(0.5)
     assert not os.path.exists(marker)
     assert pid_alive(servers["task_pid"]) and pid_alive(servers["actor_pid"])

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 __all__ = ["wait_for_condition", "shm_files", "cluster_processes", "session_dir",
            "process_state", "pid_alive", "ember_processes", "node_worker_pids",
            "make_tls_certs",
-           "control_service_pid"]
+           "control_service_pid", "closed_without_reply"]
 
 
 def wait_for_condition(predicate: Callable[[], bool], timeout: float = 10.0,
@@ -193,3 +193,22 @@ def make_tls_certs(directory: str, ips: Iterable[str] = ("127.0.0.1",),
         os.unlink(p[k])
     os.chmod(p["key"], 0o600)
     return {"ca": p["ca"], "cert": p["cert"], "key": p["key"]}
+
+
+def closed_without_reply(sock: Any, timeout: float = 10.0) -> bool:
+    """Whether the server closes ``sock`` (EOF or reset) without sending a byte:
+    how every Ember server answers a client it refuses.
+
+    >>> import socket
+    >>> a, b = socket.socketpair(); b.close()
+    >>> closed_without_reply(a)
+    True
+    """
+    import socket
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
