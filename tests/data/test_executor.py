@@ -68,6 +68,50 @@ def test_actor_pool_and_reader_progress_together_on_two_cpus():
     assert wait_for_cpus()      # the pool's actors are gone once the dataset is done
 
 
+class SlowAdd:
+    """Actor UDF slow enough that the pool is busy (and wants to grow) between reads."""
+
+    def __call__(self, batch):
+        time.sleep(0.2)
+        return {"data": batch["data"] + 1}
+
+
+def run_with_deadline(fn, seconds):
+    """Run fn in a thread; fail (naming the stall) instead of hanging the suite."""
+    result, error = [], []
+    thread = threading.Thread(target=lambda: _capture(fn, result, error), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"dataset made no progress for {seconds}s (deadlock)"
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def _capture(fn, result, error):
+    try:
+        result.append(fn())
+    except BaseException as e:  # noqa: BLE001 - re-raised in the test thread
+        error.append(e)
+
+
+@pytest.mark.timeout(90)
+def test_growing_pool_leaves_a_cpu_for_the_reads_still_to_come(ctx):
+    """A (1, 2) pool of 1-CPU actors on 2 CPUs, with the memory budget holding reads
+    back while the actor works: a second actor would take the last CPU and the next
+    read could never run (the pool then waits forever for input). It must not grow
+    while reads remain."""
+    assert wait_for_cpus()
+    # Room for ~6 of the 64 KiB blocks: fast reads fill it and stop (over budget) while
+    # inputs queue for the busy actor, which is when the pool wants to grow.
+    ctx.execution_options.resource_limits.object_store_memory = 6 * 64 * 1024
+    ds = (ed.range_tensor(2048, shape=(64,), override_num_blocks=16)   # 64 KiB per block
+          .map_batches(SlowAdd, concurrency=(1, 2), batch_size=None, num_cpus=1))
+    rows = run_with_deadline(ds.take_all, 45)
+    assert sorted(int(r["data"][0]) for r in rows) == list(range(1, 2049))
+    assert wait_for_cpus()
+
+
 class SumSink(Datasink):
     """Adds up every value it is given (so the test can check all data went through)."""
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from ember.data._internal.policy import Budget, OpView, plan_actor_cpus, select_next
+from ember.data._internal.policy import (Budget, OpView, plan_actor_cpus, pool_may_grow,
+                                         select_next)
 
 MB = 1024 * 1024
 
@@ -99,3 +100,23 @@ def test_plan_actor_cpus(total, pools, task_ops, expected):
 
 def test_plan_actor_cpus_never_raises_a_request():
     assert plan_actor_cpus(64, [(2, 0.25)], task_ops=3) == [0.25]
+
+
+@pytest.mark.parametrize("total,used,actors,new,task_need,expected", [
+    # 2 CPUs, one 1-CPU actor, a read still to come: a second actor would take the
+    # read's CPU and the pool would wait forever for input (the deadlock CI hit).
+    (2, 1, 1, 1, 1, False),
+    # The reads are done (nothing unfinished needs a CPU): the pool may take it all.
+    (2, 1, 1, 1, 0, True),
+    # A running read holds a CPU now, but even once it ends there is no room.
+    (4, 3, 2, 1, 2, False),
+    # Room for the new actor and for one 1-CPU task afterwards.
+    (4, 2, 1, 1, 1, True),
+    # Fractional actors leave a whole CPU for the read.
+    (2, 0.5, 0.5, 0.5, 1, True),
+    # No CPU free right now, even if the reserve would allow it.
+    (4, 4, 1, 1, 1, False),
+])
+def test_pool_may_grow(total, used, actors, new, task_need, expected):
+    assert pool_may_grow(total_cpus=total, cpus_used=used, actor_cpus=actors,
+                         new_actor_cpus=new, task_cpus_needed=task_need) is expected

@@ -28,7 +28,7 @@ from .bundle import RefBundle
 from .logical import ActorPool
 from .physical import (AllToAllPhys, InputBuffer, LimitPhys, MapPhys, PhysicalOp, UnionPhys,
                        topo_order)
-from .policy import Budget, OpView, plan_actor_cpus, select_next
+from .policy import Budget, OpView, plan_actor_cpus, pool_may_grow, select_next
 from .progress import ProgressBar, progress_enabled
 from .stats import DatasetStats, OpStats
 
@@ -687,16 +687,23 @@ class StreamingExecutor:
     def _launch(self) -> None:
         # Pools whose actors are all busy grow first, while CPUs are free.
         cpus_used, gpus_used = self._resources_used()
+        actor_cpus = sum(s.pool.cpus_held for s in self._states if s.pool is not None)
+        task_cpus_needed = max((s.op.num_cpus for s in self._states
+                                if s.pool is None and isinstance(s.op, MapPhys)
+                                and not s.finished), default=0.0)
         for state in self._states:
             pool = state.pool
             if pool is not None and not state.finished and \
                     pool.wants_more(self._ready_inputs(state)) and \
-                    pool.num_cpus <= self._total_cpus - cpus_used + 1e-9 and \
+                    pool_may_grow(total_cpus=self._total_cpus, cpus_used=cpus_used,
+                                  actor_cpus=actor_cpus, new_actor_cpus=pool.num_cpus,
+                                  task_cpus_needed=task_cpus_needed) and \
                     pool.num_gpus <= self._total_gpus - gpus_used + 1e-9:
                 pool.add_actor()
                 for ref, _ in pool.pending_ready.items():
                     self._pending_ready[ref] = state
                 cpus_used += pool.num_cpus
+                actor_cpus += pool.num_cpus
                 gpus_used += pool.num_gpus
         while True:
             with self._cond:

@@ -119,6 +119,30 @@ def plan_actor_cpus(total_cpus: float, pools: Sequence[tuple[int, float]], *,
     return [_schedulable(cpus * scale) if cpus else 0.0 for _, cpus in pools]
 
 
+def pool_may_grow(*, total_cpus: float, cpus_used: float, actor_cpus: float,
+                  new_actor_cpus: float, task_cpus_needed: float) -> bool:
+    """Whether an actor pool may start one more actor of ``new_actor_cpus``.
+
+    ``cpus_used`` is everything the dataset holds now (actors and running tasks),
+    ``actor_cpus`` what its actors alone hold, and ``task_cpus_needed`` the largest
+    per-task request among the unfinished task operators (reads, task maps). Running
+    tasks give their CPUs back when they end; actors keep theirs until the pool
+    drains. So a new actor must leave room for one task of every unfinished task
+    operator once the running tasks end, or the pool could grab the CPUs a read is
+    waiting for and then wait forever on input that read would produce.
+
+    >>> pool_may_grow(total_cpus=2, cpus_used=1, actor_cpus=1, new_actor_cpus=1,
+    ...               task_cpus_needed=1)
+    False
+    >>> pool_may_grow(total_cpus=2, cpus_used=1, actor_cpus=1, new_actor_cpus=1,
+    ...               task_cpus_needed=0)
+    True
+    """
+    if new_actor_cpus > total_cpus - cpus_used + 1e-9:
+        return False
+    return actor_cpus + new_actor_cpus + task_cpus_needed <= total_cpus + 1e-9
+
+
 def _schedulable(cpus: float) -> float:
     # Ember takes fractional CPUs only below 1 (whole numbers above); round down to
     # 3 decimals so the node's fixed-point accounting never exceeds ours.
