@@ -39,6 +39,55 @@ def test_select_for_deletion_oldest_rotated_first_never_live():
     assert select_for_deletion(files, 10) == ["a.out.2", "b.err.1", "a.out.1"]
 
 
+def test_select_for_deletion_spares_unread_and_fresh_files():
+    files = [LogFile("a.out", 10, 9.0, ino=1), LogFile("a.out.3", 40, 1.0, ino=4),
+             LogFile("a.out.2", 40, 2.0, ino=3), LogFile("a.out.1", 40, 5.0, ino=2)]
+    assert select_for_deletion(files, 60) == ["a.out.3", "a.out.2"]
+    # a.out.2 is not read yet: it stays, and the next oldest goes instead.
+    assert select_for_deletion(files, 60, keep={3}) == ["a.out.3", "a.out.1"]
+    # a.out.1 was written after the monitor looked: it stays even over the cap.
+    assert select_for_deletion(files, 60, keep={3}, newer_than=4.0) == ["a.out.3"]
+
+
+def test_session_cap_never_deletes_what_the_monitor_has_not_read(tmp_path: Path):
+    """A burst rotates many files between two polls; the cap then runs: the files the
+    tail has not reached must survive it, so every line still reaches the drivers."""
+    from ember._private.log_monitor import LogMonitor
+    out, err = tmp_path / "w.out", tmp_path / "w.err"
+    err.write_bytes(b"")
+    monitor = LogMonitor(str(tmp_path))
+    monitor.add(1, str(out), str(err))
+    n = 0
+
+    def write(lines):
+        nonlocal n
+        with open(out, "ab") as f:
+            for _ in range(lines):
+                f.write(f"line {n:04d} ".encode() + b"z" * 50 + b"\n")
+                n += 1
+
+    write(10)
+    got = [ln.line for ln in monitor.poll_once()]
+    for _ in range(6):                                   # six rotations, no poll between
+        for src, dst in rotation_renames(str(out), 10):
+            if os.path.exists(src):
+                os.rename(src, dst)
+        write(10)
+    cap = 2 * 10 * 61                                    # room for two files of the seven
+    deleted = enforce_session_cap(str(tmp_path), cap, keep=monitor.unread_inodes())
+    assert deleted == []        # every rotated file is still unread
+    while True:
+        lines = monitor.poll_once()
+        if not lines:
+            break
+        got += [ln.line for ln in lines]
+    assert [int(line.split()[1]) for line in got] == list(range(n))
+    # Read now: the cap may take them.
+    deleted = enforce_session_cap(str(tmp_path), cap, keep=monitor.unread_inodes())
+    assert len(deleted) == 5
+    assert not os.path.exists(f"{out}.6") and os.path.exists(out)
+
+
 def test_enforce_session_cap_deletes_files(tmp_path: Path):
     for name, size, age in (("w.out", 100, 0), ("w.out.1", 100, 10), ("w.out.2", 100, 20)):
         p = tmp_path / name

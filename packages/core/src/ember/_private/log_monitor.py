@@ -9,7 +9,8 @@ Workers rotate their own files (log_rotation.py: the live name is renamed to
 ``.1`` and a fresh file takes its place). A tail keeps the file it is reading
 open and notices the rename by inode, so it reads the old file to its end
 before moving to the new one: nothing is lost or read twice. Every few seconds
-the monitor also deletes the oldest rotated files beyond the session's cap.
+the monitor also deletes the oldest rotated files beyond the session's cap,
+except those a tail has not read to the end yet.
 """
 from __future__ import annotations
 
@@ -105,7 +106,27 @@ class LogMonitor:
             self.poll_once()
             if self._session_max_bytes and time.monotonic() - last_cap >= SESSION_CAP_SECONDS:
                 last_cap = time.monotonic()
-                enforce_session_cap(self._log_dir, self._session_max_bytes)
+                # Files modified in the last second are kept too: a file created and
+                # rotated after the look below is in no chain yet, and file times lag
+                # the clock by a tick.
+                newer_than = time.time() - 1.0
+                enforce_session_cap(self._log_dir, self._session_max_bytes,
+                                    keep=self.unread_inodes(), newer_than=newer_than)
+
+    def unread_inodes(self) -> set[int]:
+        """Inodes of the rotated files some tail has not read to the end yet: the one
+        it reads and every one rotated after it. The session cap must not delete
+        them (a burst of output can rotate many files between two polls)."""
+        with self._lock:
+            tails = list(self._tails)
+        keep: set[int] = set()
+        for tail in tails:
+            inos = [ino for _, ino in _rotation_chain(tail.path)]
+            if tail.file is not None and tail.ino in inos:
+                keep.update(inos[inos.index(tail.ino):])
+            else:
+                keep.update(inos)       # lost its place: keep all until it reads on
+        return keep
 
     def poll_once(self) -> list[pb.LogLine]:
         with self._lock:

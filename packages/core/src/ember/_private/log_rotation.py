@@ -39,7 +39,7 @@ import stat
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 DEFAULT_BACKUP_COUNT = 5
@@ -97,13 +97,24 @@ class LogFile:
     path: str
     size: int
     mtime: float
+    ino: int = -1
 
 
-def select_for_deletion(files: list[LogFile], cap: int) -> list[str]:
+def select_for_deletion(files: list[LogFile], cap: int, *,
+                        keep: Collection[int] = (), newer_than: float | None = None
+                        ) -> list[str]:
     """Oldest rotated files to delete so everything fits in ``cap`` bytes (0 = no cap).
 
     Live files are never chosen (their writers hold them open); if they alone
     exceed the cap, every rotated file goes and that is the best possible.
+    Files whose inode is in ``keep`` (rotated but not yet read to their end by
+    the log monitor) and files modified after ``newer_than`` (rotated since the
+    monitor looked) are kept too, so the cap may be exceeded for a moment rather
+    than lose lines no driver has seen.
+
+    >>> select_for_deletion([LogFile("w.out.2", 50, 1.0, ino=7),
+    ...                      LogFile("w.out.1", 50, 2.0, ino=8)], 40, keep={7})
+    ['w.out.1']
     """
     if cap <= 0:
         return []
@@ -115,13 +126,17 @@ def select_for_deletion(files: list[LogFile], cap: int) -> list[str]:
                     key=lambda f: (f.mtime, f.path)):
         if total <= cap:
             break
+        if f.ino in keep or (newer_than is not None and f.mtime > newer_than):
+            continue
         out.append(f.path)
         total -= f.size
     return out
 
 
-def enforce_session_cap(log_dir: str, cap: int) -> list[str]:
-    """Delete the oldest rotated files in ``log_dir`` beyond ``cap``; return what went."""
+def enforce_session_cap(log_dir: str, cap: int, *, keep: Collection[int] = (),
+                        newer_than: float | None = None) -> list[str]:
+    """Delete the oldest rotated files in ``log_dir`` beyond ``cap``; return what went
+    (``keep``, ``newer_than``: as in select_for_deletion)."""
     if cap <= 0:
         return []
     files = []
@@ -135,9 +150,9 @@ def enforce_session_cap(log_dir: str, cap: int) -> list[str]:
         except OSError:
             continue
         if stat.S_ISREG(st.st_mode):
-            files.append(LogFile(entry.path, st.st_size, st.st_mtime))
+            files.append(LogFile(entry.path, st.st_size, st.st_mtime, st.st_ino))
     deleted = []
-    for path in select_for_deletion(files, cap):
+    for path in select_for_deletion(files, cap, keep=keep, newer_than=newer_than):
         try:
             os.unlink(path)
             deleted.append(path)
