@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from ember.testing import ember_processes
+from ember.testing import ember_processes, wait_for_condition
 
 CLI = [sys.executable, "-m", "ember._private.cli"]
 
@@ -64,10 +64,12 @@ def test_submit_streams_the_output_and_exits_with_the_jobs_status(head, tmp_path
 
 def test_no_wait_then_follow_then_stop(head, tmp_path):
     script = tmp_path / "ticker.py"
-    script.write_text(textwrap.dedent("""
+    printed = tmp_path / "printed"      # how many ticks the job has written so far
+    script.write_text(textwrap.dedent(f"""
         import itertools, time
         for i in itertools.count():
             print("tick", i, flush=True)
+            open({str(printed)!r}, "w").write(str(i + 1))
             time.sleep(0.2)
     """))
     sub = run("job", "submit", "--address", head, "--no-wait", "--submission-id", "ticker",
@@ -80,6 +82,10 @@ def test_no_wait_then_follow_then_stop(head, tmp_path):
     try:
         seen = [follow.stdout.readline() for _ in range(3)]   # streamed while the job runs
         assert seen == ["tick 0\n", "tick 1\n", "tick 2\n"]
+        # Stop only once "tick 3" is in the log: what was written before the stop must
+        # all reach --follow (on a loaded machine the stop can beat the next tick).
+        wait_for_condition(lambda: printed.exists() and int(printed.read_text() or 0) >= 4,
+                           timeout=30)
         stop = run("job", "stop", "--address", head, "ticker")
         assert stop.returncode == 0, stop.stderr
         assert "Job 'ticker' was stopped" in stop.stdout
