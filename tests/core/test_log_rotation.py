@@ -88,6 +88,30 @@ def test_session_cap_never_deletes_what_the_monitor_has_not_read(tmp_path: Path)
     assert not os.path.exists(f"{out}.6") and os.path.exists(out)
 
 
+def test_tail_steps_over_the_hole_a_rotation_in_progress_leaves(tmp_path: Path):
+    """Mid-rotation (w.out.2 -> w.out.3 done, w.out.1 -> w.out.2 not yet) the numbers
+    have a hole at .2. A tail done with w.out.4 must go on to w.out.3, not take the
+    hole for the end of the chain and jump to the newest files (losing w.out.3)."""
+    from ember._private.log_monitor import LogMonitor
+    out, err = tmp_path / "w.out", tmp_path / "w.err"
+    err.write_bytes(b"")
+
+    def lines(first):
+        return "".join(f"line {i}\n" for i in range(first, first + 10)).encode()
+
+    out.write_bytes(lines(0))
+    monitor = LogMonitor(str(tmp_path))
+    monitor.add(1, str(out), str(err))
+    got = [ln.line for ln in monitor.poll_once()]
+    os.rename(out, f"{out}.4")                   # the file the tail has open
+    Path(f"{out}.3").write_bytes(lines(10))
+    Path(f"{out}.1").write_bytes(lines(20))      # no w.out.2: the hole
+    out.write_bytes(lines(30))
+    while batch := monitor.poll_once():
+        got += [ln.line for ln in batch]
+    assert got == [f"line {i}" for i in range(40)]
+
+
 def test_enforce_session_cap_deletes_files(tmp_path: Path):
     for name, size, age in (("w.out", 100, 0), ("w.out.1", 100, 10), ("w.out.2", 100, 20)):
         p = tmp_path / name
@@ -198,5 +222,13 @@ def test_worker_logs_rotate_stay_under_cap_and_reach_driver(small_logs_cluster, 
         out, _ = capfd.readouterr()
         seen.extend(ln for ln in out.splitlines() if f"(chatty pid={pid}) chatty line" in ln)
         return len(seen) >= lines
-    wait_for_condition(all_seen, timeout=60)
+
+    def missing() -> str:
+        got = {int(ln.split("chatty line ")[1].split()[0]) for ln in seen}
+        lost = sorted(set(range(lines)) - got)
+        return f"{len(seen)} of {lines} lines reached the driver; missing {lost[:3]}..{lost[-3:]}"
+    try:
+        wait_for_condition(all_seen, timeout=60)
+    except RuntimeError:
+        raise AssertionError(missing()) from None
     assert [int(ln.split()[4]) for ln in seen] == list(range(lines))

@@ -34,6 +34,8 @@ POLL_SECONDS = 0.05
 READ_LIMIT = 4 * 1024 * 1024
 SESSION_CAP_SECONDS = 2.0
 MAX_FILES = 10_000
+# Looks at the rotated names before a tail that lost its file jumps to the oldest one.
+_FOLLOW_TRIES = 50
 
 
 class _Tail:
@@ -203,22 +205,31 @@ def _follow_rotation(tail: _Tail) -> None:
     then not the live one but a rotated one, one number below the file just
     read (``w.out.3`` -> ``w.out.2``). Names shift while we look, so files are
     matched by inode, and the opened one is checked to be the one we found.
+    A look that misses our file while it still has a name (the writer was
+    mid-rotation: its renames leave a moving hole in the numbers) is retried;
+    only a file that was really deleted sends us to the oldest one left.
     """
     old_ino = tail.ino
+    try:
+        still_named = tail.file is not None and os.fstat(tail.file.fileno()).st_nlink > 0
+    except (OSError, ValueError):
+        still_named = False
     tail.close()
-    for _ in range(5):
+    for attempt in range(_FOLLOW_TRIES):
         chain = _rotation_chain(tail.path)          # oldest first: [(path, ino), ...]
         inos = [ino for _, ino in chain]
-        if not chain:
-            return
-        if old_ino in inos:
-            if inos.index(old_ino) + 1 >= len(chain):
-                return
+        last_try = attempt == _FOLLOW_TRIES - 1
+        if old_ino in inos and inos.index(old_ino) + 1 < len(chain):
             path, ino = chain[inos.index(old_ino) + 1]
-        else:
+        elif still_named and not last_try:
+            time.sleep(0.001)                       # an inconsistent look: again
+            continue
+        elif chain and old_ino not in inos:
             # Ours was deleted (the session cap, or past the backup count): both
             # take the oldest files first, so every file left came after it.
             path, ino = chain[0]
+        else:
+            return
         try:
             f = open(path, "rb")
         except OSError:
@@ -230,12 +241,18 @@ def _follow_rotation(tail: _Tail) -> None:
 
 
 def _rotation_chain(path: str) -> list[tuple[str, int]]:
+    """``path``'s rotated files, oldest first, then ``path`` itself, with inodes.
+    One missing number is stepped over: a rotation in progress leaves a hole."""
     chain = []
-    for i in range(1, 100_000):
+    misses = 0
+    i = 1
+    while misses < 2:
         try:
             chain.append((f"{path}.{i}", os.stat(f"{path}.{i}").st_ino))
+            misses = 0
         except OSError:
-            break
+            misses += 1
+        i += 1
     chain.reverse()
     try:
         chain.append((path, os.stat(path).st_ino))
