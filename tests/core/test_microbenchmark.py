@@ -195,6 +195,24 @@ def test_runner_times_out_a_hung_row(fake_fw):
     assert results["get-calls"]["mean"] > 0
 
 
+def test_precompile_byte_compiles_the_framework_package(tmp_path, monkeypatch):
+    """Start-up rows must not time the compiler: the package is compiled first, even
+    where PYTHONDONTWRITEBYTECODE keeps imports from writing .pyc files."""
+    pkg = tmp_path / "fakepkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("X = 1\n")
+    (pkg / "sub" / "mod.py").write_text("Y = 2\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    lines: list[str] = []
+    runner.precompile(sys.executable, "fakepkg", log=lines.append)
+    assert lines == []
+    assert list((pkg / "__pycache__").glob("__init__.*.pyc"))
+    assert list((pkg / "sub" / "__pycache__").glob("mod.*.pyc"))
+    runner.precompile(sys.executable, "no_such_module_here", log=lines.append)
+    assert lines and "byte-compiling the package first failed" in lines[0]
+
+
 def test_command_runs_ember_rows(tmp_path):
     """A real run: one task row and the start-up metrics, through `ember microbenchmark`."""
     from ember._private.cli import cli

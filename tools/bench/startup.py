@@ -69,6 +69,11 @@ def main() -> None:
     parser.add_argument("--ray-python", help="python of a venv made by ../shared/tools/ray-venv.sh")
     parser.add_argument("--json")
     args = parser.parse_args()
+    # Time the frameworks, not the compiler (see runner.precompile).
+    from ember._private.microbenchmark.runner import precompile
+    precompile(args.python, "ember")
+    if args.ray_python:
+        precompile(args.ray_python, "ray")
     ember = summarize([probe(args.python, "ember") for _ in range(args.repeat)])
     ray = (summarize([probe(args.ray_python, "ray") for _ in range(args.repeat)])
            if args.ray_python else None)
