@@ -156,3 +156,16 @@ def test_removal_answers_before_the_nodes_cancel_and_cancels_are_batched(setup) 
     assert {n for n, _ in cancels} == {"n1"}
     # The first call may be under way while the rest are removed: at most two.
     assert len(cancels) <= 2
+
+
+def test_a_retried_create_is_the_same_group(setup) -> None:
+    """A create retried after a lost reply (control-service restart) must not make a
+    second group or reserve its bundles twice."""
+    mgr, fake, _ = setup({"n1": {"CPU": 8.0}})
+    s = spec()
+    first = mgr.create(s)
+    assert wait_created(mgr, s.pg_id).state == "CREATED"
+    again = mgr.create(s)
+    assert again.found and again.pg_id == first.pg_id and again.state == "CREATED"
+    reserved = [r.pg_id for _, req in fake.of("PrepareBundles") for r in req.batch]
+    assert reserved.count(s.pg_id) == 1

@@ -295,6 +295,9 @@ def shutdown() -> None:
             watch = getattr(core, "_driver_watch", None)
             if watch is not None:
                 watch.cancel()
+            pg_ops = getattr(core, "_pg_ops", None)
+            if pg_ops is not None:
+                pg_ops.close()      # queued removals and creates reach the cluster
             from . import core_worker
             core_worker.uninstall()
             core.stop()

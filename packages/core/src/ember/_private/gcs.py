@@ -281,6 +281,17 @@ class ControlService(pbg.ControlServiceServicer):
         self.placement_groups.remove(request.pg_id)
         return pb.Empty()
 
+    def ApplyPlacementGroupOps(self, request: pb.PlacementGroupOps, context
+                               ) -> pb.PlacementGroupOpResults:
+        results = []
+        for op in request.ops:
+            if op.WhichOneof("op") == "create":
+                results.append(self.placement_groups.create(op.create))
+            else:
+                self.placement_groups.remove(op.remove)
+                results.append(pb.PlacementGroupInfo(pg_id=op.remove, found=True))
+        return pb.PlacementGroupOpResults(results=results)
+
     def ListPlacementGroups(self, request: pb.Empty, context) -> pb.PlacementGroupList:
         return self.placement_groups.list()
 

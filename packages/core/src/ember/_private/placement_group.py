@@ -15,6 +15,31 @@ from . import ids, serialization, worker_state
 from .pg_policy import STRATEGIES
 
 _POLL = 5.0
+_ops_lock = threading.Lock()
+
+
+def _ops(core: Any) -> Any:
+    """This process's placement-group operation queue (placement_group_ops.py)."""
+    ops = getattr(core, "_pg_ops", None)
+    if ops is None:
+        with _ops_lock:
+            ops = getattr(core, "_pg_ops", None)
+            if ops is None:
+                from .placement_group_ops import PlacementGroupOps
+                ops = core._pg_ops = PlacementGroupOps(core.gcs)
+    return ops
+
+
+def flush_pending() -> None:
+    """Wait until this process's queued creates and removals are applied: before
+    anything reads groups back, schedules into one, or hands one to another process.
+
+    >>> flush_pending()
+    """
+    core = worker_state.core
+    ops = getattr(core, "_pg_ops", None) if core is not None else None
+    if ops is not None and not ops.idle:
+        ops.barrier()
 
 
 class PlacementGroupID(ids.BinaryID):
@@ -77,6 +102,11 @@ class PlacementGroup:
         info = _wait_state(core, self.id.binary(), timeout_seconds)
         return info.state == "CREATED"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Another process may look this group up: its create must have landed.
+        flush_pending()
+        return dict(self.__dict__)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PlacementGroup) and other.id == self.id
 
@@ -92,6 +122,11 @@ def _wait_state(core: Any, pg_id: bytes, timeout: float | None) -> Any:
     import time
 
     from .protos import ember_pb2 as pb
+    ops = _ops(core)
+    ops.barrier()
+    refused = ops.refusal(pg_id)
+    if refused:
+        raise ValueError(refused)
     deadline = None if timeout is None else time.monotonic() + timeout
     version = 0
     while True:
@@ -160,9 +195,14 @@ def placement_group(bundles: list[dict[str, float]], strategy: str = "PACK", nam
         bundles=[pb.Bundle(index=i, resources=b,
                            label_selector=selectors[i] if selectors else {})
                  for i, b in enumerate(clean)])
-    info = core.gcs.CreatePlacementGroup(spec, timeout=30)
-    if not info.found:
-        raise ValueError(info.error)
+    # A name may be taken, and a detached group must exist before a driver that may
+    # be about to exit returns: those wait for their answer. The rest are queued.
+    awaited = bool(name) or lifetime == "detached"
+    pending = _ops(core).submit(pb.PlacementGroupOp(create=spec), awaited=awaited)
+    if awaited:
+        info = pending.result(timeout=120)
+        if not info.found:
+            raise ValueError(info.error)
     return PlacementGroup(pg_id, clean, strategy, name or "")
 
 
@@ -176,8 +216,9 @@ def remove_placement_group(placement_group: PlacementGroup) -> None:
     if not isinstance(placement_group, PlacementGroup):
         raise TypeError(f"remove_placement_group() expects a PlacementGroup, got "
                         f"{type(placement_group).__name__}")
-    core.gcs.RemovePlacementGroup(pb.PlacementGroupRequest(pg_id=placement_group.id.binary()),
-                                  timeout=30)
+    # Queued: applied in order before anything here reads groups back (as in Ray,
+    # the bundles are given back just after the removal is recorded).
+    _ops(core).submit(pb.PlacementGroupOp(remove=placement_group.id.binary()))
 
 
 def get_placement_group(placement_group_name: str) -> PlacementGroup:
@@ -187,6 +228,7 @@ def get_placement_group(placement_group_name: str) -> PlacementGroup:
     """
     from .protos import ember_pb2 as pb
     core = worker_state.require_core()
+    flush_pending()
     info = core.gcs.GetPlacementGroup(pb.PlacementGroupRequest(
         name=placement_group_name, namespace=core.namespace), timeout=30)
     if not info.found or info.state == "REMOVED":
@@ -215,6 +257,7 @@ def placement_group_table(placement_group: PlacementGroup | None = None) -> dict
     """
     from .protos import ember_pb2 as pb
     core = worker_state.require_core()
+    flush_pending()
     if placement_group is not None:
         info = core.gcs.GetPlacementGroup(pb.PlacementGroupRequest(
             pg_id=placement_group.id.binary()), timeout=30)

@@ -108,6 +108,10 @@ class PlacementGroupManager:
     # ------------------------------------------------------------ RPC bodies
     def create(self, spec: pb.PlacementGroupSpec) -> pb.PlacementGroupInfo:
         with self._cond:
+            known = self._groups.get(spec.pg_id)
+            if known is not None:
+                # A retried request (the reply was lost to a restart): same group.
+                return self._info(known)
             if spec.name:
                 existing = self._names.get((spec.namespace, spec.name))
                 if existing is not None:

@@ -44,13 +44,16 @@ def placement_from_options(opts: Mapping[str, Any]) -> tuple[bytes, int, bool] |
     the older ``placement_group=`` / ``placement_group_bundle_index=`` options.
     """
     from ..util.scheduling_strategies import PlacementGroupSchedulingStrategy
+    from .placement_group import flush_pending
     strategy = opts.get("scheduling_strategy")
     if isinstance(strategy, PlacementGroupSchedulingStrategy):
+        flush_pending()     # the group's create must land before work asks for it
         return (strategy.placement_group.id.binary(), strategy.placement_group_bundle_index,
                 strategy.placement_group_capture_child_tasks)
     pg = opts.get("placement_group")
     if pg is None or pg == "default":
         return None
+    flush_pending()
     checked = PlacementGroupSchedulingStrategy(
         pg, opts.get("placement_group_bundle_index", -1),
         opts.get("placement_group_capture_child_tasks"))

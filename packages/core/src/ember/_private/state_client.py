@@ -120,7 +120,9 @@ class StateClient:
         return list(self.control.ListActors(pb.Empty(), timeout=self.timeout).actors)
 
     def placement_groups(self) -> list:
+        from .placement_group import flush_pending
         from .protos import ember_pb2 as pb
+        flush_pending()         # this process's queued creates/removals show up
         return list(self.control.ListPlacementGroups(pb.Empty(), timeout=self.timeout).groups)
 
     def jobs(self) -> list:

@@ -379,6 +379,26 @@ class PlacementGroupList(_message.Message):
     groups: _containers.RepeatedCompositeFieldContainer[PlacementGroupInfo]
     def __init__(self, groups: _Optional[_Iterable[_Union[PlacementGroupInfo, _Mapping]]] = ...) -> None: ...
 
+class PlacementGroupOp(_message.Message):
+    __slots__ = ("create", "remove")
+    CREATE_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    create: PlacementGroupSpec
+    remove: bytes
+    def __init__(self, create: _Optional[_Union[PlacementGroupSpec, _Mapping]] = ..., remove: _Optional[bytes] = ...) -> None: ...
+
+class PlacementGroupOps(_message.Message):
+    __slots__ = ("ops",)
+    OPS_FIELD_NUMBER: _ClassVar[int]
+    ops: _containers.RepeatedCompositeFieldContainer[PlacementGroupOp]
+    def __init__(self, ops: _Optional[_Iterable[_Union[PlacementGroupOp, _Mapping]]] = ...) -> None: ...
+
+class PlacementGroupOpResults(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[PlacementGroupInfo]
+    def __init__(self, results: _Optional[_Iterable[_Union[PlacementGroupInfo, _Mapping]]] = ...) -> None: ...
+
 class BundleRequest(_message.Message):
     __slots__ = ("pg_id", "bundles", "commit", "batch")
     PG_ID_FIELD_NUMBER: _ClassVar[int]

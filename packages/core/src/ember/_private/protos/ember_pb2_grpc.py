@@ -124,6 +124,11 @@ class ControlServiceStub:
                 request_serializer=ember__pb2.Empty.SerializeToString,
                 response_deserializer=ember__pb2.PlacementGroupList.FromString,
                 _registered_method=True)
+        self.ApplyPlacementGroupOps = channel.unary_unary(
+                '/ember.ControlService/ApplyPlacementGroupOps',
+                request_serializer=ember__pb2.PlacementGroupOps.SerializeToString,
+                response_deserializer=ember__pb2.PlacementGroupOpResults.FromString,
+                _registered_method=True)
 
 
 class ControlServiceServicer:
@@ -239,6 +244,12 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplyPlacementGroupOps(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -331,6 +342,11 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.ListPlacementGroups,
                     request_deserializer=ember__pb2.Empty.FromString,
                     response_serializer=ember__pb2.PlacementGroupList.SerializeToString,
+            ),
+            'ApplyPlacementGroupOps': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyPlacementGroupOps,
+                    request_deserializer=ember__pb2.PlacementGroupOps.FromString,
+                    response_serializer=ember__pb2.PlacementGroupOpResults.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -819,6 +835,33 @@ class ControlService:
             '/ember.ControlService/ListPlacementGroups',
             ember__pb2.Empty.SerializeToString,
             ember__pb2.PlacementGroupList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyPlacementGroupOps(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.ControlService/ApplyPlacementGroupOps',
+            ember__pb2.PlacementGroupOps.SerializeToString,
+            ember__pb2.PlacementGroupOpResults.FromString,
             options,
             channel_credentials,
             insecure,
