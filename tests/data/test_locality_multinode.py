@@ -3,6 +3,7 @@ part (consumer) on their own node."""
 from __future__ import annotations
 
 import os
+import time
 
 import pyarrow as pa
 import pytest
@@ -75,17 +76,26 @@ def test_split_takes_actor_handles_as_hints(two_nodes):
 
 @ember.remote(num_cpus=0)
 class Consumer:
-    def tags(self, it) -> list[str]:
-        return [t for batch in it.iter_batches(batch_size=None, batch_format="pandas")
-                for t in batch["node"].tolist()]
+    def ready(self) -> bool:
+        return True
+
+    def tags(self, it, pace_s: float = 0.0) -> list[str]:
+        out = []
+        for batch in it.iter_batches(batch_size=None, batch_format="pandas"):
+            out += batch["node"].tolist()
+            time.sleep(pace_s)
+        return out
 
 
 def test_streaming_split_feeds_each_consumer_from_its_node(two_nodes):
     # Blocks ordered so that first-come-first-served would hand b's consumer a's blocks.
     ds = _dataset("aaabbb")
     consumers = [Consumer.options(resources={f"at_{t}": 1}).remote() for t in "ab"]
+    # Both consumers up, and reading at the same pace: with equal=False a consumer that
+    # started late (a busy machine) would rightly leave its blocks to the other one.
+    ember.get([c.ready.remote() for c in consumers], timeout=60)
     its = ds.streaming_split(2, locality_hints=[two_nodes["a"], two_nodes["b"]])
-    got = ember.get([c.tags.remote(it) for c, it in zip(consumers, its)], timeout=60)
+    got = ember.get([c.tags.remote(it, 0.3) for c, it in zip(consumers, its)], timeout=60)
     assert len(got[0]) + len(got[1]) == 6 * ROWS
     for want, tags in zip("ab", got):
         local = sum(t == want for t in tags) / max(1, len(tags))
