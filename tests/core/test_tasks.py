@@ -313,9 +313,11 @@ def test_wait_on_streaming_generators(cluster):
         time.sleep(delay)
         yield "second"
 
-    fast, slow = slow_items.remote(0.05), slow_items.remote(3.0)
+    # slow is cancelled below long before its first item: its delay only has to be
+    # beyond what fast and plain can take on a loaded machine (3 s was not, once).
+    fast, slow = slow_items.remote(0.05), slow_items.remote(60.0)
     plain = add.remote(1, 2)
-    ready, not_ready = ember.wait([slow, fast, plain], num_returns=2, timeout=10)
+    ready, not_ready = ember.wait([slow, fast, plain], num_returns=2, timeout=30)
     assert {id(r) for r in ready} == {id(fast), id(plain)}
     assert [id(r) for r in not_ready] == [id(slow)]
     assert ember.get(next(fast)) == "first"
