@@ -1,8 +1,9 @@
-"""What the head's HTTP servers (dashboard, job server) share: their listening
-socket, and publishing their URL in the control service's KV so that clients
-and `ember status` can find them."""
+"""What the head's HTTP servers (dashboard, job server) share: how the head starts
+them (their command line), their listening socket, and publishing their URL in the
+control service's KV so that clients and `ember status` can find them."""
 from __future__ import annotations
 
+import argparse
 import errno
 import logging
 import socket
@@ -10,6 +11,31 @@ import threading
 import time
 
 logger = logging.getLogger("ember")
+
+
+def server_argv(module: str, gcs_address: str, host: str, port: int,
+                explicit_port: bool) -> list[str]:
+    """The arguments (after the interpreter) that start ``module``'s server; a port
+    the user did not name falls back to any free one.
+
+    >>> server_argv("ember._private.job_server", "127.0.0.1:6379", "127.0.0.1", 8266, False)[-1]
+    '--port-fallback'
+    """
+    argv = ["-m", module, "--gcs-address", gcs_address, "--host", host, "--port", str(port)]
+    if not explicit_port:
+        argv.append("--port-fallback")
+    return argv
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags server_argv and node._spawn pass to a head HTTP server."""
+    parser.add_argument("--gcs-address", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-fallback", action="store_true")
+    parser.add_argument("--session-dir", default="")
+    parser.add_argument("--ready-fd", type=int, default=-1)
+    parser.add_argument("--parent-fd", type=int, default=-1)
 
 
 def bind(host: str, port: int, fallback: bool) -> socket.socket:

@@ -63,11 +63,9 @@ def command(p: JobServerPlan | None, gcs_address: str) -> list[tuple[str, str, l
     """The job server's (what, log name, argv) for node._spawn: none without a plan."""
     if p is None:
         return []
-    argv = ["-m", "ember._private.job_server", "--gcs-address", gcs_address,
-            "--host", p.host, "--port", str(p.port)]
-    if not p.explicit_port:
-        argv.append("--port-fallback")
-    return [("job server", LOG_NAME, argv)]
+    from .http_listen import server_argv
+    return [("job server", LOG_NAME, server_argv("ember._private.job_server", gcs_address,
+                                                 p.host, p.port, p.explicit_port))]
 
 
 def url(host: str, port: int, tls_on: bool) -> str:

@@ -248,19 +248,13 @@ def make_server(sock: Any, manager: Any, token: str) -> ThreadingHTTPServer:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .http_listen import add_server_arguments, bind, publish
     parser = argparse.ArgumentParser(description="Ember job server")
-    parser.add_argument("--gcs-address", required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--port-fallback", action="store_true")
-    parser.add_argument("--session-dir", default="")
-    parser.add_argument("--ready-fd", type=int, default=-1)
-    parser.add_argument("--parent-fd", type=int, default=-1)
+    add_server_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from . import process_util, tls
-    from .http_listen import bind, publish
     from .http_auth import TOKEN_ENV
     from .job_manager import JobManager
     token = os.environ.get(TOKEN_ENV, "")

@@ -106,10 +106,9 @@ def command(p: DashboardPlan | None, gcs_address: str) -> list[tuple[str, str, l
     """The dashboard's (what, log name, argv) for node._spawn: none without a plan."""
     if p is None:
         return []
-    argv = ["-m", "ember._private.dashboard.main", "--gcs-address", gcs_address,
-            "--host", p.host, "--port", str(p.port)]
-    if not p.explicit_port:
-        argv.append("--port-fallback")
+    from ..http_listen import server_argv
+    argv = server_argv("ember._private.dashboard.main", gcs_address, p.host, p.port,
+                       p.explicit_port)
     if p.required:
         argv.append("--required")
     return [("dashboard", LOG_NAME, argv)]

@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from .. import process_util
-from ..http_listen import bind, publish
+from ..http_listen import add_server_arguments, bind, publish
 from . import launch
 
 logger = logging.getLogger("ember.dashboard")
@@ -51,14 +51,8 @@ def _server(app: Any, sock: socket.socket) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gcs-address", required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--port-fallback", action="store_true")
+    add_server_arguments(parser)
     parser.add_argument("--required", action="store_true")
-    parser.add_argument("--session-dir", default="")
-    parser.add_argument("--ready-fd", type=int, default=-1)
-    parser.add_argument("--parent-fd", type=int, default=-1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
