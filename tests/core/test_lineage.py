@@ -20,11 +20,10 @@ from ember.exceptions import (ObjectLostError, ObjectReconstructionFailedError,
                               ObjectReconstructionFailedLineageEvictedError,
                               ObjectReconstructionFailedMaxAttemptsExceededError,
                               WorkerCrashedError)
-from ember.testing import wait_for_condition
+from ember.testing import connected_cluster, wait_for_condition
 
 NODE_TIMEOUT_S = "3"
 BIG = 300_000            # bytes: above the 100 KiB inline limit, so values go to shared memory
-_ENV = ("EMBER_CLUSTER_TOKEN", "EMBER_ADDRESS")
 
 
 def _runs(path) -> int:
@@ -83,26 +82,9 @@ class Maker:
 @pytest.fixture(scope="module")
 def cluster():
     """A head with one CPU; each test adds (and kills) nodes of its own."""
-    if ember.is_initialized():
-        ember.shutdown()
-    saved = {k: os.environ.pop(k) for k in _ENV if k in os.environ}
-    old_timeout = os.environ.get("EMBER_NODE_TIMEOUT_S")
-    os.environ["EMBER_NODE_TIMEOUT_S"] = NODE_TIMEOUT_S
-    cluster = Cluster(initialize_head=True, shutdown_at_exit=False,
-                      head_node_args={"num_cpus": 1})
-    try:
-        cluster.wait_for_nodes(timeout=30)
-        cluster.connect()
+    with connected_cluster({"num_cpus": 1},
+                           env={"EMBER_NODE_TIMEOUT_S": NODE_TIMEOUT_S}) as (cluster, _):
         yield cluster
-    finally:
-        cluster.shutdown()
-        if ember.is_initialized():
-            ember.shutdown()
-        os.environ.update(saved)
-        if old_timeout is None:
-            os.environ.pop("EMBER_NODE_TIMEOUT_S", None)
-        else:
-            os.environ["EMBER_NODE_TIMEOUT_S"] = old_timeout
 
 
 @pytest.fixture
@@ -263,10 +245,10 @@ def test_lineage_is_released_with_the_refs(cluster):
 
 @pytest.fixture
 def own_cluster(monkeypatch):
-    """A cluster private to one test (its driver settings differ)."""
+    """A cluster private to one test (its driver settings differ), not yet connected."""
     if ember.is_initialized():
         ember.shutdown()
-    for key in _ENV:
+    for key in ("EMBER_CLUSTER_TOKEN", "EMBER_ADDRESS"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("EMBER_NODE_TIMEOUT_S", NODE_TIMEOUT_S)
     cluster = Cluster(initialize_head=True, shutdown_at_exit=False,

@@ -23,7 +23,7 @@ import pytest
 import ember
 from ember.cluster_utils import Cluster, ClusterNode
 from ember.exceptions import TaskUnschedulableError
-from ember.testing import shm_files, wait_for_condition
+from ember.testing import connected_cluster, shm_files, wait_for_condition
 from ember.util.placement_group import (placement_group, placement_group_table,
                                         remove_placement_group)
 from ember.util.scheduling_strategies import (NodeAffinitySchedulingStrategy,
@@ -32,7 +32,6 @@ from ember.util.scheduling_strategies import (NodeAffinitySchedulingStrategy,
 # 5_000_000 int64 = 40 MB: above the 32 MiB threshold where transfers use parallel ranges.
 BIG = 5_000_000
 BIG_SUM = BIG * (BIG - 1) // 2
-_ENV = ("EMBER_CLUSTER_TOKEN", "EMBER_ADDRESS")
 
 
 @dataclass
@@ -55,25 +54,12 @@ class Nodes:
 
 @pytest.fixture(scope="module")
 def nodes():
-    if ember.is_initialized():
-        ember.shutdown()
-    saved = {k: os.environ.pop(k) for k in _ENV if k in os.environ}
-    cluster = Cluster(initialize_head=True, shutdown_at_exit=False, head_node_args={
-        "num_cpus": 1, "resources": {"node_a": 100, "slot": 2}, "labels": {"zone": "a"}})
-    try:
-        b = cluster.add_node(num_cpus=1, resources={"node_b": 100, "slot": 2},
-                             labels={"zone": "b"})
-        c = cluster.add_node(num_cpus=1, resources={"node_c": 100, "slot": 2},
-                             labels={"zone": "c"})
-        cluster.wait_for_nodes(timeout=30)
-        cluster.connect()
+    head = {"num_cpus": 1, "resources": {"node_a": 100, "slot": 2}, "labels": {"zone": "a"}}
+    others = [{"num_cpus": 1, "resources": {f"node_{x}": 100, "slot": 2}, "labels": {"zone": x}}
+              for x in "bc"]
+    with connected_cluster(head, others) as (cluster, (b, c)):
         assert ember.get_runtime_context().get_node_id() == cluster.head_node.node_id
         yield Nodes(cluster, cluster.head_node, b, c)
-    finally:
-        cluster.shutdown()
-        if ember.is_initialized():
-            ember.shutdown()
-        os.environ.update(saved)
 
 
 def _node_resources() -> dict[str, dict]:

@@ -12,33 +12,19 @@ import pytest
 import ember
 from ember._private.protos import ember_pb2 as pb
 from ember._private.runtime_env import packaging
-from ember.cluster_utils import Cluster
+from ember.testing import connected_cluster
 from ember.exceptions import RuntimeEnvSetupError
 from ember.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 sys.path.insert(0, os.path.dirname(__file__))
 from runtime_env_helpers import build_wheel  # noqa: E402
 
-_ENV = ("EMBER_CLUSTER_TOKEN", "EMBER_ADDRESS", "EMBER_JOB_RUNTIME_ENV")
 
 
 @pytest.fixture(scope="module")
 def two_nodes():
-    if ember.is_initialized():
-        ember.shutdown()
-    saved = {k: os.environ.pop(k) for k in _ENV if k in os.environ}
-    cluster = Cluster(initialize_head=True, shutdown_at_exit=False,
-                      head_node_args={"num_cpus": 1})
-    try:
-        other = cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes(timeout=30)
-        cluster.connect()
+    with connected_cluster({"num_cpus": 1}, [{"num_cpus": 1}]) as (cluster, [other]):
         yield cluster, [cluster.head_node.node_id, other.node_id]
-    finally:
-        cluster.shutdown()
-        if ember.is_initialized():
-            ember.shutdown()
-        os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")

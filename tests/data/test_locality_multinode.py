@@ -2,7 +2,6 @@
 part (consumer) on their own node."""
 from __future__ import annotations
 
-import os
 import time
 
 import pyarrow as pa
@@ -10,29 +9,16 @@ import pytest
 
 import ember
 import ember.data as ed
-from ember.cluster_utils import Cluster
+from ember.testing import connected_cluster
 
 ROWS = 20_000  # 160 KB of int64 per block: above the inline limit, so in shared memory
-_ENV = ("EMBER_CLUSTER_TOKEN", "EMBER_ADDRESS")
 
 
 @pytest.fixture(scope="module")
 def two_nodes():
-    if ember.is_initialized():
-        ember.shutdown()
-    saved = {k: os.environ.pop(k) for k in _ENV if k in os.environ}
-    cluster = Cluster(initialize_head=True, shutdown_at_exit=False,
-                      head_node_args={"num_cpus": 1, "resources": {"at_a": 10}})
-    try:
-        b = cluster.add_node(num_cpus=1, resources={"at_b": 10})
-        cluster.wait_for_nodes(timeout=30)
-        cluster.connect()
+    with connected_cluster({"num_cpus": 1, "resources": {"at_a": 10}},
+                           [{"num_cpus": 1, "resources": {"at_b": 10}}]) as (cluster, [b]):
         yield {"a": cluster.head_node.node_id, "b": b.node_id}
-    finally:
-        cluster.shutdown()
-        if ember.is_initialized():
-            ember.shutdown()
-        os.environ.update(saved)
 
 
 @ember.remote

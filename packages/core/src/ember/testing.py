@@ -5,15 +5,20 @@
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 __all__ = ["wait_for_condition", "shm_files", "cluster_processes", "session_dir",
            "process_state", "pid_alive", "ember_processes", "node_worker_pids",
            "make_tls_certs",
-           "control_service_pid", "closed_without_reply"]
+           "control_service_pid", "closed_without_reply", "connected_cluster"]
+
+# What would point a driver at some other cluster (or job): cleared while a test
+# cluster is up, restored after.
+_CLUSTER_ENV = ("EMBER_CLUSTER_TOKEN", "EMBER_ADDRESS", "EMBER_JOB_RUNTIME_ENV")
 
 
 def wait_for_condition(predicate: Callable[[], bool], timeout: float = 10.0,
@@ -212,3 +217,43 @@ def closed_without_reply(sock: Any, timeout: float = 10.0) -> bool:
         return True
     except socket.timeout:
         return False
+
+
+@contextlib.contextmanager
+def connected_cluster(head_node_args: Mapping[str, Any] | None = None,
+                      nodes: Sequence[Mapping[str, Any]] = (),
+                      env: Mapping[str, str] | None = None) -> Iterator[tuple[Any, list]]:
+    """A ``cluster_utils.Cluster`` on this machine (a head plus ``nodes``, each the
+    keyword arguments of ``add_node``) with this process connected to it; yields
+    ``(cluster, added nodes)``. Any earlier connection is shut down first, and the
+    cluster, the connection and the environment (``env`` is set meanwhile) are
+    restored afterwards.
+
+    >>> with connected_cluster({"num_cpus": 1}, nodes=[{"num_cpus": 1}]) as (c, [b]):
+    ...     assert len(ember.nodes()) == 2
+    """
+    import ember
+    from .cluster_utils import Cluster
+    if ember.is_initialized():
+        ember.shutdown()
+    env = dict(env or {})
+    saved = {k: os.environ.get(k) for k in (*_CLUSTER_ENV, *env)}
+    for key in _CLUSTER_ENV:
+        os.environ.pop(key, None)
+    os.environ.update(env)
+    cluster = Cluster(initialize_head=True, shutdown_at_exit=False,
+                      head_node_args=dict(head_node_args or {}))
+    try:
+        added = [cluster.add_node(**args) for args in nodes]
+        cluster.wait_for_nodes(timeout=30)
+        cluster.connect()
+        yield cluster, added
+    finally:
+        cluster.shutdown()
+        if ember.is_initialized():
+            ember.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
