@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ..exceptions import AuthenticationError
 from . import ids, process_util
@@ -186,13 +186,13 @@ def new_session(token: str | None = None, name: str | None = None) -> tuple[str,
 
     Returns ``(session_dir, token)``; a token is minted unless one is given.
     """
-    from . import rpc
     if name is None:
         stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
         name = f"session_{stamp}_{os.getpid()}_{ids.new_unique_hex(3)}"
     session_dir = os.path.join(session_root(), name)
     os.makedirs(os.path.join(session_dir, "logs"), mode=0o700, exist_ok=True)
-    token = token or rpc.new_token()
+    # 24 random bytes, as rpc.new_token; spelled out so a start need not import gRPC.
+    token = token or os.urandom(24).hex()
     token_path = os.path.join(session_dir, "token")
     fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
@@ -253,12 +253,14 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 def _spawn(commands: list[tuple[str, str, list[str]]], session_dir: str, token: str,
-           detached: bool, timeout: float, register: dict | None = None) -> tuple[
+           detached: bool, timeout: float, register: dict | None = None,
+           while_starting: Callable[[], None] | None = None) -> tuple[
                list[subprocess.Popen], list[str], int]:
     """Start each (what, log name, argv) side by side; wait until all report ready.
 
     ``register``: record each process for ``ember stop`` (role = log name),
-    with these extra fields.
+    with these extra fields. ``while_starting`` runs once all are launched and
+    before waiting for them: a driver does its own imports then, in parallel.
 
     Returns (processes, what each reported, write end of their watchdog pipe or
     -1). On any failure everything started is killed and the error re-raised.
@@ -289,6 +291,8 @@ def _spawn(commands: list[tuple[str, str, list[str]]], session_dir: str, token: 
             ready_fds.append((what, ready_r, log_path))
             if register is not None:
                 register_process(session_dir, proc.pid, name, **register)
+        if while_starting is not None:
+            while_starting()
         reported = []
         for i, (what, fd, log_path) in enumerate(ready_fds):
             try:
@@ -336,10 +340,12 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
                metrics_export_port: int = 0, include_dashboard: bool | None = False,
                dashboard_host: str | None = None,
                dashboard_port: int | None = None, include_job_server: bool = False,
-               job_server_port: int | None = None) -> NodeProcesses:
+               job_server_port: int | None = None,
+               while_starting: Callable[[], None] | None = None) -> NodeProcesses:
     """Start a head node: the control service and a node manager, side by side
     (and the dashboard, per ``include_dashboard``: see dashboard/launch.py; and the
     job server, per ``include_job_server``: see job_launch.py).
+    ``while_starting``: see _spawn.
 
     ``port`` 0 picks a free port. ``session_dir`` None creates a new session
     (with ``token``, or a new one). ``detached`` processes outlive the caller
@@ -381,7 +387,8 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
         try:
             procs, reported, parent_w = _spawn(
                 commands, session_dir, token, detached, timeout,
-                {"shm_dir": shm_dir, "shm_prefix": shm_prefix} if register else None)
+                {"shm_dir": shm_dir, "shm_prefix": shm_prefix} if register else None,
+                while_starting)
             break
         except RuntimeError as e:
             # rpc.bind's "cannot listen on", or gRPC's own "Failed to bind to address".
@@ -430,11 +437,13 @@ def start_node(*, gcs_address: str, token: str, session_dir: str, total: dict[st
 
 def start_local_cluster(*, total: dict[str, float], gpu_ids: list[str],
                         prestart: int, timeout: float = 30.0,
+                        while_starting: Callable[[], None] | None = None,
                         **dashboard: Any) -> NodeProcesses:
     """The embedded one-node cluster of ``ember.init()``: a head tied to this driver
-    (``dashboard``: start_head's include_dashboard, dashboard_host, dashboard_port)."""
+    (``dashboard``: start_head's include_dashboard, dashboard_host, dashboard_port;
+    ``while_starting``: see _spawn)."""
     return start_head(total=total, gpu_ids=gpu_ids, prestart=prestart, timeout=timeout,
-                      **dashboard)
+                      while_starting=while_starting, **dashboard)
 
 
 def _bracket(ip: str) -> str:

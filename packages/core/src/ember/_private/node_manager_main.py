@@ -5,10 +5,10 @@ import argparse
 import json
 import os
 import threading
+import time
 
 from . import process_util, rpc
 from .node_manager import NodeManager
-from .protos import ember_pb2 as pb
 from .protos import ember_pb2_grpc as pbg
 
 
@@ -65,7 +65,10 @@ def main() -> None:
     # Calls wait out a restart of the control service (gcs_client.py).
     from .gcs_client import GcsClient
     gcs = nm._gcs = GcsClient(args.gcs_address, token)
-    gcs.RegisterNode(nm.node_info(), timeout=30, wait_for_ready=True)
+    deadline = time.monotonic() + 30.0
+    _wait_listening(args.gcs_address, deadline, stop)
+    gcs.RegisterNode(nm.node_info(), timeout=max(1.0, deadline - time.monotonic()),
+                     wait_for_ready=True)
     if args.ready_fd >= 0:
         process_util.report_ready(args.ready_fd, str(nm.port))
     stop.wait()
@@ -74,6 +77,20 @@ def main() -> None:
     os.close(watch_w)
     # RPC threads may sit in a lease long-poll; exiting must not wait for them.
     os._exit(0)
+
+
+def _wait_listening(address: str, deadline: float, stop: threading.Event) -> None:
+    """Until the control service (started alongside) accepts connections, or the
+    ``deadline`` (time.monotonic()): a gRPC call to a port not open yet puts the
+    channel into a reconnect backoff that held registration up to ~150 ms after
+    the port opened."""
+    from .gcs_supervisor import is_listening
+    from .node import split_address
+    host, port = split_address(address)
+    while not stop.is_set() and time.monotonic() < deadline:
+        if is_listening(host, port, timeout=1.0):
+            return
+        stop.wait(0.01)
 
 
 if __name__ == "__main__":
