@@ -95,3 +95,43 @@ def test_output_of_a_worker_on_another_node_reaches_the_driver(capfd):
         cluster.shutdown()
         if ember.is_initialized():
             ember.shutdown()
+
+
+def test_start_returns_only_once_the_node_has_us_subscribed():
+    """A node that takes a while to add the subscriber: start() must wait for it,
+    or output printed meanwhile (a driver's first task) is read with nobody listening."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from ember._private import rpc
+    from ember._private.log_printer import LogPrinter
+    from ember._private.protos import ember_pb2 as pb
+    from ember._private.protos import ember_pb2_grpc as pbg
+
+    subscribed, done = threading.Event(), threading.Event()
+
+    class SlowNode(pbg.NodeManagerServicer):
+        def SubscribeLogs(self, request, context):
+            time.sleep(0.5)
+            subscribed.set()
+            yield pb.LogBatch()
+            yield pb.LogBatch(lines=[pb.LogLine(pid=7, task_name="t", line="hello")])
+            done.wait(30)
+
+    token = rpc.new_token()
+    server = rpc.make_server(token, max_workers=4)
+    pbg.add_NodeManagerServicer_to_server(SlowNode(), server)
+    port = rpc.bind(server, "127.0.0.1", 0)
+    server.start()
+    gcs = SimpleNamespace(GetNodes=lambda *a, **k: pb.NodeList())
+    core = SimpleNamespace(node_id="n" * 28, node_manager_address=f"127.0.0.1:{port}",
+                           token=token, gcs=gcs)
+    printer = LogPrinter(core)
+    try:
+        printer.start()
+        assert subscribed.is_set()
+    finally:
+        done.set()
+        printer.stop()
+        server.stop(0)

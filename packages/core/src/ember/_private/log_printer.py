@@ -17,6 +17,9 @@ from typing import Any
 from .log_dedup import TIP, DedupConfig, Emit, LogDeduplicator, LogRecord, format_emit
 
 NODES_REFRESH_SECONDS = 2.0
+# How long init waits for the local node to confirm the subscription: output of
+# the first task is read by the node as soon as it is printed.
+SUBSCRIBED_WAIT_S = 5.0
 
 
 class LogPrinter:
@@ -43,7 +46,8 @@ class LogPrinter:
         # task is not missed while the node list is fetched.
         ip, _, _ = self.core.node_manager_address.rpartition(":")
         self._local_ip = ip
-        self._subscribe(self.core.node_id, self.core.node_manager_address, "")
+        self._subscribe(self.core.node_id, self.core.node_manager_address, "",
+                        wait_s=SUBSCRIBED_WAIT_S)
         self._subscribe_new_nodes()
         self._spawn(self._print_loop, "ember-logs")
         self._spawn(self._nodes_loop, "ember-logs-nodes")
@@ -67,7 +71,9 @@ class LogPrinter:
         self._threads.append(t)
 
     # ------------------------------------------------------------ reading
-    def _subscribe(self, node_id: str, address: str, ip: str) -> None:
+    def _subscribe(self, node_id: str, address: str, ip: str, wait_s: float = 0.0) -> None:
+        """Follow one node's worker output; ``wait_s``: wait up to that long until the
+        node has us subscribed (its empty first batch)."""
         from . import rpc
         from .protos import ember_pb2 as pb
         from .protos import ember_pb2_grpc as pbg
@@ -77,19 +83,25 @@ class LogPrinter:
             stub = rpc.Stub(rpc.channel(address), pbg.NodeManagerStub, self.core.token)
             call = stub.SubscribeLogs.raw(pb.Empty(), metadata=stub._md)  # type: ignore[attr-defined]
             self._calls[node_id] = call
+        subscribed = threading.Event()
 
         def read() -> None:
             try:
                 for batch in call:
-                    self._queue.put([LogRecord(ln.line, ln.task_name, ln.pid, ip, ln.is_err)
-                                     for ln in batch.lines])
+                    subscribed.set()
+                    if batch.lines:
+                        self._queue.put([LogRecord(ln.line, ln.task_name, ln.pid, ip,
+                                                   ln.is_err) for ln in batch.lines])
             except Exception:  # noqa: BLE001 - cancelled at shutdown, or the node died
                 pass
+            subscribed.set()
             with self._lock:
                 if self._calls.get(node_id) is call and not self._stopping.is_set():
                     del self._calls[node_id]
 
         self._spawn(read, f"ember-logs-{node_id[:8]}")
+        if wait_s:
+            subscribed.wait(wait_s)
 
     def _nodes_loop(self) -> None:
         while not self._stopping.wait(NODES_REFRESH_SECONDS):

@@ -583,6 +583,9 @@ class NodeManager(pbg.NodeManagerServicer):
         self.logs.subscribe(q)
         context.add_callback(lambda: q.put(None))
         try:
+            # An empty first batch says "subscribed": a driver waits for it, so the
+            # output of its first task cannot be read here before anyone listens.
+            yield pb.LogBatch()
             while True:
                 lines = q.get()
                 if lines is None or self._stopping.is_set():
