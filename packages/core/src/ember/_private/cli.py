@@ -395,7 +395,9 @@ def _block(started: Any) -> None:
     reason = ["stopped by signal"]
 
     def on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001
-        stop.set()
+        # Not stop.set() here: this runs on the main thread, which may hold the
+        # Event's lock inside stop.wait() (process_util.install_term_handler).
+        threading.Thread(target=stop.set, daemon=True).start()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)

@@ -134,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         timer.daemon = True
         timer.start()
 
-    signal.signal(signal.SIGTERM, stop)
+    # stop() on a thread, not in the handler: the handler runs on the main thread,
+    # which may hold the lock stopping.set() takes (in stopping.wait below).
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(
+        target=stop, name="ember-sigterm", daemon=True).start())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if args.parent_fd >= 0:
         # The control service watches the same pipe and stops by itself; the

@@ -167,8 +167,12 @@ class NodeProcesses:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                # Its children too: a supervisor killed here would orphan a control
+                # service that is stuck, not just slow.
+                kids = descendants(proc.pid)
                 proc.kill()
                 proc.wait()
+                _kill_and_wait(kids, 5.0)
         # The node manager removes shared-memory and spill files; this is the
         # backstop for a node manager that was itself killed.
         from .object_spiller import ObjectSpiller, spill_dir

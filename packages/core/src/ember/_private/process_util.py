@@ -66,8 +66,16 @@ def _log_hint(log_path: str | None) -> str:
 
 
 def install_term_handler(on_term: Callable[[], None]) -> None:
+    """On SIGTERM, call ``on_term`` (on a new thread); ignore SIGINT.
+
+    Not in the handler itself: a handler runs on the main thread between two
+    bytecodes, possibly while that thread holds the very lock ``on_term`` takes
+    (``Event.set`` of the Event the main thread is waking from), which
+    deadlocked a control service for good when its parent's exit and the
+    supervisor's SIGTERM arrived together.
+    """
     def handler(signum, frame):  # noqa: ARG001
-        on_term()
+        threading.Thread(target=on_term, name="ember-sigterm", daemon=True).start()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

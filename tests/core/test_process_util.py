@@ -1,0 +1,43 @@
+"""process_util.py: the SIGTERM handler of the control service and node manager."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+_HOLDS_THE_LOCK = r"""
+import os, signal, threading
+from ember._private import process_util
+stop = threading.Event()
+process_util.install_term_handler(stop.set)
+# As when the main thread wakes from stop.wait(): it holds the Event's lock, and
+# the handler runs on that same thread.
+with stop._cond:
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(10000):
+        pass
+    print("handler returned", flush=True)
+print("stopped" if stop.wait(10) else "not stopped", flush=True)
+"""
+
+
+def test_sigterm_while_the_main_thread_holds_the_stop_events_lock():
+    # Calling stop.set() inside the handler deadlocked here, forever (a control
+    # service outlived its cluster that way).
+    try:
+        out = subprocess.run([sys.executable, "-c", _HOLDS_THE_LOCK], capture_output=True,
+                             text=True, timeout=15).stdout
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the SIGTERM handler deadlocked on the stop event's lock") from None
+    assert out.split() == ["handler", "returned", "stopped"]
+
+
+def test_sigint_is_ignored():
+    code = ("import os, signal, time\n"
+            "from ember._private import process_util\n"
+            "process_util.install_term_handler(lambda: None)\n"
+            "os.kill(os.getpid(), signal.SIGINT)\n"
+            "time.sleep(0.1)\n"
+            "print('alive')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30).stdout
+    assert out.strip() == "alive"
