@@ -39,6 +39,11 @@ class Talker:
         print(f"talker says {word}")
         return word
 
+    def maybe(self, i):
+        if i % 2 == 0:
+            print(f"maybe says {i}")
+        return i
+
 
 class Env:
     pass
@@ -178,6 +183,22 @@ def test_logs_lists_files_and_shows_an_actors_and_a_tasks_output(env):
     assert tail.exit_code == 0, tail.output
     nothing = ember_cli(env, "logs", "no-such.log")
     assert nothing.exit_code == 1 and "no log for file" in nothing.output
+
+
+def test_logs_by_task_id_of_actor_calls_that_print_or_stay_silent(env):
+    # Markers for calls under the same name are written only before output
+    # (task_marks.py): a silent call shows nothing, not its neighbours' lines.
+    refs = [env.talker.maybe.remote(i) for i in range(4)]
+    assert ember.get(refs) == [0, 1, 2, 3]
+
+    def logs_of(i: int) -> str:
+        out = ember_cli(env, "logs", "--task-id", refs[i].task_id().hex())
+        assert out.exit_code == 0, out.output
+        return out.output
+    wait_for_condition(lambda: "maybe says 2" in logs_of(2), timeout=20)
+    assert "maybe says 0" not in logs_of(2)
+    assert "maybe says" not in logs_of(1) and "maybe says" not in logs_of(3)
+    assert "maybe says 0" in logs_of(0) and "maybe says 2" not in logs_of(0)
 
 
 def test_logs_follow_streams_what_the_actor_prints_later(env):

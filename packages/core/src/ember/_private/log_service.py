@@ -150,12 +150,13 @@ def task_lines(text: str, task_name: str, task_id: str = "") -> str:
     and before the next one. Markers carry the task id (``:task_name:f
     :task_id:<hex>``); without ``task_id``, or in a log whose markers lack ids
     (actor calls off the main thread write none), every task named ``task_name``.
+    A task that printed nothing has no marker (task_marks.py): no lines.
 
     >>> log = ":task_name:f :task_id:01\\nin 1\\n:task_name:f :task_id:02\\nin 2\\n"
-    >>> task_lines(log, "f", "02"), task_lines(log, "f")
-    ('in 2\\n', 'in 1\\nin 2\\n')
+    >>> task_lines(log, "f", "02"), task_lines(log, "f"), task_lines(log, "f", "03")
+    ('in 2\\n', 'in 1\\nin 2\\n', '')
     """
-    with_ids = task_id and f"{TASK_ID_SEPARATOR}{task_id}\n" in text
+    with_ids = task_id and TASK_ID_SEPARATOR in text
     out = []
     inside = False
     for line in text.splitlines(keepends=True):

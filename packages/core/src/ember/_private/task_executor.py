@@ -23,10 +23,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import ids, serialization
-from .log_monitor import TASK_ID_SEPARATOR, TASK_NAME_MARKER
 from .object_ref import ObjectRef
 from .protos import ember_pb2 as pb
 from .task_events import FAILED, FINISHED, RUNNING
+from .task_marks import TaskMarks
 
 
 class _Stream:
@@ -594,13 +594,9 @@ def _restore_env(saved: dict[str, str | None]) -> None:
             os.environ[key] = value
 
 
+_marks = TaskMarks()
+
+
 def _mark_task_name(name: str, task_id: bytes = b"") -> None:
-    marker = f"{TASK_NAME_MARKER}{name}"
-    if task_id:
-        marker += f"{TASK_ID_SEPARATOR}{task_id.hex()}"
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.write(f"{marker}\n")
-            stream.flush()
-        except Exception:  # noqa: BLE001
-            pass
+    """Say whose output follows (task_marks.py: at once only when the name changes)."""
+    _marks.mark(name, task_id)

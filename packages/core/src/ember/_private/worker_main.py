@@ -13,8 +13,9 @@ import sys
 
 def main() -> None:
     # First, before anything prints: stdout/stderr files are size-capped.
-    from . import log_rotation
+    from . import log_rotation, task_marks
     log_rotation.install()
+    task_marks.install()
     from . import core_worker, metrics_registry, process_util, rpc
     from .protos import ember_pb2 as pb
     from .protos import ember_pb2_grpc as pbg
