@@ -53,6 +53,11 @@ def new_unique_hex(nbytes: int = 14) -> str:
     return os.urandom(nbytes).hex()
 
 
+def new_token() -> str:
+    """A new cluster token: 24 random bytes as hex (rpc.py checks it on every call)."""
+    return os.urandom(24).hex()
+
+
 class BinaryID:
     """An id held as bytes, shown as hex (the base of ``ActorID``, ``PlacementGroupID``).
 

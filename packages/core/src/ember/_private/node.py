@@ -195,8 +195,7 @@ def new_session(token: str | None = None, name: str | None = None) -> tuple[str,
         name = f"session_{stamp}_{os.getpid()}_{ids.new_unique_hex(3)}"
     session_dir = os.path.join(session_root(), name)
     os.makedirs(os.path.join(session_dir, "logs"), mode=0o700, exist_ok=True)
-    # 24 random bytes, as rpc.new_token; spelled out so a start need not import gRPC.
-    token = token or os.urandom(24).hex()
+    token = token or ids.new_token()     # from ids, not rpc: no gRPC import before start
     token_path = os.path.join(session_dir, "token")
     fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)

@@ -13,11 +13,12 @@ methods that are safe to repeat. ``EMBER_TESTING_RPC_FAILURE`` makes every
 from __future__ import annotations
 
 import hmac
-import os
 from concurrent import futures
 from typing import Any, Callable
 
 import grpc
+
+from .ids import new_token  # noqa: F401 - re-exported: the token every RPC carries
 
 TOKEN_METADATA_KEY = "ember-token"
 TOKEN_ENV = "EMBER_CLUSTER_TOKEN"
@@ -32,10 +33,6 @@ CHANNEL_OPTIONS = [
     # Two servers must never share a port (a stale process would steal calls).
     ("grpc.so_reuseport", 0),
 ]
-
-
-def new_token() -> str:
-    return os.urandom(24).hex()
 
 
 class _TokenInterceptor(grpc.ServerInterceptor):
