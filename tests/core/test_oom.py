@@ -26,22 +26,17 @@ def oom_cluster():
     threshold = (usage.used + MARGIN) / usage.total
     if threshold > 0.9:
         pytest.skip("this machine has too little free memory for the OOM tests")
-    saved = {k: os.environ.get(k) for k in ("EMBER_MEMORY_USAGE_THRESHOLD",
-                                             "EMBER_MEMORY_MONITOR_REFRESH_MS")}
-    os.environ["EMBER_MEMORY_USAGE_THRESHOLD"] = f"{threshold:.4f}"
-    os.environ["EMBER_MEMORY_MONITOR_REFRESH_MS"] = "50"
     if ember.is_initialized():
         ember.shutdown()
-    try:
-        ember.init(num_cpus=2)
-        yield threshold
-    finally:
-        ember.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    # Module-scoped, so no monkeypatch fixture; the context restores the variables.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EMBER_MEMORY_USAGE_THRESHOLD", f"{threshold:.4f}")
+        mp.setenv("EMBER_MEMORY_MONITOR_REFRESH_MS", "50")
+        try:
+            ember.init(num_cpus=2)
+            yield threshold
+        finally:
+            ember.shutdown()
 
 
 # Never more than the margin plus 2 GiB, even if the monitor failed to act.
