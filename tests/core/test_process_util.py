@@ -41,3 +41,16 @@ def test_sigint_is_ignored():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=30).stdout
     assert out.strip() == "alive"
+
+
+def test_sigint_too_when_asked():
+    # `ember start --block`: Ctrl-C stops the node like SIGTERM does.
+    code = ("import os, signal, threading\n"
+            "from ember._private import process_util\n"
+            "stop = threading.Event()\n"
+            "process_util.install_term_handler(stop.set, sigint=True)\n"
+            "os.kill(os.getpid(), signal.SIGINT)\n"
+            "print('stopped' if stop.wait(10) else 'not stopped')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30).stdout
+    assert out.strip() == "stopped"

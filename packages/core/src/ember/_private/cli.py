@@ -386,21 +386,14 @@ def _print_joined(n: Any) -> None:
 
 def _block(started: Any) -> None:
     """Stay in the foreground until Ctrl-C/SIGTERM or one of the node's processes exits."""
-    import signal
     import threading
 
     from . import node as node_mod
+    from .process_util import install_term_handler
     node_mod.register_process(started.session_dir, os.getpid(), "cli")
     stop = threading.Event()
     reason = ["stopped by signal"]
-
-    def on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001
-        # Not stop.set() here: this runs on the main thread, which may hold the
-        # Event's lock inside stop.wait() (process_util.install_term_handler).
-        threading.Thread(target=stop.set, daemon=True).start()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    install_term_handler(stop.set, sigint=True)    # Ctrl-C stops this node too
     click.echo("Running in the foreground (--block): Ctrl-C stops this node.")
     code = 0
     while not stop.wait(0.5):

@@ -134,11 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         timer.daemon = True
         timer.start()
 
-    # stop() on a thread, not in the handler: the handler runs on the main thread,
-    # which may hold the lock stopping.set() takes (in stopping.wait below).
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(
-        target=stop, name="ember-sigterm", daemon=True).start())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # stop() runs on a thread: this main thread may hold the lock stopping.set()
+    # takes (in stopping.wait below).
+    from .process_util import install_term_handler
+    install_term_handler(stop)
     if args.parent_fd >= 0:
         # The control service watches the same pipe and stops by itself; the
         # supervisor stops too, instead of restarting it.

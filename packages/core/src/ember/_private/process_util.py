@@ -65,8 +65,9 @@ def _log_hint(log_path: str | None) -> str:
     return f"; its log {log_path} ends with:\n{tail}"
 
 
-def install_term_handler(on_term: Callable[[], None]) -> None:
-    """On SIGTERM, call ``on_term`` (on a new thread); ignore SIGINT.
+def install_term_handler(on_term: Callable[[], None], *, sigint: bool = False) -> None:
+    """On SIGTERM (and SIGINT with ``sigint``; else SIGINT is ignored), call
+    ``on_term`` on a new thread.
 
     Not in the handler itself: a handler runs on the main thread between two
     bytecodes, possibly while that thread holds the very lock ``on_term`` takes
@@ -78,7 +79,7 @@ def install_term_handler(on_term: Callable[[], None]) -> None:
         threading.Thread(target=on_term, name="ember-sigterm", daemon=True).start()
 
     signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, handler if sigint else signal.SIG_IGN)
 
 
 def python_executable() -> str:
