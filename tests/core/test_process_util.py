@@ -20,12 +20,16 @@ print("stopped" if stop.wait(10) else "not stopped", flush=True)
 """
 
 
+def _stdout_of(code: str, timeout: float = 30) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=timeout).stdout
+
+
 def test_sigterm_while_the_main_thread_holds_the_stop_events_lock():
     # Calling stop.set() inside the handler deadlocked here, forever (a control
     # service outlived its cluster that way).
     try:
-        out = subprocess.run([sys.executable, "-c", _HOLDS_THE_LOCK], capture_output=True,
-                             text=True, timeout=15).stdout
+        out = _stdout_of(_HOLDS_THE_LOCK, timeout=15)
     except subprocess.TimeoutExpired:
         raise AssertionError("the SIGTERM handler deadlocked on the stop event's lock") from None
     assert out.split() == ["handler", "returned", "stopped"]
@@ -38,9 +42,7 @@ def test_sigint_is_ignored():
             "os.kill(os.getpid(), signal.SIGINT)\n"
             "time.sleep(0.1)\n"
             "print('alive')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=30).stdout
-    assert out.strip() == "alive"
+    assert _stdout_of(code).strip() == "alive"
 
 
 def test_sigint_too_when_asked():
@@ -51,6 +53,4 @@ def test_sigint_too_when_asked():
             "process_util.install_term_handler(stop.set, sigint=True)\n"
             "os.kill(os.getpid(), signal.SIGINT)\n"
             "print('stopped' if stop.wait(10) else 'not stopped')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=30).stdout
-    assert out.strip() == "stopped"
+    assert _stdout_of(code).strip() == "stopped"

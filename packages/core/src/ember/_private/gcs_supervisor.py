@@ -233,6 +233,20 @@ def is_listening(ip: str, port: int, timeout: float = 2.0) -> bool:
         return False
 
 
+def wait_listening(ip: str, port: int, stop: threading.Event,
+                   deadline: float | None = None) -> bool:
+    """Until a server accepts connections at ``ip:port`` (True), ``stop`` is set or the
+    ``deadline`` (time.monotonic()) passes. Callers of a control service starting
+    alongside wait here first: a gRPC call to a port not open yet puts the channel
+    into a reconnect backoff that can hold the call up to ~1 s after the port opens.
+    """
+    while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+        if is_listening(ip, port, timeout=1.0):
+            return True
+        stop.wait(0.01)
+    return False
+
+
 def restart_control_service(session_dir: str, *, detached: bool, register: bool = False,
                             timeout: float = 30.0) -> tuple[subprocess.Popen, int]:
     """Start a head's control service again (supervised), on the address, token and

@@ -70,7 +70,7 @@ def publish(gcs_address: str, token: str, key: str, url: str, *,
     while it starts (until ``deadline``, a time.monotonic(), or ``stop``); whether
     it got there."""
     from . import rpc
-    from .gcs_supervisor import is_listening
+    from .gcs_supervisor import wait_listening
     from .node import CLUSTER_KV_NS, split_address
     from .protos import ember_pb2 as pb
     from .protos import ember_pb2_grpc as pbg
@@ -79,11 +79,7 @@ def publish(gcs_address: str, token: str, key: str, url: str, *,
     def going() -> bool:
         return not stop.is_set() and (deadline is None or time.monotonic() < deadline)
 
-    # The control service starts alongside: a gRPC call to a port not yet open
-    # would put the channel in a ~1 s reconnect backoff, so wait for the port first.
-    host, port = split_address(gcs_address)
-    while going() and not is_listening(host, port, timeout=1.0):
-        stop.wait(0.05)
+    wait_listening(*split_address(gcs_address), stop, deadline)   # started alongside
     chan = rpc.channel(gcs_address)
     try:
         stub = rpc.Stub(chan, pbg.ControlServiceStub, token)

@@ -66,7 +66,9 @@ def main() -> None:
     from .gcs_client import GcsClient
     gcs = nm._gcs = GcsClient(args.gcs_address, token)
     deadline = time.monotonic() + 30.0
-    _wait_listening(args.gcs_address, deadline, stop)
+    from .gcs_supervisor import wait_listening
+    from .node import split_address
+    wait_listening(*split_address(args.gcs_address), stop, deadline)   # started alongside
     gcs.RegisterNode(nm.node_info(), timeout=max(1.0, deadline - time.monotonic()),
                      wait_for_ready=True)
     if args.ready_fd >= 0:
@@ -77,20 +79,6 @@ def main() -> None:
     os.close(watch_w)
     # RPC threads may sit in a lease long-poll; exiting must not wait for them.
     os._exit(0)
-
-
-def _wait_listening(address: str, deadline: float, stop: threading.Event) -> None:
-    """Until the control service (started alongside) accepts connections, or the
-    ``deadline`` (time.monotonic()): a gRPC call to a port not open yet puts the
-    channel into a reconnect backoff that held registration up to ~150 ms after
-    the port opened."""
-    from .gcs_supervisor import is_listening
-    from .node import split_address
-    host, port = split_address(address)
-    while not stop.is_set() and time.monotonic() < deadline:
-        if is_listening(host, port, timeout=1.0):
-            return
-        stop.wait(0.01)
 
 
 if __name__ == "__main__":

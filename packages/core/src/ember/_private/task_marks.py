@@ -69,16 +69,15 @@ class TaskMarks:
         if task_id:
             marker += f"{TASK_ID_SEPARATOR}{task_id.hex()}"
         marker += "\n"
-        streams = self._streams or (sys.stdout, sys.stderr)
-        if name == self._last_name and all(isinstance(s, MarkedStream) for s in streams):
-            for s in streams:
-                s.pending = marker
-            return
+        same_name = name == self._last_name
         self._last_name = name
-        for stream in streams:
+        for stream in self._streams or (sys.stdout, sys.stderr):
+            if isinstance(stream, MarkedStream):
+                if same_name:
+                    stream.pending = marker     # written before this task's first output
+                    continue
+                stream.pending = None           # superseded: this task's marker goes now
             try:
-                if isinstance(stream, MarkedStream):
-                    stream.pending = None       # superseded: this task's marker goes now
                 stream.write(marker)
                 stream.flush()
             except Exception:  # noqa: BLE001 - a closed or odd stream: output is best effort
