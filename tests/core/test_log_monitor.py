@@ -221,6 +221,22 @@ def test_follows_rotations_without_losing_or_repeating_lines(setup) -> None:
     assert got == [(1, "t", line, False) for line in ("two", "three", "four", "five")]
 
 
+def test_rotations_before_the_first_poll_are_read_from_the_oldest_file(setup) -> None:
+    # A forked worker can run a task, print and rotate before the monitor's first
+    # poll opens its file; opening the live name then lost the marker and every
+    # line before it.
+    mon, out, _err, _q = setup
+    append(out, f"{TASK_NAME_MARKER}t\none\n")
+    _rotate(out, 5)
+    append(out, "two\n")
+    _rotate(out, 5)
+    append(out, "three\n")
+    got = []
+    for _ in range(5):
+        got += lines_of(mon.poll_once())
+    assert got == [(1, "t", line, False) for line in ("one", "two", "three")]
+
+
 def test_file_being_read_deleted_goes_on_with_the_next_one(setup) -> None:
     mon, out, _err, _q = setup
     append(out, "one\n")

@@ -166,8 +166,15 @@ def _read_chunk(tail: _Tail, limit: int) -> bytes:
     out = b""
     while len(out) < limit:
         if tail.file is None:
+            path = tail.path
+            if tail.ino == -1:
+                # The first look: a worker forked in milliseconds can print and
+                # rotate before our first poll. Start at its oldest file, where
+                # its first lines (and task-name marker) are.
+                chain = _rotation_chain(tail.path)
+                path = chain[0][0] if chain else tail.path
             try:
-                tail.file = open(tail.path, "rb")
+                tail.file = open(path, "rb")
             except OSError:
                 break           # not created yet, or between a rotation's renames
             tail.ino = os.fstat(tail.file.fileno()).st_ino
