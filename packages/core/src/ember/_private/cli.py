@@ -19,8 +19,7 @@ from typing import Any
 import click
 
 from .. import __version__
-
-_TOKEN_ENV = "EMBER_CLUSTER_TOKEN"
+from .ids import TOKEN_ENV as _TOKEN_ENV
 
 
 def _json_dict(kind: str, example: str, values: type) -> Any:

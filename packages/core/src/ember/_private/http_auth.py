@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 from urllib.parse import quote, unquote_plus
 
+from .ids import TOKEN_ENV
+
 TOKEN_COOKIE = "ember_token"
 TOKEN_QUERY = "token"
-TOKEN_ENV = "EMBER_CLUSTER_TOKEN"     # rpc.TOKEN_ENV, spelled out so this loads without gRPC
 
 _UNAUTHORIZED_BODY = (
     b"401 Unauthorized: this Ember endpoint needs the cluster token. Send the header "

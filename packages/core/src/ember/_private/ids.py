@@ -12,6 +12,9 @@ import os
 import struct
 import threading
 
+# Carries the cluster token to the processes a node starts (never on a command
+# line: those are world-readable). Here so that no caller needs gRPC for it.
+TOKEN_ENV = "EMBER_CLUSTER_TOKEN"
 TASK_ID_LEN = 16
 OBJECT_ID_LEN = 20
 PUT_INDEX_BASE = 1 << 31

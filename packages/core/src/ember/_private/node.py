@@ -49,8 +49,7 @@ from .local_sessions import (  # noqa: F401 - re-exported
 DEFAULT_PORT = 6379          # Ray's default for the head's control service
 # KV namespace and keys the control service is given at start (gcs_main.py).
 CLUSTER_KV_NS = "cluster"
-# rpc.TOKEN_ENV, spelled out so that `ember stop` need not import gRPC.
-TOKEN_ENV = "EMBER_CLUSTER_TOKEN"
+TOKEN_ENV = ids.TOKEN_ENV
 
 
 # ---------------------------------------------------------------- nodes
@@ -356,7 +355,7 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
     """
     from . import tls
     from .dashboard import launch as dashboard_launch
-    from .shm_store import default_shm_dir
+    from .shm_dir import default_shm_dir
     # ValueError now (not in a child's log) if EMBER_TLS_* name unusable files.
     exposed = tls.exposure_warning(ip, tls.load())
     dashboard = dashboard_launch.plan_here(include_dashboard, dashboard_host, dashboard_port)
@@ -420,7 +419,7 @@ def start_node(*, gcs_address: str, token: str, session_dir: str, total: dict[st
                timeout: float = 30.0, metrics_export_port: int = 0) -> NodeProcesses:
     """Start a node manager that joins the control service at ``gcs_address``."""
     from . import tls
-    from .shm_store import default_shm_dir
+    from .shm_dir import default_shm_dir
     tls.load()  # ValueError now (not in the child's log) if EMBER_TLS_* name unusable files
     node_id = ids.new_unique_hex(14)
     shm_dir, shm_prefix = default_shm_dir(), f"ember_{ids.new_unique_hex(4)}_"

@@ -18,10 +18,9 @@ from typing import Any, Callable
 
 import grpc
 
-from .ids import new_token  # noqa: F401 - re-exported: the token every RPC carries
+from .ids import TOKEN_ENV, new_token  # noqa: F401 - re-exported: the token every RPC carries
 
 TOKEN_METADATA_KEY = "ember-token"
-TOKEN_ENV = "EMBER_CLUSTER_TOKEN"
 
 # Large values go through shared memory; messages stay small, but pickled
 # functions with big closures and inline error tracebacks can exceed 4 MB.

@@ -42,6 +42,7 @@ from collections.abc import Callable
 
 from ember._private import serialization
 from ember._private.serialization import SerializedObject
+from ember._private.shm_dir import default_shm_dir
 
 __all__ = ["ShmStore", "default_shm_dir", "mapped_ids"]
 
@@ -49,18 +50,6 @@ _TMP_MARKER = ".tmp."
 # Smaller files are not worth recycling: allocating their pages is cheap.
 POOL_MIN_BYTES = 1 << 20
 _VALID_ID = re.compile(r"[0-9A-Za-z_-]+")
-
-
-def default_shm_dir() -> str:
-    """Return ``/dev/shm`` when usable, else the system temp directory.
-
-    >>> os.path.isdir(default_shm_dir())
-    True
-    """
-    shm = "/dev/shm"
-    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
-        return shm
-    return tempfile.gettempdir()
 
 
 class ShmStore:

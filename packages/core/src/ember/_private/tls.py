@@ -27,10 +27,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-import ssl
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    import ssl
 
 from ..exceptions import AuthenticationError
 
@@ -97,6 +99,7 @@ def config_from(env: Mapping[str, str]) -> TlsConfig | None:
                          "unset them all for a plaintext cluster)")
     data = {var: _read(var, path) for var, path in ((CERT_ENV, cert), (KEY_ENV, key),
                                                     (CA_ENV, ca)) if path}
+    import ssl    # here: a plaintext cluster (the default) never loads OpenSSL
     check = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         check.load_cert_chain(os.path.abspath(cert), os.path.abspath(key))
@@ -170,6 +173,7 @@ def server_ssl_context(cfg: TlsConfig) -> ssl.SSLContext:
 
     >>> uvicorn.run(app, ssl=...)  # or: HTTPServer(...).socket = ctx.wrap_socket(sock, ...)
     """
+    import ssl
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cfg.cert_path, cfg.key_path)
     if cfg.ca is not None:
@@ -197,6 +201,7 @@ def wrap_http_server(server: Any, cfg: TlsConfig | None = None) -> bool:
 
 def client_ssl_context(cfg: TlsConfig) -> ssl.SSLContext:
     """An ``ssl.SSLContext`` for talking to a cluster's TLS servers (as gRPC does)."""
+    import ssl
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(cadata=cfg.trusted.decode("ascii", "replace"))
     # gRPC (BoringSSL) accepts the cluster certificate itself as trust anchor even
@@ -276,6 +281,7 @@ def verdict(address: str, cfg: TlsConfig | None, outcome: str, detail: str = "")
 
 def probe(address: str, cfg: TlsConfig | None, timeout: float = 5.0) -> tuple[str, str]:
     """Open one connection to ``address`` as a gRPC client with ``cfg`` would; see :func:`verdict`."""
+    import ssl
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
     try:

@@ -10,3 +10,7 @@
 - ``cache``: LRU-by-size eviction of unpacked packages and venvs.
 - ``node_envs``: the node manager's per-env state (setup off the lease path).
 """
+# Set by the job supervisor (JSON, packages already uploaded): the job-level
+# runtime_env of a driver started as a job's entrypoint. Here, in this light
+# module, so ember.init() can check it without loading the packaging code.
+JOB_RUNTIME_ENV_ENV = "EMBER_JOB_RUNTIME_ENV"

@@ -13,12 +13,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from . import spec
+from . import JOB_RUNTIME_ENV_ENV, spec  # noqa: F401 - the constant is re-exported
 from .packaging import PACKAGE_KV_NS, upload_local_packages
 
-# Set by the job supervisor (JSON, packages already uploaded): the job-level
-# runtime_env of a driver started as a job's entrypoint.
-JOB_RUNTIME_ENV_ENV = "EMBER_JOB_RUNTIME_ENV"
 # Set by the node manager in a worker started for a runtime_env (JSON, env_key):
 # tasks it submits inherit it.
 WORKER_RUNTIME_ENV_ENV = "EMBER_RUNTIME_ENV"
