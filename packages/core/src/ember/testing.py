@@ -60,6 +60,8 @@ def cluster_processes() -> list[int]:
     pids = [p.pid for p in api._cluster.procs]
     for pid in list(pids):
         pids.extend(_children(pid))
+    # Workers forked by a node's fork server are its children (worker_fork.py).
+    pids.extend(kid for pid in list(pids) if _is_fork_server(pid) for kid in _children(pid))
     return pids
 
 
@@ -70,9 +72,20 @@ def node_worker_pids(node: Any) -> list[int]:
     """
     if not node.procs:
         return []
-    # The node manager is the last process a node starts; workers are its children.
-    return [pid for pid in _children(node.procs[-1].pid) if process_state(pid) not in
-            (None, "Z")]
+    # The node manager is the last process a node starts; workers are its
+    # children, or children of its fork server (worker_fork.py).
+    pids = []
+    for pid in _children(node.procs[-1].pid):
+        pids.extend(_children(pid) if _is_fork_server(pid) else [pid])
+    return [pid for pid in pids if process_state(pid) not in (None, "Z")]
+
+
+def _is_fork_server(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"\0--fork-server" in f.read()
+    except OSError:
+        return False
 
 
 def control_service_pid() -> int | None:

@@ -38,6 +38,7 @@ from .scheduler import Grant, Infeasible, KillWorker, LeaseScheduler, StartWorke
 from .shm_store import ShmStore
 from .object_spiller import spill_dir
 from .store_manager import StoreFull, StoreManager
+from .worker_fork import ForkedWorker, ForkServer
 
 # A lease request that cannot be served yet is answered "not granted" after this
 # long so the owner can re-check (and warn about infeasible requests) instead of
@@ -61,7 +62,7 @@ class _PendingLease:
 
 @dataclass
 class _WorkerProc:
-    proc: subprocess.Popen
+    proc: subprocess.Popen | ForkedWorker
     env_hash: str
     worker_id: str = ""
     port: int = 0
@@ -74,7 +75,8 @@ class NodeManager(pbg.NodeManagerServicer):
     def __init__(self, *, node_id: str, session_dir: str, token: str, gcs_address: str,
                  total: dict[str, float], gpu_ids: list[str], ip: str = "127.0.0.1",
                  shm_dir: str, shm_prefix: str, worker_watch_fd: int,
-                 labels: dict[str, str] | None = None) -> None:
+                 labels: dict[str, str] | None = None,
+                 fork_server: ForkServer | None = None) -> None:
         self.node_id = node_id
         self.session_dir = session_dir
         self.token = token
@@ -90,6 +92,7 @@ class NodeManager(pbg.NodeManagerServicer):
         self.objects = StoreManager(self.store, spill_dir(session_dir, node_id),
                                     int(total.get("object_store_memory", 0)))
         self._worker_watch_fd = worker_watch_fd
+        self._forks = fork_server     # default-environment workers start as forks of it
         num_cpus = int(total.get("CPU", 1))
         self.scheduler = LeaseScheduler(NodeResources(total, gpu_ids),
                                         max_starting=max(1, min(num_cpus, 4)),
@@ -169,6 +172,8 @@ class NodeManager(pbg.NodeManagerServicer):
                 wp.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
+        if self._forks is not None:
+            self._forks.close()
         self.transfer.stop()
         self.store.cleanup_all()
         self.objects.stop()
@@ -198,19 +203,20 @@ class NodeManager(pbg.NodeManagerServicer):
         env["EMBER_NODE_IP"] = self.ip
         env.setdefault("PYTHONUNBUFFERED", "1")
         stamp = f"{time.time():.6f}".replace(".", "")
-        out = open(os.path.join(self._log_dir, f"worker-{stamp}.out"), "ab")
-        err = open(os.path.join(self._log_dir, f"worker-{stamp}.err"), "ab")
-        try:
-            proc = subprocess.Popen(
-                [python, "-m", "ember._private.worker_main"], cwd=cwd,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
-                pass_fds=(self._worker_watch_fd,), start_new_session=True,
-            )
-        finally:
-            out.close()
-            err.close()
+        out_path = os.path.join(self._log_dir, f"worker-{stamp}.out")
+        err_path = os.path.join(self._log_dir, f"worker-{stamp}.err")
+        proc: subprocess.Popen | ForkedWorker | None = None
+        if not env_hash and self._forks is not None:
+            proc = self._forks.spawn(env, out_path, err_path)    # None: start it with exec
+        if proc is None:
+            with open(out_path, "ab") as out, open(err_path, "ab") as err:
+                proc = subprocess.Popen(
+                    [python, "-m", "ember._private.worker_main"], cwd=cwd,
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+                    pass_fds=(self._worker_watch_fd,), start_new_session=True,
+                )
         self._procs[proc.pid] = _WorkerProc(proc, env_hash)
-        self.logs.add(proc.pid, out.name, err.name)
+        self.logs.add(proc.pid, out_path, err_path)
 
     def _apply(self, actions: list) -> None:
         """Carry out scheduler actions. Called with self._lock held."""
@@ -289,6 +295,9 @@ class NodeManager(pbg.NodeManagerServicer):
         reason = (f"its worker process (pid {wp.proc.pid}) was killed by signal {-code}"
                   if code is not None and code < 0 else
                   f"its worker process (pid {wp.proc.pid}) exited with code {code}")
+        if getattr(wp.proc, "status_lost", False):
+            reason = (f"its worker process (pid {wp.proc.pid}) ended after the node's worker "
+                      "fork server died, so its exit status is unknown")
         # Killed by the memory monitor: say so (it becomes the actor's death cause).
         reason = self._oom_kills.get(wp.worker_id) or reason
         request = pb.WorkerDeath(worker_id=wp.worker_id, node_id=self.node_id, reason=reason)
@@ -770,7 +779,7 @@ class NodeManager(pbg.NodeManagerServicer):
                 **self.objects.status_fields())
 
 
-def _signal(proc: subprocess.Popen, sig: int) -> None:
+def _signal(proc: subprocess.Popen | ForkedWorker, sig: int) -> None:
     try:
         proc.send_signal(sig)
     except (ProcessLookupError, OSError):

@@ -7,9 +7,8 @@ import os
 import threading
 import time
 
-from . import process_util, rpc
-from .node_manager import NodeManager
-from .protos import ember_pb2_grpc as pbg
+from . import process_util, worker_fork
+from .ids import TOKEN_ENV
 
 
 def main() -> None:
@@ -30,19 +29,32 @@ def main() -> None:
     parser.add_argument("--metrics-export-port", type=int,
                         default=int(os.environ.get("EMBER_METRICS_EXPORT_PORT", "0") or 0))
     args = parser.parse_args()
-    # This process's own log (stdout/stderr) is size-capped like the workers'.
-    from .log_rotation import install as rotate_logs
-    rotate_logs()
-    token = os.environ.pop(rpc.TOKEN_ENV)
+    token = os.environ.pop(TOKEN_ENV)
 
     # Workers watch this pipe: when this process dies, however, they exit.
     watch_r, watch_w = os.pipe()
     os.set_inheritable(watch_r, True)
+    # Started before this process's own imports so that both import at once
+    # (worker_fork.py); `ember stop` finds it and its workers by EMBER_SESSION_DIR.
+    forks = None
+    if worker_fork.enabled():
+        log_dir = os.path.join(args.session_dir, "logs")
+        os.makedirs(log_dir, exist_ok=True)
+        forks = worker_fork.ForkServer.start(
+            dict(os.environ, EMBER_SESSION_DIR=args.session_dir),
+            os.path.join(log_dir, f"worker_fork_server-{args.node_id[:12]}.err"), (watch_r,))
+    # This process's own log (stdout/stderr) is size-capped like the workers'.
+    from .log_rotation import install as rotate_logs
+    rotate_logs()
+
+    from . import rpc
+    from .node_manager import NodeManager
+    from .protos import ember_pb2_grpc as pbg
     nm = NodeManager(node_id=args.node_id, session_dir=args.session_dir, token=token,
                      gcs_address=args.gcs_address, total=json.loads(args.resources_json),
                      gpu_ids=[g for g in args.gpu_ids.split(",") if g], ip=args.host,
                      shm_dir=args.shm_dir, shm_prefix=args.shm_prefix, worker_watch_fd=watch_r,
-                     labels=json.loads(args.labels_json))
+                     labels=json.loads(args.labels_json), fork_server=forks)
     server = rpc.make_server(token, max_workers=64)
     pbg.add_NodeManagerServicer_to_server(nm, server)
     from .log_service import LogService

@@ -3,6 +3,9 @@
 Started by the node manager with its address, the cluster token and a pipe to
 watch in the environment; registers itself and then runs tasks on the main
 thread until the node manager goes away or tells it to exit.
+
+``--fork-server``: import what a worker runs on, then fork workers on the node
+manager's request (worker_fork.py); each child runs ``main``.
 """
 from __future__ import annotations
 
@@ -58,5 +61,19 @@ def main() -> None:
     os._exit(0)
 
 
+def _preload() -> None:
+    """Import what ``main`` imports, so forked workers start with it loaded."""
+    from . import core_worker, log_rotation, metrics_registry, process_util, rpc  # noqa: F401
+    from . import task_marks  # noqa: F401
+    from .protos import ember_pb2, ember_pb2_grpc  # noqa: F401
+    from .task_executor import TaskExecutor  # noqa: F401
+    from .transports.framed import FramedServer  # noqa: F401
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--fork-server"]:
+        from . import worker_fork
+        _preload()
+        worker_fork.serve(main)
+    else:
+        main()
