@@ -154,16 +154,24 @@ class _FakeExecutor:
 
     def __init__(self) -> None:
         self.batches: list[pb.TaskBatch] = []
+        self.threads: list[str] = []          # which thread read each batch
         self.ended = threading.Event()
+        self.conn: framed.ServerConnection | None = None
+        self.connected = threading.Event()
 
-    def serve_connection(self, batches, out) -> None:
+    def on_batch(self, batch: pb.TaskBatch) -> None:
+        self.batches.append(batch)
+        self.threads.append(threading.current_thread().name)
+        for spec in batch.tasks:
+            self.conn.sink.put(pb.TaskResult(task_id=spec.task_id))
+
+    def serve_connection(self, conn: framed.ServerConnection) -> None:
+        self.conn = conn
+        self.connected.set()
         try:
-            for batch in batches:
-                self.batches.append(batch)
-                for spec in batch.tasks:
-                    out.put(pb.TaskResult(task_id=spec.task_id))
+            conn.serve(self.on_batch)
         finally:
-            out.put(None)
+            conn.sink.put(None)
             self.ended.set()
 
 
@@ -196,6 +204,67 @@ def test_listener_answers_the_token_holder(listener):
     call.close()
     assert list(results) == []               # the server ends the stream after ours
     assert fake.ended.wait(10)
+
+
+def _owner(server) -> tuple[framed.FramedPushCall, object]:
+    call = framed.FramedPushCall(TOKEN, pb.Address(ip="127.0.0.1", push_port=server.port))
+    return call, iter(call)
+
+
+def test_an_idle_main_thread_reads_the_connection_itself(listener):
+    # The worker's main thread polls the connection of its last task (a sync
+    # caller's next call then needs no wake-up); its own thread stays off it.
+    server, fake = listener
+    call, results = _owner(server)
+    call.send(pb.TaskBatch(tasks=[pb.TaskSpec(task_id=b"a")]))
+    assert next(results).results[0].task_id == b"a"
+    assert fake.threads == ["ember-push-conn"]
+    conn = fake.conn
+    conn.claim()
+    call.send(pb.TaskBatch(tasks=[pb.TaskSpec(task_id=b"b")]))
+    assert conn.poll_until(lambda: len(fake.batches) == 2, 10.0, fake.on_batch)
+    assert next(results).results[0].task_id == b"b"
+    assert fake.threads[1] == threading.current_thread().name
+    # Once released, the connection's thread reads again.
+    conn.release()
+    call.send(pb.TaskBatch(tasks=[pb.TaskSpec(task_id=b"c")]))
+    assert next(results).results[0].task_id == b"c"
+    assert fake.threads[2] == "ember-push-conn"
+    call.close()
+    assert list(results) == [] and fake.ended.wait(10)
+
+
+def test_during_a_long_task_the_connection_thread_reads_for_the_main_thread(listener):
+    # Cancellations and more tasks must arrive while the main thread runs a task.
+    server, fake = listener
+    call, results = _owner(server)
+    call.send(pb.TaskBatch(tasks=[pb.TaskSpec(task_id=b"a")]))
+    assert next(results).results[0].task_id == b"a"
+    conn = fake.conn
+    conn.claim()
+    conn.busy()                     # a task from this connection starts; no poll meanwhile
+    call.send(pb.TaskBatch(tasks=[pb.TaskSpec(task_id=b"b")]))
+    assert next(results).results[0].task_id == b"b"      # read after LONG_TASK_S
+    assert fake.threads[1] == "ember-push-conn"
+    conn.release()
+    call.close()
+    assert list(results) == [] and fake.ended.wait(10)
+
+
+def test_the_end_seen_by_the_polling_main_thread_ends_the_connection_thread(listener):
+    server, fake = listener
+    call, results = _owner(server)
+    call.send(pb.TaskBatch(tasks=[pb.TaskSpec(task_id=b"a")]))
+    assert next(results).results[0].task_id == b"a"
+    conn = fake.conn
+    conn.claim()
+    call.close()                    # the end frame, read by the main thread
+    deadline = time.monotonic() + 10
+    while conn.poll_until(lambda: False, 0.05, fake.on_batch):
+        assert time.monotonic() < deadline, "the main thread never saw the end"
+    conn.release()
+    assert fake.ended.wait(10)
+    assert list(results) == []
 
 
 @pytest.mark.parametrize("first", [

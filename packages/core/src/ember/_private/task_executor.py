@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import ids, serialization
@@ -27,6 +27,10 @@ from .object_ref import ObjectRef
 from .protos import ember_pb2 as pb
 from .task_events import FAILED, FINISHED, RUNNING
 from .task_marks import TaskMarks
+
+# How long an idle main thread reads its last caller's connection before it sleeps
+# (_next_task). 300 us covers a synchronous caller's turnaround here; 0 turns it off.
+IDLE_POLL_S = float(os.environ.get("EMBER_WORKER_IDLE_POLL_US", "300")) / 1e6
 
 
 class _Stream:
@@ -63,6 +67,9 @@ class TaskExecutor:
         self._blocked = False
         self.actor: Any = None          # actor_host.ActorHost once StartActor succeeded
         self._exiting = False           # exit_actor() was called
+        # (ServerConnection, its on_batch) that sent the latest task: _next_task reads it.
+        self._last_conn: tuple[Any, Callable[[pb.TaskBatch], None]] | None = None
+        self._polling: Any = None       # the ServerConnection the main thread has claimed
 
     # ------------------------------------------------------------ stream (gRPC threads)
     def serve_stream(self, request_iterator, context):
@@ -99,19 +106,29 @@ class TaskExecutor:
                 # worker's task events sent, or they would be lost).
                 threading.Timer(0.2, self._exit_now).start()
 
-    def serve_connection(self, batches: Iterator[pb.TaskBatch], out: Any) -> None:
+    def serve_connection(self, conn: Any) -> None:
         """The framed transport's server side, on the connection's thread: run the
-        batches read from it; results go to ``out.put`` (transports/framed.py).
+        batches read from ``conn`` (a transports.framed.ServerConnection); results
+        go to ``conn.sink.put``. While the main thread is idle it reads the
+        connection that sent the last task itself (``_next_task``).
 
         Returns when the owner ends the stream or the connection breaks, as the
         gRPC handler's request iterator does.
         """
-        stream = _Stream(out)
+        stream = _Stream(conn.sink)
+
+        def on_batch(batch: pb.TaskBatch) -> None:
+            if conn.pollable:
+                self._last_conn = (conn, on_batch)
+            self._on_batch(batch, stream)
+
         try:
-            for batch in batches:
-                self._on_batch(batch, stream)
+            conn.serve(on_batch)
         finally:
             stream.closed = True
+            last = self._last_conn
+            if last is not None and last[0] is conn:
+                self._last_conn = None
             stream.out.put(None)
 
     def exit_soon(self) -> None:
@@ -185,7 +202,7 @@ class TaskExecutor:
     def run_forever(self) -> None:
         signal.signal(signal.SIGINT, self._on_sigint)
         while True:
-            task_id = self._tasks.get()
+            task_id = self._next_task()
             if isinstance(task_id, tuple):      # StartActor: run the constructor here
                 self._create_actor(*task_id)
                 continue
@@ -204,6 +221,44 @@ class TaskExecutor:
             if spec.max_calls and self._calls >= spec.max_calls:
                 result.worker_exiting = True
             self.deliver(spec, result, stream)
+
+    def _next_task(self) -> Any:
+        """The next item for the main thread. When there is none yet, first read the
+        connection that sent the last task for up to IDLE_POLL_S, here: a synchronous
+        caller's next call usually arrives within that, and this thread then needs no
+        wake-up to get it (transports/framed.py, ServerConnection)."""
+        try:
+            item = self._tasks.get_nowait()
+        except queue.Empty:
+            item = None
+        if item is None:
+            item = self._poll_last_connection()
+        if item is None:
+            if self._polling is not None:       # asleep: its own thread reads it
+                self._polling.release()
+                self._polling = None
+            item = self._tasks.get()
+        if self._polling is not None:
+            self._polling.busy()
+        return item
+
+    def _poll_last_connection(self) -> Any:
+        last = self._last_conn
+        host = self.actor
+        if last is None or IDLE_POLL_S <= 0 or (host is not None and host.mode != "main"):
+            return None
+        conn, on_batch = last
+        if self._polling is not conn:
+            if self._polling is not None:
+                self._polling.release()
+            self._polling = conn
+        conn.claim()
+        tasks = self._tasks
+        conn.poll_until(lambda: not tasks.empty(), IDLE_POLL_S, on_batch)
+        try:
+            return tasks.get_nowait()
+        except queue.Empty:
+            return None
 
     def deliver(self, spec: pb.TaskSpec, result: pb.TaskResult, stream: _Stream) -> None:
         self.core.task_events.finished(spec.task_id, spec.attempt_number, result.returns)
