@@ -206,20 +206,26 @@ def test_listener_answers_the_token_holder(listener):
     assert fake.ended.wait(10)
 
 
-def _owner(server) -> tuple[framed.FramedPushCall, object]:
+def _call(call, results, task_id: bytes) -> None:
+    call.send(pb.TaskBatch(tasks=[pb.TaskSpec(task_id=task_id)]))
+    assert next(results).results[0].task_id == task_id
+
+
+def _connected_owner(server, fake):
+    """An owner whose first call was answered (read by the connection's thread), and the
+    worker's ServerConnection for it."""
     call = framed.FramedPushCall(TOKEN, pb.Address(ip="127.0.0.1", push_port=server.port))
-    return call, iter(call)
+    results = iter(call)
+    _call(call, results, b"a")
+    assert fake.threads == ["ember-push-conn"]
+    return call, results, fake.conn
 
 
 def test_an_idle_main_thread_reads_the_connection_itself(listener):
     # The worker's main thread polls the connection of its last task (a sync
     # caller's next call then needs no wake-up); its own thread stays off it.
     server, fake = listener
-    call, results = _owner(server)
-    call.send(pb.TaskBatch(tasks=[pb.TaskSpec(task_id=b"a")]))
-    assert next(results).results[0].task_id == b"a"
-    assert fake.threads == ["ember-push-conn"]
-    conn = fake.conn
+    call, results, conn = _connected_owner(server, fake)
     conn.claim()
     call.send(pb.TaskBatch(tasks=[pb.TaskSpec(task_id=b"b")]))
     assert conn.poll_until(lambda: len(fake.batches) == 2, 10.0, fake.on_batch)
@@ -227,8 +233,7 @@ def test_an_idle_main_thread_reads_the_connection_itself(listener):
     assert fake.threads[1] == threading.current_thread().name
     # Once released, the connection's thread reads again.
     conn.release()
-    call.send(pb.TaskBatch(tasks=[pb.TaskSpec(task_id=b"c")]))
-    assert next(results).results[0].task_id == b"c"
+    _call(call, results, b"c")
     assert fake.threads[2] == "ember-push-conn"
     call.close()
     assert list(results) == [] and fake.ended.wait(10)
@@ -237,14 +242,10 @@ def test_an_idle_main_thread_reads_the_connection_itself(listener):
 def test_during_a_long_task_the_connection_thread_reads_for_the_main_thread(listener):
     # Cancellations and more tasks must arrive while the main thread runs a task.
     server, fake = listener
-    call, results = _owner(server)
-    call.send(pb.TaskBatch(tasks=[pb.TaskSpec(task_id=b"a")]))
-    assert next(results).results[0].task_id == b"a"
-    conn = fake.conn
+    call, results, conn = _connected_owner(server, fake)
     conn.claim()
     conn.busy()                     # a task from this connection starts; no poll meanwhile
-    call.send(pb.TaskBatch(tasks=[pb.TaskSpec(task_id=b"b")]))
-    assert next(results).results[0].task_id == b"b"      # read after LONG_TASK_S
+    _call(call, results, b"b")      # read by the connection's thread after LONG_TASK_S
     assert fake.threads[1] == "ember-push-conn"
     conn.release()
     call.close()
@@ -253,10 +254,7 @@ def test_during_a_long_task_the_connection_thread_reads_for_the_main_thread(list
 
 def test_the_end_seen_by_the_polling_main_thread_ends_the_connection_thread(listener):
     server, fake = listener
-    call, results = _owner(server)
-    call.send(pb.TaskBatch(tasks=[pb.TaskSpec(task_id=b"a")]))
-    assert next(results).results[0].task_id == b"a"
-    conn = fake.conn
+    call, results, conn = _connected_owner(server, fake)
     conn.claim()
     call.close()                    # the end frame, read by the main thread
     deadline = time.monotonic() + 10

@@ -52,7 +52,7 @@ from typing import Any, Callable, Mapping
 FORK_ENV = "EMBER_WORKER_FORK"             # "0": start every worker with exec
 SOCKET_FD_ENV = "EMBER_FORK_SERVER_FD"     # the server's end of the socket pair
 READY_TIMEOUT_S = 30.0                     # imports on a loaded 2-core machine
-REPLY_TIMEOUT_S = 10.0
+REPLY_TIMEOUT_S = 5.0                      # a fork takes milliseconds; the node's lock is held
 
 
 def enabled(env: Mapping[str, str] | None = None) -> bool:
@@ -111,7 +111,8 @@ def serve(entry: Callable[[], None]) -> None:
             buf += data
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
-                child = _fork_worker(json.loads(line), entry, (conn.fileno(), wake_r, wake_w))
+                child = _fork_worker(json.loads(line), entry,
+                                     (conn.fileno(), wake_r, wake_w, sel.fileno()))
                 send({"pid": child} if isinstance(child, int) else {"error": child})
 
 
