@@ -18,6 +18,11 @@ def lines_of(batch) -> list[tuple[int, str, str, bool]]:
     return [(ln.pid, ln.task_name, ln.line, ln.is_err) for ln in batch]
 
 
+def polled(mon: LogMonitor, polls: int = 5) -> list[tuple[int, str, str, bool]]:
+    """The lines of several polls (one poll may stop at a file of a rotation chain)."""
+    return [line for _ in range(polls) for line in lines_of(mon.poll_once())]
+
+
 def append(path: Path, text: str | bytes) -> None:
     data = text.encode() if isinstance(text, str) else text
     with open(path, "ab") as f:
@@ -215,10 +220,7 @@ def test_follows_rotations_without_losing_or_repeating_lines(setup) -> None:
     append(out, "four\n")
     _rotate(out, 5)
     append(out, "five\n")
-    got = []
-    for _ in range(5):
-        got += lines_of(mon.poll_once())
-    assert got == [(1, "t", line, False) for line in ("two", "three", "four", "five")]
+    assert polled(mon) == [(1, "t", line, False) for line in ("two", "three", "four", "five")]
 
 
 def test_rotations_before_the_first_poll_are_read_from_the_oldest_file(setup) -> None:
@@ -231,10 +233,7 @@ def test_rotations_before_the_first_poll_are_read_from_the_oldest_file(setup) ->
     append(out, "two\n")
     _rotate(out, 5)
     append(out, "three\n")
-    got = []
-    for _ in range(5):
-        got += lines_of(mon.poll_once())
-    assert got == [(1, "t", line, False) for line in ("one", "two", "three")]
+    assert polled(mon) == [(1, "t", line, False) for line in ("one", "two", "three")]
 
 
 def test_file_being_read_deleted_goes_on_with_the_next_one(setup) -> None:
@@ -246,10 +245,7 @@ def test_file_being_read_deleted_goes_on_with_the_next_one(setup) -> None:
     _rotate(out, 5)
     append(out, "three\n")
     os.unlink(f"{out}.2")    # "one", already read: the session cap took the oldest
-    got = []
-    for _ in range(4):
-        got += [ln[2] for ln in lines_of(mon.poll_once())]
-    assert got == ["two", "three"]
+    assert [ln[2] for ln in polled(mon, 4)] == ["two", "three"]
 
 
 def test_unread_files_deleted_go_on_with_what_is_left(setup) -> None:
@@ -262,7 +258,4 @@ def test_unread_files_deleted_go_on_with_what_is_left(setup) -> None:
     append(out, "kept\n")
     os.unlink(f"{out}.2")
     os.unlink(f"{out}.1")
-    got = []
-    for _ in range(3):
-        got += [ln[2] for ln in lines_of(mon.poll_once())]
-    assert got == ["kept"]
+    assert [ln[2] for ln in polled(mon, 3)] == ["kept"]

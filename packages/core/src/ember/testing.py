@@ -81,11 +81,8 @@ def node_worker_pids(node: Any) -> list[int]:
 
 
 def _is_fork_server(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"\0--fork-server" in f.read()
-    except OSError:
-        return False
+    from ._private.local_sessions import _cmdline
+    return " --fork-server" in _cmdline(pid)
 
 
 def control_service_pid() -> int | None:

@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from . import ids, serialization
@@ -28,9 +28,19 @@ from .protos import ember_pb2 as pb
 from .task_events import FAILED, FINISHED, RUNNING
 from .task_marks import TaskMarks
 
-# How long an idle main thread reads its last caller's connection before it sleeps
-# (_next_task). 300 us covers a synchronous caller's turnaround here; 0 turns it off.
-IDLE_POLL_S = float(os.environ.get("EMBER_WORKER_IDLE_POLL_US", "300")) / 1e6
+IDLE_POLL_ENV = "EMBER_WORKER_IDLE_POLL_US"
+
+
+def idle_poll_seconds(env: Mapping[str, str] | None = None) -> float:
+    """How long an idle main thread reads its last caller's connection before it sleeps
+    (``_next_task``); 300 us covers a synchronous caller's turnaround here, 0 turns it
+    off. Read per worker, not at import: forked workers share their imports.
+
+    >>> idle_poll_seconds({"EMBER_WORKER_IDLE_POLL_US": "0"})
+    0.0
+    """
+    source = os.environ if env is None else env
+    return float(source.get(IDLE_POLL_ENV, "300")) / 1e6
 
 
 class _Stream:
@@ -70,6 +80,7 @@ class TaskExecutor:
         # (ServerConnection, its on_batch) that sent the latest task: _next_task reads it.
         self._last_conn: tuple[Any, Callable[[pb.TaskBatch], None]] | None = None
         self._polling: Any = None       # the ServerConnection the main thread has claimed
+        self._idle_poll_s = idle_poll_seconds()
 
     # ------------------------------------------------------------ stream (gRPC threads)
     def serve_stream(self, request_iterator, context):
@@ -224,7 +235,7 @@ class TaskExecutor:
 
     def _next_task(self) -> Any:
         """The next item for the main thread. When there is none yet, first read the
-        connection that sent the last task for up to IDLE_POLL_S, here: a synchronous
+        connection that sent the last task for a moment (idle_poll_seconds): a synchronous
         caller's next call usually arrives within that, and this thread then needs no
         wake-up to get it (transports/framed.py, ServerConnection)."""
         try:
@@ -245,7 +256,7 @@ class TaskExecutor:
     def _poll_last_connection(self) -> Any:
         last = self._last_conn
         host = self.actor
-        if last is None or IDLE_POLL_S <= 0 or (host is not None and host.mode != "main"):
+        if last is None or self._idle_poll_s <= 0 or (host is not None and host.mode != "main"):
             return None
         conn, on_batch = last
         if self._polling is not conn:
@@ -254,7 +265,7 @@ class TaskExecutor:
             self._polling = conn
         conn.claim()
         tasks = self._tasks
-        conn.poll_until(lambda: not tasks.empty(), IDLE_POLL_S, on_batch)
+        conn.poll_until(lambda: not tasks.empty(), self._idle_poll_s, on_batch)
         try:
             return tasks.get_nowait()
         except queue.Empty:

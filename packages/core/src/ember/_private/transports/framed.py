@@ -261,15 +261,15 @@ def _read_frames(conn: Any, decoder: FrameDecoder) -> Iterator[bytes]:
     """
     while True:
         try:
-            parts, ended = _take_frames(decoder)
+            merged, ended = _take_frames(decoder)
         except _PartialFrames as e:
-            yield b"".join(e.parts)
+            yield e.merged
             raise FrameError(str(e)) from None
-        if parts:
-            yield parts[0] if len(parts) == 1 else b"".join(parts)
+        if merged is not None:
+            yield merged
         if ended:
             return
-        if not parts:
+        if merged is None:
             data = conn.recv(_RECV)
             if not data:
                 return
@@ -277,28 +277,32 @@ def _read_frames(conn: Any, decoder: FrameDecoder) -> Iterator[bytes]:
 
 
 class _PartialFrames(FrameError):
-    """A bad frame after good ones: the good ones still count."""
+    """A bad frame after good ones: the good ones (merged) still count."""
 
-    def __init__(self, message: str, parts: list[bytes]) -> None:
+    def __init__(self, message: str, merged: bytes) -> None:
         super().__init__(message)
-        self.parts = parts
+        self.merged = merged
 
 
-def _take_frames(decoder: FrameDecoder) -> tuple[list[bytes], bool]:
-    """Every whole frame the decoder holds, and whether the end frame was among them.
-    A bad frame after good ones raises _PartialFrames carrying the good ones."""
+def _take_frames(decoder: FrameDecoder) -> tuple[bytes | None, bool]:
+    """Every whole frame the decoder holds as one (None: none), and whether the end
+    frame was among them. A bad frame after good ones raises _PartialFrames."""
     parts: list[bytes] = []
+
+    def merged() -> bytes | None:
+        return None if not parts else parts[0] if len(parts) == 1 else b"".join(parts)
+
     while True:
         try:
             frame = decoder.next()
         except FrameError as e:
             if parts:
-                raise _PartialFrames(str(e), parts) from None
+                raise _PartialFrames(str(e), b"".join(parts)) from None
             raise
         if frame is None:
-            return parts, False
+            return merged(), False
         if frame is END:
-            return parts, True
+            return merged(), True
         parts.append(frame)  # type: ignore[arg-type]
 
 
@@ -543,8 +547,8 @@ class ServerConnection:
     An idle main thread reads the connection that sent its last task itself
     (``poll_until``), polling without blocking for a moment before it sleeps: a
     synchronous caller's next task then needs no thread to be woken on its
-    arrival. On this 2-vCPU VM a wake-up of a blocked reader costs ~30-35 us, and
-    this cut a 1:1 sync actor call by ~25% (docs/architecture.md).
+    arrival. On this 2-vCPU VM a wake-up of a blocked reader costs ~30-35 us; this
+    took 1:1 sync actor calls from 2.8-2.9k to 3.5-5.1k a second (docs/architecture.md).
 
     The connection's own thread (``serve``) reads whenever the main thread does
     not: while the main thread sleeps, reads another connection, or has run a
@@ -651,11 +655,11 @@ class ServerConnection:
         a backlog is settled as one batch). False at the end frame or a bad frame."""
         try:
             try:
-                parts, ended = _take_frames(self._decoder)
+                merged, ended = _take_frames(self._decoder)
             except _PartialFrames as e:     # the good ones first, then the end
-                parts, ended = e.parts, True
-            if parts:
-                self._dispatch_one(b"".join(parts) if len(parts) > 1 else parts[0], on_batch)
+                merged, ended = e.merged, True
+            if merged is not None:
+                self._dispatch_one(merged, on_batch)
             return not ended
         except (FrameError, DecodeError):
             return False
