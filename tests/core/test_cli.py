@@ -237,6 +237,7 @@ class _Counter:
 
 def test_start_head_again_restores_a_cluster_whose_control_service_died(tmpdir_env, fresh):
     from ember._private import node as node_mod
+    from ember._private.process_util import process_name
     from ember.experimental import internal_kv
     port = _free_port()
     head = run("start", "--head", "--port", str(port), "--num-cpus", "1")
@@ -252,7 +253,7 @@ def test_start_head_again_restores_a_cluster_whose_control_service_died(tmpdir_e
     session = os.path.realpath(os.path.join(tmpdir_env, "ember", "session_latest"))
     (supervisor,) = [r for r in node_mod.registered_processes(session) if r.role == "gcs"]
     (gcs,) = [p for p in node_mod.descendants(supervisor.pid)
-              if "gcs_main" in node_mod._cmdline(p)]
+              if process_name(p) == "ember-gcs"]
     for pid in (supervisor.pid, gcs):
         os.kill(pid, signal.SIGKILL)
     wait_for_condition(lambda: not node_mod.pid_alive(gcs), timeout=10)

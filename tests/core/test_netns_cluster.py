@@ -41,6 +41,7 @@ import time
 
 import pytest
 
+from ember._private.process_util import process_name
 from ember.testing import ember_processes
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
@@ -73,6 +74,7 @@ def _in_ns(ns: str, argv: list[str], root: str,
            timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
                           timeout=timeout, env=_ns_env(root))
+
 
 
 def _cmdline(pid: int) -> str:
@@ -420,7 +422,10 @@ def _run_driver(cluster: NetnsCluster,
             for pid in ember_processes(list(cluster.root.values())) + [proc.pid]:
                 socks = listening_sockets(pid)
                 if socks:
-                    listeners[pid] = (_cmdline(pid), _netns_of(pid) or "", socks)
+                    # A forked process (control service, worker) keeps its parent's
+                    # command line; its name (comm) says what it is.
+                    role = f"{_cmdline(pid)} [{process_name(pid)}]"
+                    listeners[pid] = (role, _netns_of(pid) or "", socks)
         with open(release, "w"):
             pass
         stdout, stderr = proc.communicate(timeout=60)
@@ -497,5 +502,5 @@ def test_three_nodes_in_three_network_namespaces(netns_cluster, tmp_path):
     assert listeners, "found no listening Ember process"
     assert not bad, "\n".join(bad) + context
     roles = " ".join(cmd for cmd, _, _ in listeners.values())
-    for module in ("gcs_main", "node_manager_main", "worker_main"):
-        assert module in roles, roles
+    for role in ("[ember-gcs]", "node_manager_main", "[ember-worker]"):
+        assert role in roles, roles

@@ -54,3 +54,83 @@ def test_sigint_too_when_asked():
             "os.kill(os.getpid(), signal.SIGINT)\n"
             "print('stopped' if stop.wait(10) else 'not stopped')\n")
     assert _stdout_of(code).strip() == "stopped"
+
+
+# ---------------------------------------------------------------- forked children
+_FORKED = r"""
+import os, signal, sys, time
+from ember._private import process_util
+keep_r, keep_w = os.pipe()
+drop_r, drop_w = os.pipe()
+log = sys.argv[1]
+
+def is_open(fd):
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+def run():
+    print("open", [is_open(fd) for fd in (keep_r, keep_w, drop_r, drop_w)])
+    print("name", process_util.process_name(os.getpid()), "sid", os.getsid(0) == os.getpid())
+    print("stdin", sys.stdin.read() == "")
+    return 7
+
+def prepare():
+    process_util.redirect_stdio(log)
+    process_util.set_process_name("ember-test")
+
+signal.signal(signal.SIGTERM, signal.SIG_IGN)   # the child gets the default back
+child = process_util.fork_child(run, (keep_w,), ["probe"], new_session=True, prepare=prepare)
+print("code", child.wait(30), child.poll(), child.returncode)
+
+sleeper = process_util.fork_child(lambda: time.sleep(60))
+try:
+    sleeper.wait(0.05)
+except Exception as e:
+    print("timeout", type(e).__name__)
+sleeper.terminate()
+print("terminated", sleeper.wait(30))
+sleeper.kill()    # already reaped: a no-op, as for Popen
+
+failing = process_util.fork_child(lambda: 1 / 0, prepare=lambda: process_util.redirect_stdio(log))
+print("raised", failing.wait(30))
+"""
+
+
+def test_fork_child_closes_descriptors_redirects_and_reports_exit_codes(tmp_path):
+    log = tmp_path / "child.log"
+    out = subprocess.run([sys.executable, "-c", _FORKED, str(log)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.split(" ", 1) for line in out.stdout.splitlines())
+    assert lines["code"] == "7 7 7"
+    assert lines["timeout"] == "TimeoutExpired"
+    assert lines["terminated"] == "-15"
+    assert lines["raised"] == "1"
+    child = dict(line.split(" ", 1) for line in log.read_text().splitlines()
+                 if line.split(" ", 1)[0] in ("open", "name", "stdin"))
+    assert child["open"] == "[False, True, False, False]", child     # only the kept one
+    assert child["name"] == "ember-test sid True"
+    assert child["stdin"] == "True"
+    assert "ZeroDivisionError" in log.read_text()
+
+
+def test_a_forked_childs_prints_reach_its_log_at_once(tmp_path):
+    # Its parent's stdout is a pipe (block-buffered); the child's must not be.
+    log = tmp_path / "child.log"
+    code = ("import os, sys, time\n"
+            "from ember._private import process_util\n"
+            "child = process_util.fork_child(\n"
+            "    lambda: (print('hello'), time.sleep(30)),\n"
+            "    prepare=lambda: process_util.redirect_stdio(sys.argv[1]))\n"
+            "deadline = time.monotonic() + 20\n"
+            "while time.monotonic() < deadline and 'hello' not in open(sys.argv[1]).read():\n"
+            "    time.sleep(0.01)\n"
+            "print('seen' if 'hello' in open(sys.argv[1]).read() else 'buffered')\n"
+            "child.kill(); child.wait()\n")
+    log.write_text("")
+    out = subprocess.run([sys.executable, "-c", code, str(log)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.strip() == "seen", out.stdout + out.stderr

@@ -82,7 +82,10 @@ def node_worker_pids(node: Any) -> list[int]:
 
 def _is_fork_server(pid: int) -> bool:
     from ._private.local_sessions import _cmdline
-    return " --fork-server" in _cmdline(pid)
+    from ._private.process_util import process_name
+    from ._private.worker_fork import PROCESS_NAME
+    # Forked from its node manager (named), or exec'd (EMBER_WORKER_FORK tests).
+    return process_name(pid) == PROCESS_NAME or " --fork-server" in _cmdline(pid)
 
 
 def control_service_pid() -> int | None:

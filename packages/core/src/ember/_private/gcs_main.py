@@ -12,7 +12,9 @@ from .node import CLUSTER_KV_NS
 from .protos import ember_pb2_grpc as pbg
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """``argv``: the arguments (default ``sys.argv[1:]``); the supervisor forks this
+    process and passes them (gcs_supervisor.py)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--session-dir", required=True)
     parser.add_argument("--host", default="127.0.0.1")
@@ -22,7 +24,7 @@ def main() -> None:
     parser.add_argument("--session-name", default="")
     parser.add_argument("--head-node-id", default="")
     parser.add_argument("--bind-retry-s", type=float, default=0.0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     token = os.environ.pop(rpc.TOKEN_ENV)
 
     service = ControlService(os.path.join(args.session_dir, "control.sqlite"), token)

@@ -119,8 +119,11 @@ class NodeProcesses:
         """
         if not self.is_head or not self.procs:
             return None
+        # The supervisor's one child, forked (gcs_supervisor.py): named, not exec'd.
+        from .gcs_supervisor import PROCESS_NAME
+        from .process_util import process_name
         for pid in descendants(self.procs[0].pid):
-            if "ember._private.gcs_main" in _cmdline(pid) and pid_alive(pid):
+            if process_name(pid) == PROCESS_NAME and pid_alive(pid):
                 return pid
         return None
 

@@ -34,14 +34,15 @@ def main() -> None:
     # Workers watch this pipe: when this process dies, however, they exit.
     watch_r, watch_w = os.pipe()
     os.set_inheritable(watch_r, True)
-    # Started before this process's own imports so that both import at once
-    # (worker_fork.py); `ember stop` finds it and its workers by EMBER_SESSION_DIR.
+    # Forked first, while this process has no thread yet, once it has imported
+    # what workers run on (worker_fork.py); this process needs most of that too.
+    # `ember stop` finds it and its workers by this command line's session directory.
     forks = None
     if worker_fork.enabled():
         log_dir = os.path.join(args.session_dir, "logs")
         os.makedirs(log_dir, exist_ok=True)
-        forks = worker_fork.ForkServer.start(
-            dict(os.environ, EMBER_SESSION_DIR=args.session_dir),
+        forks = worker_fork.ForkServer.fork(
+            dict(os.environ, EMBER_SESSION_DIR=args.session_dir, PYTHONUNBUFFERED="1"),
             os.path.join(log_dir, f"worker_fork_server-{args.node_id[:12]}.err"), (watch_r,))
     # This process's own log (stdout/stderr) is size-capped like the workers'.
     from .log_rotation import install as rotate_logs

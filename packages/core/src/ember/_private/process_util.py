@@ -84,3 +84,177 @@ def install_term_handler(on_term: Callable[[], None], *, sigint: bool = False) -
 
 def python_executable() -> str:
     return sys.executable
+
+
+# ---------------------------------------------------------------- forked children
+# The control service's supervisor and each node manager fork a child that has
+# their imports already loaded (gcs_supervisor.py, worker_fork.py): an exec'd
+# interpreter would spend ~0.1 s of CPU importing gRPC again, which on a 2-core
+# machine sits on the path to a new cluster's first result.
+
+def close_fds_except(keep: tuple[int, ...]) -> None:
+    """In a forked child: close every inherited descriptor above 2 but ``keep``
+    (what ``Popen(close_fds=True, pass_fds=keep)`` gives an exec'd one).
+
+    Only for a child that goes on with its own code and holds no Python object
+    wrapping one of these descriptors (it would close a reused number later).
+    """
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def redirect_stdio(out_path: str | None, err_path: str | None = None) -> None:
+    """In a forked child: stdin from /dev/null; stdout (and stderr, to ``err_path``
+    or the same file) appended to ``out_path``, unbuffered as under ``python -u``.
+    ``out_path`` None keeps the inherited stdout and stderr descriptors."""
+    import io
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    if out_path is not None:
+        for target, path in ((1, out_path), (2, err_path or out_path)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(fd, target)
+            os.close(fd)
+    # The parent's stream objects may buffer (its stdout is a file, not a
+    # terminal): a child's prints must reach its log at once, as exec'd ones do.
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        old = getattr(sys, name)
+        stream = io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), write_through=True,
+                                  encoding=getattr(old, "encoding", None) or "utf-8",
+                                  errors=getattr(old, "errors", None) or "backslashreplace")
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
+
+
+def set_process_name(name: str) -> None:
+    """Name this process in ``ps``/``top`` (``/proc/<pid>/comm``, 15 characters):
+    a forked child keeps its parent's command line, so this tells them apart.
+
+    >>> set_process_name("ember-gcs")
+    """
+    try:
+        with open("/proc/self/comm", "w") as f:
+            f.write(name[:15])
+    except OSError:
+        pass
+
+
+def process_name(pid: int) -> str:
+    """``/proc/<pid>/comm`` ("" if the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+class ForkedChild:
+    """The part of ``subprocess.Popen``'s interface (pid, args, returncode, poll,
+    wait, send_signal, terminate, kill) for a child this process made with ``os.fork``.
+
+    >>> child = ForkedChild(os.fork() or run_and_exit(), ["gcs"])   # doctest: +SKIP
+    >>> child.wait(5)                                              # doctest: +SKIP
+    0
+    """
+
+    def __init__(self, pid: int, args: list[str] | None = None) -> None:
+        self.pid = pid
+        self.args = list(args or [])
+        self.returncode: int | None = None
+        # As in Popen: one thread reaps; another's poll() meanwhile returns None.
+        self._lock = threading.Lock()
+
+    def _reap(self, flags: int) -> None:
+        try:
+            pid, status = os.waitpid(self.pid, flags)
+        except ChildProcessError:
+            # Reaped elsewhere (a SIGCHLD handler): its status is lost.
+            pid, status = self.pid, 1 << 8
+        if pid == self.pid:
+            self.returncode = os.waitstatus_to_exitcode(status)
+
+    def poll(self) -> int | None:
+        if self.returncode is None and self._lock.acquire(blocking=False):
+            try:
+                if self.returncode is None:
+                    self._reap(os.WNOHANG)
+            finally:
+                self._lock.release()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if timeout is None:
+            with self._lock:
+                if self.returncode is None:
+                    self._reap(0)
+        else:
+            deadline = time.monotonic() + timeout
+            delay = 0.0005
+            while self.poll() is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    import subprocess
+                    raise subprocess.TimeoutExpired(self.args or str(self.pid), timeout)
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, 0.05)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def fork_child(run: Callable[[], object], keep_fds: tuple[int, ...] = (),
+               args: list[str] | None = None, new_session: bool = False,
+               prepare: Callable[[], None] | None = None) -> ForkedChild:
+    """Fork a child that runs ``run()`` and exits with its result (an int, else 0;
+    1 if it raised); returns its handle in the parent.
+
+    The child keeps only descriptors 0-2 and ``keep_fds``, gets a fresh
+    interpreter's SIGTERM, SIGINT and SIGCHLD handling, and calls ``prepare()`` first (stdio, environment). Fork
+    only from a thread-free point, or from a process whose other threads hold no
+    lock the child needs (a thread blocked in a read is fine).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return ForkedChild(pid, args)
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        close_fds_except(keep_fds)
+        if new_session:
+            os.setsid()
+        if prepare is not None:
+            prepare()
+        result = run()
+        code = result if isinstance(result, int) else 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:  # noqa: BLE001 - a child must never return into its parent's code
+        import traceback
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    raise AssertionError("not reached")

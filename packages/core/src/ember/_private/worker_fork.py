@@ -47,12 +47,18 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+if TYPE_CHECKING:
+    from . import process_util
 
 FORK_ENV = "EMBER_WORKER_FORK"             # "0": start every worker with exec
 SOCKET_FD_ENV = "EMBER_FORK_SERVER_FD"     # the server's end of the socket pair
 READY_TIMEOUT_S = 30.0                     # imports on a loaded 2-core machine
 REPLY_TIMEOUT_S = 5.0                      # a fork takes milliseconds; the node's lock is held
+# The server's name in ps (/proc/<pid>/comm): a forked one keeps the node manager's command line.
+PROCESS_NAME = "ember-forksrv"
+WORKER_PROCESS_NAME = "ember-worker"       # each forked worker's
 
 
 def enabled(env: Mapping[str, str] | None = None) -> bool:
@@ -66,13 +72,15 @@ def enabled(env: Mapping[str, str] | None = None) -> bool:
 
 
 # ---------------------------------------------------------------- server side
-def serve(entry: Callable[[], None]) -> None:
+def serve(entry: Callable[[], None], conn: socket.socket | None = None) -> None:
     """Run the fork server: answer requests until the node manager goes away.
 
     ``entry`` is what a child runs once it has become a worker; it must not
-    return (``worker_main.main`` ends in ``os._exit``).
+    return (``worker_main.main`` ends in ``os._exit``). ``conn``: the server's
+    end of the socket pair (default: the descriptor named by ``EMBER_FORK_SERVER_FD``).
     """
-    conn = socket.socket(fileno=int(os.environ.pop(SOCKET_FD_ENV)))
+    if conn is None:
+        conn = socket.socket(fileno=int(os.environ.pop(SOCKET_FD_ENV)))
     # Objects that exist now are shared with every child; keep the collector
     # from touching (and so copying) their pages in the children.
     gc.collect()
@@ -174,6 +182,9 @@ def _become_worker(request: dict, close: tuple[int, ...]) -> None:
     os.environ.clear()
     os.environ.update(request["env"])
     sys.argv[1:] = []           # as if started as `python -m ember._private.worker_main`
+    # It keeps the server's command line; its name in ps says what it is.
+    from .process_util import set_process_name
+    set_process_name(WORKER_PROCESS_NAME)
 
 
 # ---------------------------------------------------------------- node-manager side
@@ -185,7 +196,8 @@ class ForkServer:
     >>> proc.pid, proc.poll()                                # doctest: +SKIP
     """
 
-    def __init__(self, proc: subprocess.Popen, sock: socket.socket) -> None:
+    def __init__(self, proc: subprocess.Popen | process_util.ForkedChild,
+                 sock: socket.socket) -> None:
         self.proc = proc
         self._sock = sock
         self._cond = threading.Condition()
@@ -210,6 +222,33 @@ class ForkServer:
                 argv or [sys.executable, "-m", "ember._private.worker_main", "--fork-server"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                 pass_fds=(theirs.fileno(), *pass_fds), start_new_session=True)
+        theirs.close()
+        return cls(proc, ours)
+
+    @classmethod
+    def fork(cls, env: dict[str, str], log_path: str, pass_fds: tuple[int, ...] = ()
+             ) -> ForkServer:
+        """Fork the server from this process: call it from the node manager's main
+        thread before any other thread or gRPC object exists; it imports what
+        workers run on first. Returns at once, before the server is ready."""
+        from . import process_util, worker_main
+        worker_main.preload()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+        def prepare() -> None:
+            # What Popen(env=..., stdout=log, start_new_session=True) would give.
+            process_util.redirect_stdio(log_path)
+            os.environ.clear()
+            os.environ.update(env)
+            process_util.set_process_name(PROCESS_NAME)
+            # As if started as `python -m ember._private.worker_main`: workers
+            # find that module, not the node manager's, as their __main__.
+            sys.argv[:] = [worker_main.__file__]
+            sys.modules["__main__"] = worker_main
+
+        proc = process_util.fork_child(lambda: serve(worker_main.main, theirs),
+                                       (theirs.fileno(), *pass_fds), ["worker fork server"],
+                                       new_session=True, prepare=prepare)
         theirs.close()
         return cls(proc, ours)
 

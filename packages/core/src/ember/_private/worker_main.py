@@ -61,7 +61,7 @@ def main() -> None:
     os._exit(0)
 
 
-def _preload() -> None:
+def preload() -> None:
     """Import what ``main`` imports, so forked workers start with it loaded."""
     from . import core_worker, log_rotation, metrics_registry, process_util, rpc  # noqa: F401
     from . import task_marks  # noqa: F401
@@ -73,7 +73,7 @@ def _preload() -> None:
 if __name__ == "__main__":
     if sys.argv[1:] == ["--fork-server"]:
         from . import worker_fork
-        _preload()
+        preload()
         worker_fork.serve(main)
     else:
         main()

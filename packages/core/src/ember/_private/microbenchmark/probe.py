@@ -394,7 +394,11 @@ def _pss_bytes(pid: int) -> int:
 
 
 def _proc_name(pid: int) -> str:
-    """A readable name: the module of `python -m x.y`, the script, else the command."""
+    """A readable name: a forked process's own name (``ember-gcs``: it keeps its
+    parent's command line), the module of `python -m x.y`, the script, else the command."""
+    name = _status(pid, "Name") or ""
+    if name.startswith("ember-"):
+        return name
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
