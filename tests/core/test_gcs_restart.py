@@ -220,3 +220,43 @@ def test_nodes_register_again_with_a_control_service_that_lost_its_state(cluster
     assert {n["NodeID"] for n in ember.nodes() if n["Alive"]} == {
         cluster.head_node.node_id, worker.node_id}
     assert ember.get(double.remote(2), timeout=60) == 4
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_the_head_processes_are_forked_by_the_supervisor_and_outlive_it(cluster):
+    from ember._private.process_util import ProcessHandle, process_name
+    head = cluster.head_node
+    supervisor, manager = head.procs[0], head.procs[1]
+    # One interpreter imports for both: the node manager and the control service
+    # are the supervisor's forks, named apart (their command line is its).
+    assert isinstance(manager, ProcessHandle)
+    assert "ember._private.node_manager_main" in manager.args
+    assert process_name(manager.pid) == "ember-nm" and _parent(manager.pid) == supervisor.pid
+    gcs = head.control_service_pid()
+    assert process_name(gcs) == "ember-gcs" and _parent(gcs) == supervisor.pid
+    cluster.connect(namespace="ft")
+    counter = Counter.remote()
+    assert ember.get(counter.inc.remote(), timeout=60) == 1
+
+    supervisor.kill()
+    supervisor.wait()
+    # Neither child depends on it: the node keeps serving, the control service
+    # keeps answering (unsupervised now).
+    assert manager.poll() is None and head.control_service_pid() is None
+    assert os.path.exists(f"/proc/{gcs}") and process_name(gcs) == "ember-gcs"
+    assert ember.get(counter.inc.remote(), timeout=30) == 2
+    assert len(ember.get([wait_for_file.remote(*[os.devnull] * 2)], timeout=60)) == 1
+    internal_kv._internal_kv_put("after", b"1")
+    assert internal_kv._internal_kv_get("after") == b"1"
+    ember.shutdown()
+    cluster.shutdown()
+    # Gone with the cluster, though its parent was gone before.
+    wait_for_condition(lambda: manager.poll() is not None, timeout=30,
+                       message="the head's node manager stopped with the cluster")
+    wait_for_condition(lambda: not os.path.exists(f"/proc/{gcs}") or
+                       process_name(gcs) != "ember-gcs", timeout=30,
+                       message="the orphaned control service stopped with the cluster")

@@ -134,3 +134,26 @@ def test_a_forked_childs_prints_reach_its_log_at_once(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(log)], capture_output=True,
                          text=True, timeout=60)
     assert out.stdout.strip() == "seen", out.stdout + out.stderr
+
+
+def test_process_handle_follows_a_process_it_did_not_start():
+    import signal as sig
+
+    import pytest
+    from ember._private.process_util import ProcessHandle
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        handle = ProcessHandle(proc.pid, ["sleeper"])
+        assert handle.poll() is None and handle.args == ["sleeper"]
+        with pytest.raises(subprocess.TimeoutExpired):
+            handle.wait(0.05)
+        handle.send_signal(sig.SIGTERM)
+        # Gone as soon as it is a zombie (its parent, here, has not reaped it yet):
+        # the exit status is its parent's to know.
+        assert handle.wait(10) == ProcessHandle.EXITED
+        handle.kill()       # gone: a no-op, as for Popen
+    finally:
+        proc.kill()
+        proc.wait()
+    # A pid that is gone (or reused: another start time) is never taken for it.
+    assert ProcessHandle(proc.pid).poll() == ProcessHandle.EXITED

@@ -62,7 +62,8 @@ def cluster_processes() -> list[int]:
         pids.extend(_children(pid))
     # Workers forked by a node's fork server are its children (worker_fork.py).
     pids.extend(kid for pid in list(pids) if _is_fork_server(pid) for kid in _children(pid))
-    return pids
+    # A head's node manager is one of procs and a child of another (node.start_head).
+    return list(dict.fromkeys(pids))
 
 
 def node_worker_pids(node: Any) -> list[int]:

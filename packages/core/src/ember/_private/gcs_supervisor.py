@@ -122,10 +122,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ready-fd", type=int, default=-1)
     parser.add_argument("--parent-fd", type=int, default=-1)
+    parser.add_argument("--fork-json", default="")
     args, rest = parser.parse_known_args(argv)
-    # Imported here, while this process has no thread yet, for every child to inherit.
+    # Imported here, while this process has no thread yet, for every child to
+    # inherit: first what all need (gRPC, the stubs), then a head's node manager
+    # (node.start_head) is forked, so it goes on with its own imports while this
+    # process imports the control service's. The node manager is left alone (its
+    # own watchdog pipe and signals stop it); a thread reaps it when it ends.
+    from . import rpc  # noqa: F401
+    from .process_util import (ForkedChild, fork_child, fork_listed, forked_children,
+                               set_process_name)
+    from .protos import ember_pb2_grpc  # noqa: F401
+    keep = (args.parent_fd,) if args.parent_fd >= 0 else ()
+    others = fork_listed(forked_children(args.fork_json), keep)
     from . import gcs_main
-    from .process_util import ForkedChild, fork_child, set_process_name
     stopping = threading.Event()
     child: list[ForkedChild] = []
 
@@ -148,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # stop() runs on a thread: this main thread may hold the lock stopping.set()
     # takes (in stopping.wait below).
+    for other in others:
+        threading.Thread(target=other.wait, name="ember-reap", daemon=True).start()
     from .process_util import install_term_handler
     install_term_handler(stop)
     if args.parent_fd >= 0:

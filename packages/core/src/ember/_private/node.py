@@ -110,7 +110,8 @@ class NodeProcesses:
         pids = [p.pid for p in self.procs if p.poll() is None]
         for pid in list(pids):
             pids.extend(descendants(pid))
-        return pids
+        # A head's node manager is one of procs and a child of another.
+        return list(dict.fromkeys(pids))
 
     def control_service_pid(self) -> int | None:
         """Pid of the control service now running under this head's supervisor, if any.
@@ -257,11 +258,16 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _spawn(commands: list[tuple[str, str, list[str]]], session_dir: str, token: str,
+def _spawn(commands: list[tuple], session_dir: str, token: str,
            detached: bool, timeout: float, register: dict | None = None,
            while_starting: Callable[[], None] | None = None) -> tuple[
-               list[subprocess.Popen], list[str], int]:
+               list[Any], list[str], int]:
     """Start each (what, log name, argv) side by side; wait until all report ready.
+
+    A command may carry a fourth item: processes *it* forks once it has imported
+    what they need, each (what, log name, module, argv, process name); the
+    command gets them as ``--fork-json`` (process_util.fork_listed). They report
+    ready like the others and come back, as ``ProcessHandle``s, right after it.
 
     ``register``: record each process for ``ember stop`` (role = log name),
     with these extra fields. ``while_starting`` runs once all are launched and
@@ -270,20 +276,41 @@ def _spawn(commands: list[tuple[str, str, list[str]]], session_dir: str, token: 
     Returns (processes, what each reported, write end of their watchdog pipe or
     -1). On any failure everything started is killed and the error re-raised.
     """
+    from .process_util import ProcessHandle, process_name
     parent_r, parent_w = (-1, -1) if detached else os.pipe()
     env = dict(os.environ)
     env[TOKEN_ENV] = token
-    procs: list[subprocess.Popen] = []
+    procs: list[Any] = []
     ready_fds: list[tuple[str, int, str]] = []
+    # (index in procs, log name, process name, args, parent's pid) of each forked one
+    forked: list[tuple[int, str, str, list[str], int]] = []
+
+    def ready_pipe(what: str, name: str) -> tuple[int, list[str], str]:
+        """A pipe for one process's readiness report; (write end, its arguments, log)."""
+        ready_r, ready_w = os.pipe()
+        extra = ["--session-dir", session_dir, "--ready-fd", str(ready_w)]
+        if not detached:
+            extra += ["--parent-fd", str(parent_r)]
+        log_path = os.path.join(session_dir, "logs", f"{name}.log")
+        ready_fds.append((what, ready_r, log_path))
+        return ready_w, extra, log_path
+
     try:
-        for what, name, argv in commands:
-            ready_r, ready_w = os.pipe()
-            log_path = os.path.join(session_dir, "logs", f"{name}.log")
-            extra = ["--session-dir", session_dir, "--ready-fd", str(ready_w)]
-            fds: tuple[int, ...] = (ready_w,)
-            if not detached:
-                extra += ["--parent-fd", str(parent_r)]
-                fds += (parent_r,)
+        for command in commands:
+            what, name, argv = command[:3]
+            ready_w, extra, log_path = ready_pipe(what, name)
+            fds: tuple[int, ...] = (ready_w,) + (() if detached else (parent_r,))
+            children, close = [], [ready_w]
+            for child_what, child_name, module, child_argv, comm in (
+                    command[3] if len(command) > 3 else []):
+                child_w, child_extra, child_log = ready_pipe(child_what, child_name)
+                children.append({"module": module, "argv": [*child_argv, *child_extra],
+                                 "log": child_log, "name": comm, "fds": [child_w]})
+                forked.append((len(ready_fds) - 1, child_name, comm, [module, *child_argv], 0))
+                fds += (child_w,)
+                close.append(child_w)
+            if children:
+                extra += ["--fork-json", json.dumps(children)]
             try:
                 with open(log_path, "ab") as log:
                     proc = subprocess.Popen(
@@ -291,9 +318,12 @@ def _spawn(commands: list[tuple[str, str, list[str]]], session_dir: str, token: 
                         stdout=log, stderr=log, env=env, pass_fds=fds,
                         start_new_session=True)
             finally:
-                os.close(ready_w)
+                for fd in close:
+                    os.close(fd)
             procs.append(proc)
-            ready_fds.append((what, ready_r, log_path))
+            for i in range(len(children)):
+                procs.append(None)          # its handle, once it reports ready
+                forked[-1 - i] = forked[-1 - i][:4] + (proc.pid,)
             if register is not None:
                 register_process(session_dir, proc.pid, name, **register)
         if while_starting is not None:
@@ -304,6 +334,15 @@ def _spawn(commands: list[tuple[str, str, list[str]]], session_dir: str, token: 
                 reported.append(process_util.read_ready(fd, timeout, what, log_path))
             finally:
                 ready_fds[i] = (what, -1, log_path)
+        for index, name, comm, args, parent in forked:
+            # Ready, so it has named itself: the parent's child of that name.
+            pid = next((p for p in descendants(parent) if process_name(p) == comm), None)
+            if pid is None:
+                raise RuntimeError(f"{name} (forked by pid {parent}) reported ready, "
+                                   "then exited" + process_util._log_hint(ready_fds[index][2]))
+            procs[index] = ProcessHandle(pid, args)
+            if register is not None:
+                register_process(session_dir, pid, name, **register)
     except BaseException:
         for _, fd, _ in ready_fds:
             if fd >= 0:
@@ -311,6 +350,8 @@ def _spawn(commands: list[tuple[str, str, list[str]]], session_dir: str, token: 
         if parent_w >= 0:
             os.close(parent_w)
         for proc in procs:
+            if proc is None:
+                continue
             kids = descendants(proc.pid)
             proc.kill()
             proc.wait()
@@ -323,6 +364,11 @@ def _spawn(commands: list[tuple[str, str, list[str]]], session_dir: str, token: 
     if parent_r >= 0:
         os.close(parent_r)
     return procs, reported, parent_w
+
+
+# A head's node manager, forked by its control service's supervisor, keeps the
+# supervisor's command line; this name (/proc/<pid>/comm) tells it apart.
+NODE_MANAGER_PROCESS_NAME = "ember-nm"
 
 
 def _node_manager_argv(gcs_address: str, node_id: str, total: dict[str, float],
@@ -381,12 +427,16 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
         with open(os.path.join(session_dir, "gcs_address"), "w") as f:
             f.write(gcs_address)
         # Supervised: restarted on the same address if it dies (gcs_supervisor.py).
+        # The supervisor forks the node manager too: one interpreter imports
+        # what both need (see gcs_supervisor.py).
         from . import gcs_supervisor
-        commands = [
-            ("control service", "gcs", gcs_supervisor.command(ip, gcs_port, session_dir, node_id)),
-            ("node manager", "node_manager", _node_manager_argv(
-                gcs_address, node_id, total, gpu_ids, ip, node_manager_port, labels, shm_dir,
-                shm_prefix, prestart, metrics_export_port)),
+        manager = _node_manager_argv(gcs_address, node_id, total, gpu_ids, ip,
+                                     node_manager_port, labels, shm_dir, shm_prefix, prestart,
+                                     metrics_export_port)
+        commands: list[tuple] = [
+            ("control service", "gcs", gcs_supervisor.command(ip, gcs_port, session_dir, node_id),
+             [("node manager", "node_manager", manager[1], manager[2:],
+               NODE_MANAGER_PROCESS_NAME)]),
         ] + dashboard_launch.command(dashboard, gcs_address) + job_launch.command(
             jobs, gcs_address)
         try:

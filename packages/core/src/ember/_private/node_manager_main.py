@@ -11,7 +11,17 @@ from . import process_util, worker_fork
 from .ids import TOKEN_ENV
 
 
-def main() -> None:
+def preload() -> None:
+    """Import what ``main`` imports, for a parent that forks this process
+    (a head's control-service supervisor: gcs_supervisor.py) to load once."""
+    from . import (gcs_client, gcs_supervisor, log_rotation, log_service,  # noqa: F401
+                   metrics_export, node, node_manager, rpc)
+    from .protos import ember_pb2_grpc  # noqa: F401
+    worker_fork.preload()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``argv``: the arguments (default ``sys.argv[1:]``)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--session-dir", required=True)
     parser.add_argument("--gcs-address", required=True)
@@ -28,7 +38,7 @@ def main() -> None:
     parser.add_argument("--labels-json", default="{}")
     parser.add_argument("--metrics-export-port", type=int,
                         default=int(os.environ.get("EMBER_METRICS_EXPORT_PORT", "0") or 0))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     token = os.environ.pop(TOKEN_ENV)
 
     # Workers watch this pipe: when this process dies, however, they exit.

@@ -258,3 +258,97 @@ def fork_child(run: Callable[[], object], keep_fds: tuple[int, ...] = (),
         finally:
             os._exit(code)
     raise AssertionError("not reached")
+
+
+def _start_ticks(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot); None if gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+class ProcessHandle:
+    """The part of ``subprocess.Popen``'s interface the node code uses, for a process
+    one of this process's children forked (a head's node manager: node._spawn).
+
+    Its parent reaps it, so its exit status is not known here: once it is gone
+    ``returncode`` is ``1``. The pid is checked against its start time, so a
+    reused pid is not taken for it.
+
+    >>> manager = ProcessHandle(pid, ["-m", "ember._private.node_manager_main"])  # doctest: +SKIP
+    >>> manager.poll() is None                                                   # doctest: +SKIP
+    True
+    """
+
+    EXITED = 1
+
+    def __init__(self, pid: int, args: list[str] | None = None) -> None:
+        self.pid = pid
+        self.args = list(args or [])
+        self.returncode: int | None = None
+        self._start = _start_ticks(pid)
+        if self._start is None:
+            self.returncode = self.EXITED
+
+    def poll(self) -> int | None:
+        if self.returncode is None and _start_ticks(self.pid) != self._start:
+            self.returncode = self.EXITED
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.001
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                import subprocess
+                raise subprocess.TimeoutExpired(self.args or str(self.pid), timeout or 0)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def forked_children(spec_json: str) -> list[dict]:
+    """Parse ``--fork-json`` (node._spawn): [{"module", "argv", "log", "name", "fds"}]."""
+    import json
+    return json.loads(spec_json) if spec_json else []
+
+
+def fork_listed(specs: list[dict], keep_fds: tuple[int, ...] = ()) -> list[ForkedChild]:
+    """Fork each process ``specs`` lists (``--fork-json``): ``module.main(argv)``, its
+    stdio on its log, named ``name``, in a new session, keeping ``fds`` and
+    ``keep_fds``. Call while this process has no other thread; what it imported
+    already, the children need not import again."""
+    import functools
+    import importlib
+    children = []
+    for spec in specs:
+        module = importlib.import_module(spec["module"])
+
+        def prepare(spec: dict = spec) -> None:
+            redirect_stdio(spec["log"])
+            set_process_name(spec["name"])
+
+        run = functools.partial(module.main, spec["argv"])
+        children.append(fork_child(run, (*spec["fds"], *keep_fds),
+                                   [spec["module"], *spec["argv"]], new_session=True,
+                                   prepare=prepare))
+        for fd in spec["fds"]:
+            os.close(fd)
+    return children

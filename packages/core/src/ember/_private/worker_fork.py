@@ -188,6 +188,13 @@ def _become_worker(request: dict, close: tuple[int, ...]) -> None:
 
 
 # ---------------------------------------------------------------- node-manager side
+def preload() -> None:
+    """Import what the fork server's workers run on (before forking it)."""
+    from . import worker_main
+    worker_main.preload()
+
+
+
 class ForkServer:
     """The node manager's handle on its fork server.
 
@@ -232,7 +239,7 @@ class ForkServer:
         thread before any other thread or gRPC object exists; it imports what
         workers run on first. Returns at once, before the server is ready."""
         from . import process_util, worker_main
-        worker_main.preload()
+        preload()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 
         def prepare() -> None:
