@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .process_util import start_ticks as _proc_start_time
+
 # Kept for callers that read it at import time; code here calls session_root()
 # so that EMBER_TMPDIR set after import is honoured too.
 SESSION_ROOT = os.path.join(os.environ.get("EMBER_TMPDIR", "/tmp"), "ember")
@@ -104,17 +106,6 @@ def find_local_token(address: str) -> str | None:
         return read_token(session)
     except OSError:
         return None
-
-
-def _proc_start_time(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    if fields[0] in ("Z", "X"):
-        return None        # a zombie has exited; it only waits to be reaped
-    return fields[19]      # field 22 of stat: start time in clock ticks since boot
 
 
 def pid_alive(pid: int) -> bool:

@@ -154,7 +154,30 @@ def process_name(pid: int) -> str:
         return ""
 
 
-class ForkedChild:
+class PopenSignals:
+    """``Popen``'s send_signal/terminate/kill for handles that have ``pid`` and ``poll()``:
+    a process already gone is not signalled (its pid may be another's by now)."""
+
+    pid: int
+
+    def poll(self) -> int | None:
+        raise NotImplementedError
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class ForkedChild(PopenSignals):
     """The part of ``subprocess.Popen``'s interface (pid, args, returncode, poll,
     wait, send_signal, terminate, kill) for a child this process made with ``os.fork``.
 
@@ -206,16 +229,6 @@ class ForkedChild:
         assert self.returncode is not None
         return self.returncode
 
-    def send_signal(self, sig: int) -> None:
-        if self.poll() is None:
-            os.kill(self.pid, sig)
-
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
-
 
 def fork_child(run: Callable[[], object], keep_fds: tuple[int, ...] = (),
                args: list[str] | None = None, new_session: bool = False,
@@ -260,17 +273,22 @@ def fork_child(run: Callable[[], object], keep_fds: tuple[int, ...] = (),
     raise AssertionError("not reached")
 
 
-def _start_ticks(pid: int) -> str | None:
-    """The process's start time (clock ticks since boot); None if gone or a zombie."""
+def start_ticks(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot); None if gone or a zombie.
+
+    With the pid, it names one process: a pid can be reused, a pid and start time not.
+    """
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return None if fields[0] in ("Z", "X") else fields[19]
+    if fields[0] in ("Z", "X"):
+        return None        # a zombie has exited; it only waits to be reaped
+    return fields[19]      # field 22 of stat: start time in clock ticks since boot
 
 
-class ProcessHandle:
+class ProcessHandle(PopenSignals):
     """The part of ``subprocess.Popen``'s interface the node code uses, for a process
     one of this process's children forked (a head's node manager: node._spawn).
 
@@ -289,12 +307,12 @@ class ProcessHandle:
         self.pid = pid
         self.args = list(args or [])
         self.returncode: int | None = None
-        self._start = _start_ticks(pid)
+        self._start = start_ticks(pid)
         if self._start is None:
             self.returncode = self.EXITED
 
     def poll(self) -> int | None:
-        if self.returncode is None and _start_ticks(self.pid) != self._start:
+        if self.returncode is None and start_ticks(self.pid) != self._start:
             self.returncode = self.EXITED
         return self.returncode
 
@@ -309,19 +327,6 @@ class ProcessHandle:
             delay = min(delay * 2, 0.05)
         assert self.returncode is not None
         return self.returncode
-
-    def send_signal(self, sig: int) -> None:
-        if self.poll() is None:
-            try:
-                os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass
-
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
 
 
 def forked_children(spec_json: str) -> list[dict]:

@@ -47,10 +47,9 @@ import sys
 import threading
 import time
 import traceback
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
-if TYPE_CHECKING:
-    from . import process_util
+from . import process_util
 
 FORK_ENV = "EMBER_WORKER_FORK"             # "0": start every worker with exec
 SOCKET_FD_ENV = "EMBER_FORK_SERVER_FD"     # the server's end of the socket pair
@@ -183,8 +182,7 @@ def _become_worker(request: dict, close: tuple[int, ...]) -> None:
     os.environ.update(request["env"])
     sys.argv[1:] = []           # as if started as `python -m ember._private.worker_main`
     # It keeps the server's command line; its name in ps says what it is.
-    from .process_util import set_process_name
-    set_process_name(WORKER_PROCESS_NAME)
+    process_util.set_process_name(WORKER_PROCESS_NAME)
 
 
 # ---------------------------------------------------------------- node-manager side
@@ -238,7 +236,7 @@ class ForkServer:
         """Fork the server from this process: call it from the node manager's main
         thread before any other thread or gRPC object exists; it imports what
         workers run on first. Returns at once, before the server is ready."""
-        from . import process_util, worker_main
+        from . import worker_main
         preload()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 
@@ -338,7 +336,7 @@ class ForkServer:
             self._cond.notify_all()
 
 
-class ForkedWorker:
+class ForkedWorker(process_util.PopenSignals):
     """The part of ``subprocess.Popen``'s interface the node manager uses, for a forked worker."""
 
     def __init__(self, server: ForkServer, pid: int) -> None:
@@ -370,13 +368,3 @@ class ForkedWorker:
                 cond.wait(left if self._server.alive else min(0.02, left or 0.02))
         assert self.returncode is not None
         return self.returncode
-
-    def send_signal(self, sig: int) -> None:
-        if self.poll() is None:
-            os.kill(self.pid, sig)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
-
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
