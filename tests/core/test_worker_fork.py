@@ -148,8 +148,9 @@ def test_a_runtime_env_worker_is_started_with_exec(cluster, tmp_path):
 
     parent, name, marker = cluster.get(probe.remote(), timeout=60)
     assert marker == "here"
-    # The node manager itself (the fork server, forked from it, shares its command line).
-    assert "node_manager_main" in parent and name != "ember-forksrv", (parent, name)
+    # The node manager itself: an embedded cluster's is forked by the control
+    # service's supervisor, and named (node.start_head).
+    assert name == "ember-nm" and "gcs_supervisor" in parent, (parent, name)
 
 
 _FORK_OFF = r"""

@@ -115,16 +115,26 @@ class ClusterInfo(dict):
 
 def _start_local(num_cpus, num_gpus, resources, object_store_memory,
                  include_dashboard=None, dashboard_host="127.0.0.1", dashboard_port=None):
-    from . import node
-    from .resources import build_node_resources
-    total, gpu_ids, _ = build_node_resources(num_cpus, num_gpus, resources, None,
-                                             object_store_memory)
-    prestart = max(0, min(int(total.get("CPU", 0)), 4))
-    return node.start_local_cluster(total=total, gpu_ids=gpu_ids, prestart=prestart,
-                                    include_dashboard=include_dashboard,
-                                    dashboard_host=dashboard_host,
-                                    dashboard_port=dashboard_port,
-                                    while_starting=_import_driver_modules)
+    # The supervisor starts its interpreter and imports while this process
+    # does its own and makes the session (prelaunch.py).
+    from . import prelaunch
+    early = prelaunch.Prelaunched.start() if prelaunch.enabled() else None
+    try:
+        from . import node
+        from .resources import build_node_resources
+        total, gpu_ids, _ = build_node_resources(num_cpus, num_gpus, resources, None,
+                                                 object_store_memory)
+        prestart = max(0, min(int(total.get("CPU", 0)), 4))
+        return node.start_local_cluster(total=total, gpu_ids=gpu_ids, prestart=prestart,
+                                        include_dashboard=include_dashboard,
+                                        dashboard_host=dashboard_host,
+                                        dashboard_port=dashboard_port,
+                                        while_starting=_import_driver_modules,
+                                        prelaunched=early)
+    except BaseException:
+        if early is not None:
+            early.abort()
+        raise
 
 
 def _import_driver_modules() -> None:

@@ -13,6 +13,8 @@ again on the same host, port, session directory and token; the new one reloads
 the cluster's state from ``control.sqlite`` (gcs_store.py) while clients wait
 for it (gcs_client.py). The supervisor itself never creates a gRPC object, so
 each fork starts clean; its only other threads wait in reads (the watchdog pipe).
+``ember.init()`` launches it before its arguments are known (``--args-fd``:
+prelaunch.py); it imports gRPC, then reads them.
 
 Why its own process: ``ember start --head`` exits once the head is up, so
 neither it nor a driver can be relied on to be around; a supervisor next to the
@@ -123,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-fd", type=int, default=-1)
     parser.add_argument("--parent-fd", type=int, default=-1)
     parser.add_argument("--fork-json", default="")
+    parser.add_argument("--args-fd", type=int, default=-1)
     args, rest = parser.parse_known_args(argv)
     # Imported here, while this process has no thread yet, for every child to
     # inherit: first what all need (gRPC, the stubs), then a head's node manager
@@ -131,8 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     # own watchdog pipe and signals stop it); a thread reaps it when it ends.
     from . import rpc  # noqa: F401
     from .process_util import (ForkedChild, fork_child, fork_listed, forked_children,
-                               set_process_name)
+                               redirect_stdio, set_process_name)
     from .protos import ember_pb2_grpc  # noqa: F401
+    if args.args_fd >= 0:
+        # Launched before its arguments were known (prelaunch.py): they come now.
+        from .prelaunch import read_arguments
+        sent = read_arguments(args.args_fd)
+        if sent is None:
+            return 1            # its driver went away before sending them
+        redirect_stdio(sent["log"])
+        os.environ.update(sent["env"])
+        args, rest = parser.parse_known_args(sent["argv"])
     keep = (args.parent_fd,) if args.parent_fd >= 0 else ()
     others = fork_listed(forked_children(args.fork_json), keep)
     from . import gcs_main

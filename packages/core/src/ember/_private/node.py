@@ -260,8 +260,8 @@ def split_address(address: str) -> tuple[str, int]:
 
 def _spawn(commands: list[tuple], session_dir: str, token: str,
            detached: bool, timeout: float, register: dict | None = None,
-           while_starting: Callable[[], None] | None = None) -> tuple[
-               list[Any], list[str], int]:
+           while_starting: Callable[[], None] | None = None,
+           prelaunched: Any = None) -> tuple[list[Any], list[str], int]:
     """Start each (what, log name, argv) side by side; wait until all report ready.
 
     A command may carry a fourth item: processes *it* forks once it has imported
@@ -272,12 +272,18 @@ def _spawn(commands: list[tuple], session_dir: str, token: str,
     ``register``: record each process for ``ember stop`` (role = log name),
     with these extra fields. ``while_starting`` runs once all are launched and
     before waiting for them: a driver does its own imports then, in parallel.
+    ``prelaunched``: the first command's process, launched already and waiting
+    for its arguments (prelaunch.py; tied, not registered).
 
     Returns (processes, what each reported, write end of their watchdog pipe or
     -1). On any failure everything started is killed and the error re-raised.
     """
     from .process_util import ProcessHandle, process_name
-    parent_r, parent_w = (-1, -1) if detached else os.pipe()
+    early = prelaunched
+    if early is not None:
+        parent_r, parent_w = early.take_parent()
+    else:
+        parent_r, parent_w = (-1, -1) if detached else os.pipe()
     env = dict(os.environ)
     env[TOKEN_ENV] = token
     procs: list[Any] = []
@@ -287,7 +293,9 @@ def _spawn(commands: list[tuple], session_dir: str, token: str,
 
     def ready_pipe(what: str, name: str) -> tuple[int, list[str], str]:
         """A pipe for one process's readiness report; (write end, its arguments, log)."""
-        ready_r, ready_w = os.pipe()
+        # The prelaunched process (and its forks) got theirs at launch.
+        ready_r, ready_w = early.take_ready_pipe() if early is not None and not procs \
+            else os.pipe()
         extra = ["--session-dir", session_dir, "--ready-fd", str(ready_w)]
         if not detached:
             extra += ["--parent-fd", str(parent_r)]
@@ -312,15 +320,21 @@ def _spawn(commands: list[tuple], session_dir: str, token: str,
             if children:
                 extra += ["--fork-json", json.dumps(children)]
             try:
-                with open(log_path, "ab") as log:
-                    proc = subprocess.Popen(
-                        [sys.executable, *argv, *extra], stdin=subprocess.DEVNULL,
-                        stdout=log, stderr=log, env=env, pass_fds=fds,
-                        start_new_session=True)
+                if early is not None and not procs:
+                    assert argv[:2] == ["-m", "ember._private.gcs_supervisor"], argv
+                    # It is in the failure path's hands from here on.
+                    procs.append(early.proc)
+                    early.send([*argv[2:], *extra], log_path, {TOKEN_ENV: token})
+                else:
+                    with open(log_path, "ab") as log:
+                        procs.append(subprocess.Popen(
+                            [sys.executable, *argv, *extra], stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=log, env=env, pass_fds=fds,
+                            start_new_session=True))
             finally:
                 for fd in close:
                     os.close(fd)
-            procs.append(proc)
+            proc = procs[-1]
             for i in range(len(children)):
                 procs.append(None)          # its handle, once it reports ready
                 forked[-1 - i] = forked[-1 - i][:4] + (proc.pid,)
@@ -392,11 +406,13 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
                dashboard_host: str | None = None,
                dashboard_port: int | None = None, include_job_server: bool = False,
                job_server_port: int | None = None,
-               while_starting: Callable[[], None] | None = None) -> NodeProcesses:
+               while_starting: Callable[[], None] | None = None,
+               prelaunched: Any = None) -> NodeProcesses:
     """Start a head node: the control service and a node manager, side by side
     (and the dashboard, per ``include_dashboard``: see dashboard/launch.py; and the
     job server, per ``include_job_server``: see job_launch.py).
-    ``while_starting``: see _spawn.
+    ``while_starting``, ``prelaunched`` (the supervisor, launched already;
+    tied heads only): see _spawn.
 
     ``port`` 0 picks a free port. ``session_dir`` None creates a new session
     (with ``token``, or a new one). ``detached`` processes outlive the caller
@@ -440,10 +456,11 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
         ] + dashboard_launch.command(dashboard, gcs_address) + job_launch.command(
             jobs, gcs_address)
         try:
+            early, prelaunched = prelaunched, None     # used once: a retry launches anew
             procs, reported, parent_w = _spawn(
                 commands, session_dir, token, detached, timeout,
                 {"shm_dir": shm_dir, "shm_prefix": shm_prefix} if register else None,
-                while_starting)
+                while_starting, early)
             break
         except RuntimeError as e:
             # rpc.bind's "cannot listen on", or gRPC's own "Failed to bind to address".
@@ -493,12 +510,12 @@ def start_node(*, gcs_address: str, token: str, session_dir: str, total: dict[st
 def start_local_cluster(*, total: dict[str, float], gpu_ids: list[str],
                         prestart: int, timeout: float = 30.0,
                         while_starting: Callable[[], None] | None = None,
-                        **dashboard: Any) -> NodeProcesses:
+                        prelaunched: Any = None, **dashboard: Any) -> NodeProcesses:
     """The embedded one-node cluster of ``ember.init()``: a head tied to this driver
     (``dashboard``: start_head's include_dashboard, dashboard_host, dashboard_port;
-    ``while_starting``: see _spawn)."""
+    ``while_starting``, ``prelaunched``: see _spawn)."""
     return start_head(total=total, gpu_ids=gpu_ids, prestart=prestart, timeout=timeout,
-                      while_starting=while_starting, **dashboard)
+                      while_starting=while_starting, prelaunched=prelaunched, **dashboard)
 
 
 def _bracket(ip: str) -> str:

@@ -6,10 +6,11 @@ the core worker (~70 ms more) before it can register. On a 2-core machine the
 first workers of a new cluster pay that while the node manager and the control
 service are still importing too, so it sits on the path to the first result.
 
-So each node manager starts one *fork server*
-(``python -m ember._private.worker_main --fork-server``) first thing, before its
-own imports. It imports everything a worker runs on, then waits on a Unix
-socket pair. For each worker, the node manager sends the worker's environment
+So each node manager forks one *fork server* first thing (``ForkServer.fork``),
+once it has imported what both need (gRPC, the stubs) and before its own
+imports; ``python -m ember._private.worker_main --fork-server`` starts one with
+exec (``ForkServer.start``). The server imports the rest of what a worker runs
+on while the node manager goes on, then waits on a Unix socket pair. For each worker, the node manager sends the worker's environment
 and log paths; the server forks, and the child becomes the worker (new
 session, stdout/stderr on its log files, that environment) and runs
 ``worker_main.main``. The node manager gets the pid back at once and, later,
@@ -234,10 +235,14 @@ class ForkServer:
     def fork(cls, env: dict[str, str], log_path: str, pass_fds: tuple[int, ...] = ()
              ) -> ForkServer:
         """Fork the server from this process: call it from the node manager's main
-        thread before any other thread or gRPC object exists; it imports what
-        workers run on first. Returns at once, before the server is ready."""
-        from . import worker_main
-        preload()
+        thread before any other thread or gRPC object exists. Returns at once,
+        before the server is ready.
+
+        What both need (gRPC, the stubs) is imported here first, once; what only
+        workers run on is imported by the server, while the node manager goes on.
+        """
+        from . import rpc, worker_main  # noqa: F401
+        from .protos import ember_pb2_grpc  # noqa: F401
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 
         def prepare() -> None:
@@ -251,7 +256,11 @@ class ForkServer:
             sys.argv[:] = [worker_main.__file__]
             sys.modules["__main__"] = worker_main
 
-        proc = process_util.fork_child(lambda: serve(worker_main.main, theirs),
+        def run() -> None:
+            preload()
+            serve(worker_main.main, theirs)
+
+        proc = process_util.fork_child(run,
                                        (theirs.fileno(), *pass_fds), ["worker fork server"],
                                        new_session=True, prepare=prepare)
         theirs.close()
