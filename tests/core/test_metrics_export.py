@@ -79,3 +79,26 @@ def test_port_in_use_is_a_clear_error(endpoint):
     port = int(endpoint.rsplit(":", 1)[1].split("/")[0])
     with pytest.raises(RuntimeError, match="metrics-export-port"):
         MetricsExporter(MetricsService(MetricsStore(), snapshot), TOKEN, "127.0.0.1", port)
+
+
+def test_a_scrape_before_the_server_starts_waits_in_the_backlog():
+    # The node registers the port at once and starts the HTTP server once it is
+    # ready (node_manager_main.py): a scrape in between is answered, not refused.
+    import threading
+
+    from ember._private.metrics_export import listen
+    sock = listen("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    got = []
+    scrape = threading.Thread(target=lambda: got.append(
+        get(f"http://127.0.0.1:{port}/metrics", {"Authorization": f"Bearer {TOKEN}"})))
+    scrape.start()
+    scrape.join(0.3)
+    assert scrape.is_alive() and not got          # waiting: nobody serves yet
+    exporter = MetricsExporter(MetricsService(MetricsStore(), snapshot), TOKEN,
+                               sock=sock).start()
+    try:
+        scrape.join(10)
+        assert got and got[0][0] == 200 and exporter.port == port
+    finally:
+        exporter.stop()

@@ -42,6 +42,8 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 
+from .addresses import is_listening, wait_listening  # noqa: F401 - re-exported
+
 MAX_RESTARTS_ENV = "EMBER_GCS_MAX_RESTARTS"
 # The control service's name in ps (/proc/<pid>/comm): it keeps this process's command line.
 PROCESS_NAME = "ember-gcs"
@@ -256,34 +258,6 @@ def command(ip: str, port: int, session_dir: str, head_node_id: str = "",
     if bind_retry_s:
         argv += ["--bind-retry-s", str(bind_retry_s)]
     return argv
-
-
-def is_listening(ip: str, port: int, timeout: float = 2.0) -> bool:
-    """Whether a server accepts connections at ``ip:port`` now.
-
-    Asked instead of "can I bind it": a port whose server just died is still
-    held for a while by its closing connections, yet is free to listen on again.
-    """
-    import socket
-    try:
-        with socket.create_connection((ip, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def wait_listening(ip: str, port: int, stop: threading.Event,
-                   deadline: float | None = None) -> bool:
-    """Until a server accepts connections at ``ip:port`` (True), ``stop`` is set or the
-    ``deadline`` (time.monotonic()) passes. Callers of a control service starting
-    alongside wait here first: a gRPC call to a port not open yet puts the channel
-    into a reconnect backoff that can hold the call up to ~1 s after the port opens.
-    """
-    while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-        if is_listening(ip, port, timeout=1.0):
-            return True
-        stop.wait(0.01)
-    return False
 
 
 def restart_control_service(session_dir: str, *, detached: bool, register: bool = False,

@@ -70,7 +70,7 @@ def publish(gcs_address: str, token: str, key: str, url: str, *,
     while it starts (until ``deadline``, a time.monotonic(), or ``stop``); whether
     it got there."""
     from . import rpc
-    from .gcs_supervisor import wait_listening
+    from .addresses import wait_listening
     from .node import CLUSTER_KV_NS, split_address
     from .protos import ember_pb2 as pb
     from .protos import ember_pb2_grpc as pbg

@@ -26,7 +26,6 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator, Sequence
 
 from . import http_auth
@@ -192,25 +191,48 @@ class MetricsService(pbg.MetricsServiceServicer):
         return generate_latest(registry)
 
 
-class MetricsExporter:
-    """The HTTP endpoint: ``GET /metrics`` with the cluster token."""
+def listen(ip: str, port: int = 0) -> socket.socket:
+    """The endpoint's listening socket, made apart from its HTTP server: a node
+    manager registers the port at once, and loads ``http.server`` (~10 ms) once
+    the node is ready (node_manager_main.py). Scrapes meanwhile wait in the backlog.
 
-    def __init__(self, service: MetricsService, token: str, ip: str, port: int = 0) -> None:
+    >>> sock = listen("127.0.0.1", 0)
+    >>> sock.getsockname()[1] > 0
+    True
+    >>> sock.close()
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as HTTPServer does
+        sock.bind((ip, port))
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        raise RuntimeError(f"the metrics endpoint cannot listen on {ip}:{port} ({e}): pick "
+                           "another --metrics-export-port, or 0 for any free port") from None
+    return sock
+
+
+class MetricsExporter:
+    """The HTTP endpoint: ``GET /metrics`` with the cluster token, on ``sock`` (from
+    :func:`listen`) or else on a new socket at ``ip:port``."""
+
+    def __init__(self, service: MetricsService, token: str, ip: str = "127.0.0.1",
+                 port: int = 0, sock: socket.socket | None = None) -> None:
+        from http.server import ThreadingHTTPServer
         self.service = service
         self.token = token
-        handler = _handler_for(self)
-        server_cls = ThreadingHTTPServer
-        if ":" in ip:
-            class _V6(ThreadingHTTPServer):
-                address_family = socket.AF_INET6
-            server_cls = _V6
-        try:
-            self.server = server_cls((ip, port), handler)
-        except OSError as e:
-            raise RuntimeError(f"the metrics endpoint cannot listen on {ip}:{port} ({e}): pick "
-                               "another --metrics-export-port, or 0 for any free port") from None
+        if sock is None:
+            sock = listen(ip, port)
+        bound = sock.getsockname()
+        self.server = ThreadingHTTPServer(bound[:2], _handler_for(self),
+                                          bind_and_activate=False)
+        self.server.socket.close()          # the one it made; it serves ``sock``
+        self.server.socket = sock
+        self.server.server_address = bound
+        self.server.server_name, self.server.server_port = bound[0], bound[1]
         self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
+        self.port = bound[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True,
                                         name="ember-metrics-http")
 
@@ -224,6 +246,8 @@ class MetricsExporter:
 
 
 def _handler_for(exporter: MetricsExporter) -> type:
+    from http.server import BaseHTTPRequestHandler
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             path, _, query = self.path.partition("?")

@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 from ..exceptions import AuthenticationError
 from . import ids, process_util
+from .addresses import split_address  # noqa: F401 - re-exported
 # Finding, registering and stopping processes and sessions on this machine lives in
 # local_sessions.py; re-exported here for the callers that import it from node.
 from .local_sessions import (  # noqa: F401 - re-exported
@@ -249,13 +250,6 @@ def local_ip_towards(address: str, timeout: float = 5.0) -> str:
         return "127.0.0.1"
     with socket.create_connection((host, port), timeout=timeout) as s:
         return s.getsockname()[0]
-
-
-def split_address(address: str) -> tuple[str, int]:
-    host, sep, port = address.strip().rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"address {address!r} must look like HOST:PORT, e.g. 127.0.0.1:6379")
-    return host.strip("[]"), int(port)
 
 
 def _spawn(commands: list[tuple], session_dir: str, token: str,

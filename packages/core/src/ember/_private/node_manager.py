@@ -32,8 +32,7 @@ from .pg_policy import bundle_resource_names
 from .protos import ember_pb2 as pb
 from .protos import ember_pb2_grpc as pbg
 from .resources import NodeResources
-from .runtime_env.driver import WORKER_RUNTIME_ENV_ENV, kv_getter
-from .runtime_env.node_envs import NodeRuntimeEnvs
+from .runtime_env import WORKER_RUNTIME_ENV_ENV
 from .scheduler import Grant, Infeasible, KillWorker, LeaseScheduler, StartWorker
 from .shm_store import ShmStore
 from .object_spiller import spill_dir
@@ -128,11 +127,24 @@ class NodeManager(pbg.NodeManagerServicer):
         self._oom_kills: dict[str, str] = {}    # worker id -> why the memory monitor killed it
         self.memory_monitor = MemoryMonitor(MemoryConfig.from_env(), f"{ip} ({node_id[:12]})",
                                             self._oom_candidates, self._oom_kill)
-        # runtime_env setup per env hash, in threads off the lease path (runtime_env/).
-        self.runtime_envs = NodeRuntimeEnvs(
-            session_dir, lambda uri: kv_getter(self._gcs)(uri),
-            in_use=lambda: [wp.env_hash for wp in list(self._procs.values()) if wp.env_hash],
-            node_id=node_id)
+        self._runtime_envs: Any = None
+        self._runtime_envs_lock = threading.Lock()     # callers may hold self._lock
+
+    @property
+    def runtime_envs(self) -> Any:
+        """runtime_env setup per env hash, in threads off the lease path (runtime_env/).
+        Made (and its setup code imported) when the first runtime_env reaches this
+        node: a new node starts sooner without it."""
+        with self._runtime_envs_lock:
+            if self._runtime_envs is None:
+                from .runtime_env.driver import kv_getter
+                from .runtime_env.node_envs import NodeRuntimeEnvs
+                self._runtime_envs = NodeRuntimeEnvs(
+                    self.session_dir, lambda uri: kv_getter(self._gcs)(uri),
+                    in_use=lambda: [wp.env_hash for wp in list(self._procs.values())
+                                    if wp.env_hash],
+                    node_id=self.node_id)
+            return self._runtime_envs
 
     # ------------------------------------------------------------ lifecycle
     def start_background(self) -> None:

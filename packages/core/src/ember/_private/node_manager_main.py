@@ -11,15 +11,6 @@ from . import process_util, worker_fork
 from .ids import TOKEN_ENV
 
 
-def preload() -> None:
-    """Import what ``main`` imports, for a parent that forks this process
-    (a head's control-service supervisor: gcs_supervisor.py) to load once."""
-    from . import (gcs_client, gcs_supervisor, log_rotation, log_service,  # noqa: F401
-                   metrics_export, node, node_manager, rpc)
-    from .protos import ember_pb2_grpc  # noqa: F401
-    worker_fork.preload()
-
-
 def main(argv: list[str] | None = None) -> None:
     """``argv``: the arguments (default ``sys.argv[1:]``)."""
     parser = argparse.ArgumentParser()
@@ -72,9 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     pbg.add_LogServiceServicer_to_server(LogService(nm), server)   # `ember logs`
     server.add_generic_rpc_handlers((nm.transfer.generic_handler(),))
     pbg.add_MetricsServiceServicer_to_server(nm.metrics, server)
-    from .metrics_export import MetricsExporter
-    exporter = MetricsExporter(nm.metrics, token, args.host, args.metrics_export_port).start()
-    nm.metrics_export_port = exporter.port
+    from . import metrics_export
+    metrics_sock = metrics_export.listen(args.host, args.metrics_export_port)
+    nm.metrics_export_port = metrics_sock.getsockname()[1]
     nm.port = rpc.bind(server, args.host, args.port)
     server.start()
     nm.start_background()
@@ -89,13 +80,14 @@ def main(argv: list[str] | None = None) -> None:
     from .gcs_client import GcsClient
     gcs = nm._gcs = GcsClient(args.gcs_address, token)
     deadline = time.monotonic() + 30.0
-    from .gcs_supervisor import wait_listening
-    from .node import split_address
+    from .addresses import split_address, wait_listening
     wait_listening(*split_address(args.gcs_address), stop, deadline)   # started alongside
     gcs.RegisterNode(nm.node_info(), timeout=max(1.0, deadline - time.monotonic()),
                      wait_for_ready=True)
     if args.ready_fd >= 0:
         process_util.report_ready(args.ready_fd, str(nm.port))
+    # Its HTTP server (and http.server's import) once the node is ready.
+    metrics_export.MetricsExporter(nm.metrics, token, sock=metrics_sock).start()
     stop.wait()
     nm.stop()
     server.stop(grace=0.2)

@@ -14,3 +14,7 @@
 # runtime_env of a driver started as a job's entrypoint. Here, in this light
 # module, so ember.init() can check it without loading the packaging code.
 JOB_RUNTIME_ENV_ENV = "EMBER_JOB_RUNTIME_ENV"
+# Set by the node manager in a worker started for a runtime_env (JSON, env_key):
+# tasks it submits inherit it. Here too, so the node manager names it without
+# loading the packaging code.
+WORKER_RUNTIME_ENV_ENV = "EMBER_RUNTIME_ENV"

@@ -13,12 +13,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from . import JOB_RUNTIME_ENV_ENV, spec  # noqa: F401 - the constant is re-exported
+from . import JOB_RUNTIME_ENV_ENV, WORKER_RUNTIME_ENV_ENV, spec  # noqa: F401 - re-exported
 from .packaging import PACKAGE_KV_NS, upload_local_packages
-
-# Set by the node manager in a worker started for a runtime_env (JSON, env_key):
-# tasks it submits inherit it.
-WORKER_RUNTIME_ENV_ENV = "EMBER_RUNTIME_ENV"
 
 
 def kv_functions(gcs: Any) -> tuple[Any, Any]:
