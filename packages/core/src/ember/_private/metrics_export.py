@@ -28,7 +28,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
-from . import http_auth
 from .metrics_registry import COUNTER, GAUGE, HISTOGRAM
 from .metrics_store import FamilyView, MetricsStore, Sample
 from .protos import ember_pb2 as pb
@@ -247,6 +246,8 @@ class MetricsExporter:
 
 def _handler_for(exporter: MetricsExporter) -> type:
     from http.server import BaseHTTPRequestHandler
+
+    from . import http_auth
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
