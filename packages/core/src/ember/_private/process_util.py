@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable
+from typing import Callable, NoReturn
 
 
 def watch_parent(fd: int, on_death: Callable[[], None]) -> threading.Thread:
@@ -237,17 +237,18 @@ def fork_child(run: Callable[[], object], keep_fds: tuple[int, ...] = (),
     1 if it raised); returns its handle in the parent.
 
     The child keeps only descriptors 0-2 and ``keep_fds``, gets a fresh
-    interpreter's SIGTERM, SIGINT and SIGCHLD handling, and calls ``prepare()`` first (stdio, environment). Fork
-    only from a thread-free point, or from a process whose other threads hold no
-    lock the child needs (a thread blocked in a read is fine).
+    interpreter's SIGTERM, SIGINT and SIGCHLD handling, and calls ``prepare()``
+    first (stdio, environment). Fork only from a thread-free point, or from a
+    process whose other threads hold no lock the child needs (a thread blocked
+    in a read is fine).
     """
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid:
         return ForkedChild(pid, args)
-    code = 1
-    try:
+
+    def child() -> object:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -257,6 +258,16 @@ def fork_child(run: Callable[[], object], keep_fds: tuple[int, ...] = (),
             os.setsid()
         if prepare is not None:
             prepare()
+        return run()
+
+    exit_with(child)
+
+
+def exit_with(run: Callable[[], object]) -> NoReturn:
+    """In a forked child: run ``run()``, then exit with its result (an int, else 0;
+    1 if it raised, its traceback on stderr). Never returns into the parent's code."""
+    code = 1
+    try:
         result = run()
         code = result if isinstance(result, int) else 0
     except SystemExit as e:
@@ -270,7 +281,6 @@ def fork_child(run: Callable[[], object], keep_fds: tuple[int, ...] = (),
             sys.stderr.flush()
         finally:
             os._exit(code)
-    raise AssertionError("not reached")
 
 
 def start_ticks(pid: int) -> str | None:

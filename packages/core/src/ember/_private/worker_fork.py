@@ -47,7 +47,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 from typing import Any, Callable, Mapping
 
 from . import process_util
@@ -146,22 +145,12 @@ def _fork_worker(request: dict, entry: Callable[[], None], close: tuple[int, ...
         return f"fork failed: {e}"
     if pid:
         return pid
-    code = 1
-    try:
+
+    def child() -> None:
         _become_worker(request, close)
         entry()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    except BaseException:  # noqa: BLE001 - a child must never return into the server loop
-        traceback.print_exc()
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
-    return 0    # not reached
+
+    process_util.exit_with(child)
 
 
 def _become_worker(request: dict, close: tuple[int, ...]) -> None:
