@@ -351,3 +351,35 @@ def test_rows_come_back_in_file_order(big_file, parallelism):
     # Guards against pyarrow reordering a fragment's row groups.
     src = ParquetDatasource(str(big_file), filter=pc.field("fare") > 0)
     assert read(src, parallelism).equals(pq.read_table(big_file))
+
+
+_PLAIN_READ = r"""
+import sys, cloudpickle
+tasks = cloudpickle.loads(open(sys.argv[1], "rb").read())
+rows = sum(t.num_rows for task in tasks for t in task())
+print(rows, "pyarrow.dataset" in sys.modules, "pandas" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("how", ["plain", "filtered", "column missing"])
+def test_a_plain_read_does_not_load_pyarrow_dataset(tmp_path, how):
+    # A worker that imports pyarrow.dataset also imports pandas (~0.24 s): only
+    # what a scanner adds (a filter, partitions, options, a cast) needs it.
+    import subprocess
+    import sys
+    pq.write_table(taxi(1000), tmp_path / "a.parquet", row_group_size=300)
+    kwargs = {"filter": pc.field("fare") > 10} if how == "filtered" else {}
+    if how == "column missing":     # filled with nulls: the scanner's work
+        pq.write_table(taxi(1000).drop_columns(["vendor"]), tmp_path / "b.parquet")
+    src = ParquetDatasource(str(tmp_path), **kwargs)
+    expected = read(src).num_rows
+    (tmp_path / "tasks.pkl").write_bytes(cloudpickle.dumps(src.get_read_tasks(2)))
+    out = subprocess.run([sys.executable, "-c", _PLAIN_READ, str(tmp_path / "tasks.pkl")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows, dataset_loaded, pandas_loaded = out.stdout.split()
+    assert int(rows) == expected
+    if how == "plain":
+        assert (dataset_loaded, pandas_loaded) == ("False", "False")
+    else:
+        assert dataset_loaded == "True"

@@ -19,11 +19,9 @@ import copy
 import functools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Sequence
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -33,6 +31,13 @@ from .file_utils import (FileInfo, PathsArg, ShuffleArg, expand_paths, normalize
                          resolve_paths_and_filesystem, shuffle_files, split_balanced,
                          unify_file_schemas, wrap_read_error)
 from .partitioning import Partitioning, normalize_partitioning
+
+if TYPE_CHECKING:
+    import pyarrow.compute as pc
+
+# pyarrow.compute and pyarrow.dataset load where a filter, partition columns or
+# scanner options need them: pyarrow.dataset imports pandas, and a read worker
+# paid ~0.24 s of start-up for it (_read_pieces reads plain files without it).
 
 __all__ = ["PARQUET_FILE_EXTENSIONS", "ParquetDatasource", "SCANNER_ARGS"]
 
@@ -85,6 +90,7 @@ class ParquetDatasource(Datasource):
                  file_extensions: Sequence[str] | None = tuple(PARQUET_FILE_EXTENSIONS),
                  ignore_missing_paths: bool = False,
                  to_batches_kwargs: dict[str, Any] | None = None) -> None:
+        import pyarrow.compute as pc
         if filter is not None and not isinstance(filter, pc.Expression):
             raise TypeError(f"filter must be a pyarrow expression such as "
                             f"pyarrow.dataset.field('x') > 3, got {type(filter).__name__}")
@@ -289,6 +295,7 @@ def _row_groups(file_index: int, metadata: pq.FileMetaData) -> list[_RowGroup]:
 
 
 def _partition_expression(values: dict[str, pa.Scalar]) -> pc.Expression | None:
+    import pyarrow.compute as pc
     expression = None
     for name, scalar in values.items():
         term = pc.field(name).is_null() if not scalar.is_valid else pc.field(name) == scalar
@@ -300,30 +307,66 @@ def _empty(schema: pa.Schema) -> Iterator[pa.Table]:
     yield schema.empty_table()
 
 
+def _plain_file(spec: _ScanSpec, path: str, partition_values: dict[str, pa.Scalar]
+                ) -> pq.ParquetFile | None:
+    """The file opened for a direct read when a scanner would add nothing: no filter,
+    no partition columns, no scanner options, and the scanned columns stored exactly
+    as the dataset's schema has them. None: read it through pyarrow.dataset."""
+    if spec.filter is not None or partition_values or spec.scanner_args:
+        return None
+    f = pq.ParquetFile(spec.filesystem.open_input_file(path))
+    stored = f.schema_arrow
+    for name in spec.scan_columns:
+        i = stored.get_field_index(name)
+        if i < 0 or not stored.field(i).equals(spec.dataset_schema.field(name)):
+            f.close()
+            return None
+    return f
+
+
+def _batches_then_close(f: pq.ParquetFile, row_groups: list[int], columns: list[str]
+                        ) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from f.iter_batches(row_groups=row_groups, columns=columns,
+                                  use_pandas_metadata=False)
+    finally:
+        f.close()
+
+
+def _scan(spec: _ScanSpec, path: str, row_groups: list[int],
+          partition_values: dict[str, pa.Scalar]) -> tuple[Iterator[pa.RecordBatch], pa.Schema]:
+    """The given row groups of one file, in that order: (batches, their schema)."""
+    plain = _plain_file(spec, path, partition_values)
+    if plain is not None:
+        schema = pa.schema([spec.dataset_schema.field(n) for n in spec.scan_columns])
+        return _batches_then_close(plain, row_groups, spec.scan_columns), schema
+    import pyarrow.dataset as pads
+    fragment = pads.ParquetFileFormat().make_fragment(
+        path, filesystem=spec.filesystem,
+        partition_expression=_partition_expression(partition_values))
+    # subset() keeps the row groups in the order given; make_fragment(row_groups=)
+    # does not (pyarrow reorders them), and a dataset must read back in order.
+    fragment.ensure_complete_metadata()
+    fragment = fragment.subset(row_group_ids=row_groups)
+    # The fragment fills partition columns from its partition expression, and
+    # the filter may use columns that are not projected.
+    scanner = pads.Scanner.from_fragment(
+        fragment, schema=spec.dataset_schema, columns=spec.scan_columns,
+        filter=spec.filter, **spec.scanner_args)
+    return scanner.to_batches(), scanner.projected_schema
+
+
 def _read_pieces(spec: _ScanSpec, pieces: list[tuple[str, list[int], dict[str, pa.Scalar]]]
                  ) -> Iterator[pa.Table]:
     """The body of one read task: the given row groups of each file, in order."""
-    file_format = pads.ParquetFileFormat()
     remaining = spec.limit
     produced = False
     for path, row_groups, partition_values in pieces:
         if remaining is not None and remaining <= 0:
             break
         try:
-            fragment = file_format.make_fragment(
-                path, filesystem=spec.filesystem,
-                partition_expression=_partition_expression(partition_values))
-            # subset() keeps the row groups in the order given; make_fragment(row_groups=)
-            # does not (pyarrow reorders them), and a dataset must read back in order.
-            fragment.ensure_complete_metadata()
-            fragment = fragment.subset(row_group_ids=row_groups)
-            # The fragment fills partition columns from its partition expression, and
-            # the filter may use columns that are not projected.
-            scanner = pads.Scanner.from_fragment(
-                fragment, schema=spec.dataset_schema, columns=spec.scan_columns,
-                filter=spec.filter, **spec.scanner_args)
-            for table in coalesce_batches(scanner.to_batches(), scanner.projected_schema,
-                                          spec.target_block_size):
+            batches, schema = _scan(spec, path, row_groups, partition_values)
+            for table in coalesce_batches(batches, schema, spec.target_block_size):
                 if remaining is not None:
                     table = table.slice(0, remaining)
                     remaining -= table.num_rows
