@@ -282,7 +282,7 @@ def _spawn(commands: list[tuple], session_dir: str, token: str,
     env[TOKEN_ENV] = token
     procs: list[Any] = []
     ready_fds: list[tuple[str, int, str]] = []
-    # (index in procs, log name, process name, args, parent's pid) of each forked one
+    # (index in procs, log name, process name, args, parent's index) of each forked one
     forked: list[tuple[int, str, str, list[str], int]] = []
 
     def ready_pipe(what: str, name: str) -> tuple[int, list[str], str]:
@@ -308,7 +308,8 @@ def _spawn(commands: list[tuple], session_dir: str, token: str,
                 child_w, child_extra, child_log = ready_pipe(child_what, child_name)
                 children.append({"module": module, "argv": [*child_argv, *child_extra],
                                  "log": child_log, "name": comm, "fds": [child_w]})
-                forked.append((len(ready_fds) - 1, child_name, comm, [module, *child_argv], 0))
+                forked.append((len(ready_fds) - 1, child_name, comm, [module, *child_argv],
+                               len(procs)))
                 fds += (child_w,)
                 close.append(child_w)
             if children:
@@ -329,9 +330,7 @@ def _spawn(commands: list[tuple], session_dir: str, token: str,
                 for fd in close:
                     os.close(fd)
             proc = procs[-1]
-            for i in range(len(children)):
-                procs.append(None)          # its handle, once it reports ready
-                forked[-1 - i] = forked[-1 - i][:4] + (proc.pid,)
+            procs += [None] * len(children)     # their handles, once they report ready
             if register is not None:
                 register_process(session_dir, proc.pid, name, **register)
         if while_starting is not None:
@@ -342,8 +341,9 @@ def _spawn(commands: list[tuple], session_dir: str, token: str,
                 reported.append(process_util.read_ready(fd, timeout, what, log_path))
             finally:
                 ready_fds[i] = (what, -1, log_path)
-        for index, name, comm, args, parent in forked:
+        for index, name, comm, args, parent_index in forked:
             # Ready, so it has named itself: the parent's child of that name.
+            parent = procs[parent_index].pid
             pid = next((p for p in descendants(parent) if process_name(p) == comm), None)
             if pid is None:
                 raise RuntimeError(f"{name} (forked by pid {parent}) reported ready, "

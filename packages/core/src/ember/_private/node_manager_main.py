@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     # Workers watch this pipe: when this process dies, however, they exit.
     watch_r, watch_w = os.pipe()
     os.set_inheritable(watch_r, True)
-    # Forked first, while this process has no thread yet, once it has imported
-    # what workers run on (worker_fork.py); this process needs most of that too.
+    # Forked first, while this process has no thread yet (worker_fork.py): it
+    # imports what only workers run on while this process imports its own.
     # `ember stop` finds it and its workers by this command line's session directory.
     forks = None
     if worker_fork.enabled():

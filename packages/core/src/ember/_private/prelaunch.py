@@ -109,7 +109,6 @@ class Prelaunched:
 
 def read_arguments(fd: int) -> dict | None:
     """In the supervisor: what ``send`` wrote (None if the driver went away first)."""
-    buf = b""
     with os.fdopen(fd, "rb") as f:
         buf = f.readline()
     return json.loads(buf) if buf.endswith(b"\n") else None

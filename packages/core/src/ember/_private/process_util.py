@@ -108,19 +108,17 @@ def close_fds_except(keep: tuple[int, ...]) -> None:
                 pass
 
 
-def redirect_stdio(out_path: str | None, err_path: str | None = None) -> None:
-    """In a forked child: stdin from /dev/null; stdout (and stderr, to ``err_path``
-    or the same file) appended to ``out_path``, unbuffered as under ``python -u``.
-    ``out_path`` None keeps the inherited stdout and stderr descriptors."""
+def redirect_stdio(log_path: str) -> None:
+    """In a forked child: stdin from /dev/null, stdout and stderr appended to
+    ``log_path``, unbuffered as under ``python -u``."""
     import io
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    if out_path is not None:
-        for target, path in ((1, out_path), (2, err_path or out_path)):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            os.dup2(fd, target)
-            os.close(fd)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
     # The parent's stream objects may buffer (its stdout is a file, not a
     # terminal): a child's prints must reach its log at once, as exec'd ones do.
     for name, fd in (("stdout", 1), ("stderr", 2)):
@@ -155,13 +153,28 @@ def process_name(pid: int) -> str:
 
 
 class PopenSignals:
-    """``Popen``'s send_signal/terminate/kill for handles that have ``pid`` and ``poll()``:
-    a process already gone is not signalled (its pid may be another's by now)."""
+    """``Popen``'s send_signal/terminate/kill for handles that have ``pid``, ``args``
+    and ``poll()``: a process already gone is not signalled (its pid may be another's
+    by now); and a ``wait`` with a timeout that polls."""
 
     pid: int
+    args: list[str]
 
     def poll(self) -> int | None:
         raise NotImplementedError
+
+    def _poll_until(self, timeout: float | None) -> int:
+        """Poll (backing off to 50 ms) until it ends; TimeoutExpired after ``timeout`` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.0005
+        while (code := self.poll()) is None:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                import subprocess
+                raise subprocess.TimeoutExpired(self.args or str(self.pid), timeout or 0)
+            time.sleep(delay if left is None else min(delay, left))
+            delay = min(delay * 2, 0.05)
+        return code
 
     def send_signal(self, sig: int) -> None:
         if self.poll() is None:
@@ -212,20 +225,11 @@ class ForkedChild(PopenSignals):
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        if timeout is None:
-            with self._lock:
-                if self.returncode is None:
-                    self._reap(0)
-        else:
-            deadline = time.monotonic() + timeout
-            delay = 0.0005
-            while self.poll() is None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    import subprocess
-                    raise subprocess.TimeoutExpired(self.args or str(self.pid), timeout)
-                time.sleep(min(delay, left))
-                delay = min(delay * 2, 0.05)
+        if timeout is not None:
+            return self._poll_until(timeout)
+        with self._lock:
+            if self.returncode is None:
+                self._reap(0)
         assert self.returncode is not None
         return self.returncode
 
@@ -327,16 +331,7 @@ class ProcessHandle(PopenSignals):
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.001
-        while self.poll() is None:
-            if deadline is not None and time.monotonic() >= deadline:
-                import subprocess
-                raise subprocess.TimeoutExpired(self.args or str(self.pid), timeout or 0)
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-        assert self.returncode is not None
-        return self.returncode
+        return self._poll_until(timeout)
 
 
 def forked_children(spec_json: str) -> list[dict]:

@@ -10,7 +10,8 @@ So each node manager forks one *fork server* first thing (``ForkServer.fork``),
 once it has imported what both need (gRPC, the stubs) and before its own
 imports; ``python -m ember._private.worker_main --fork-server`` starts one with
 exec (``ForkServer.start``). The server imports the rest of what a worker runs
-on while the node manager goes on, then waits on a Unix socket pair. For each worker, the node manager sends the worker's environment
+on while the node manager goes on, then waits on a Unix socket pair. For each
+worker, the node manager sends the worker's environment
 and log paths; the server forks, and the child becomes the worker (new
 session, stdout/stderr on its log files, that environment) and runs
 ``worker_main.main``. The node manager gets the pid back at once and, later,
@@ -176,12 +177,6 @@ def _become_worker(request: dict, close: tuple[int, ...]) -> None:
 
 
 # ---------------------------------------------------------------- node-manager side
-def preload() -> None:
-    """Import what the fork server's workers run on (before forking it)."""
-    from . import worker_main
-    worker_main.preload()
-
-
 
 class ForkServer:
     """The node manager's handle on its fork server.
@@ -246,11 +241,10 @@ class ForkServer:
             sys.modules["__main__"] = worker_main
 
         def run() -> None:
-            preload()
+            worker_main.preload()
             serve(worker_main.main, theirs)
 
-        proc = process_util.fork_child(run,
-                                       (theirs.fileno(), *pass_fds), ["worker fork server"],
+        proc = process_util.fork_child(run, (theirs.fileno(), *pass_fds), ["worker fork server"],
                                        new_session=True, prepare=prepare)
         theirs.close()
         return cls(proc, ours)
