@@ -398,6 +398,26 @@ def test_actor_stops_when_its_last_handle_is_dropped(cluster):
                        message="actor kept its CPU after its last handle was dropped")
 
 
+def test_calls_made_before_the_last_handle_went_still_run_then_the_actor_stops(cluster):
+    @ember.remote(num_cpus=1)
+    class Slow:
+        def work(self, seconds, size):
+            time.sleep(seconds)
+            return b"x" * size
+
+    # The handle is gone as soon as the calls are made, before the actor is even up
+    # (Ray runs them: ``ember.get(A.remote().f.remote())`` is a common idiom).
+    assert ember.get(Slow.remote().work.remote(0, 10), timeout=60) == b"x" * 10
+    h = Slow.remote()
+    refs = [h.work.remote(0.5, 10), h.work.remote(0.1, 5 << 20)]   # the big one in the store
+    del h
+    small, big = ember.get(refs, timeout=60)
+    assert small == b"x" * 10 and len(big) == 5 << 20
+    # ... and then both actors stop and give their CPU back.
+    wait_for_condition(lambda: ember.available_resources().get("CPU") == 2.0, timeout=10,
+                       message="an actor kept its CPU after its calls were done")
+
+
 def test_restart_after_crash_with_max_restarts_and_task_retries(cluster):
     @ember.remote(max_restarts=1, max_task_retries=1)
     class Fragile:

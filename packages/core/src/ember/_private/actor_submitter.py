@@ -72,6 +72,13 @@ class _Actor:
         self.creation_args: list[bytes] = []  # refs its constructor holds (for restarts)
         self.dead_error: bytes | None = None
         self.watching = False
+        # Its last handle is gone but calls made before are still pending: it is
+        # stopped when they are done (as Ray does: ``A.remote().f.remote()`` works).
+        self.released = False
+
+    def idle(self) -> bool:
+        """No call of this process is waiting, being sent or running."""
+        return not (self.queue or self.in_flight or self.orphans)
 
 
 class ActorSubmitter:
@@ -129,12 +136,26 @@ class ActorSubmitter:
         return None
 
     def out_of_scope(self, actor_id: bytes) -> None:
-        """The last handle anywhere is gone: stop the actor (detached ones never get here)."""
-        core = self.core
+        """The last handle anywhere is gone: stop the actor once the calls this process
+        made to it are done (detached actors never get here)."""
         with self._lock:
             actor = self._actors.get(actor_id)
             if actor is not None:
+                if not actor.idle() and actor.state != DEAD:
+                    actor.released = True
+                    return
                 self._release_creation_args(actor)
+        self._stop_unreferenced(actor_id)
+
+    def _stop_if_released(self, actor: _Actor) -> None:
+        """After calls finished: stop an actor whose last handle went meanwhile. Lock held."""
+        if actor.released and actor.idle():
+            actor.released = False
+            self._release_creation_args(actor)
+            self._stop_unreferenced(actor.actor_id)
+
+    def _stop_unreferenced(self, actor_id: bytes) -> None:
+        core = self.core
         request = pb.KillActorRequest(actor_id=actor_id, no_restart=True,
                                       reason="all references to it went out of scope")
         core.notify(lambda: core.gcs.KillActor(request, timeout=10))
@@ -204,6 +225,7 @@ class ActorSubmitter:
                 task = q[0]
                 if task.state == "done":       # failed or cancelled before it was sent
                     q.popleft()
+                    self._stop_if_released(actor)
                     continue
                 if task.state != "queued":     # still resolving: later calls wait behind it
                     break
@@ -247,6 +269,7 @@ class ActorSubmitter:
                 if result.generator_done:
                     tasks._end_generator(result)
                 done.append((task, result))
+            self._stop_if_released(actor)
 
         def send(batch: pb.TaskBatch) -> None:
             if not conn.dead:
@@ -398,6 +421,7 @@ class ActorSubmitter:
             except ValueError:
                 pass
             self.tasks._finish_with_exception(task, TaskCancelledError(task.spec.task_id.hex()))
+            self._stop_if_released(actor)
             return
         conn = actor.conn
         if conn is not None and not conn.dead:
