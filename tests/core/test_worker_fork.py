@@ -170,3 +170,42 @@ def test_ember_worker_fork_0_starts_every_worker_with_exec():
     out = subprocess.run([sys.executable, "-c", _FORK_OFF], env=env, capture_output=True,
                          text=True, timeout=120)
     assert "PARENT False" in out.stdout, out.stdout + out.stderr
+
+
+_LATE_IMPORTS = r"""
+import os, ember
+ember.init(num_cpus=2, include_dashboard=False)
+
+def imported_after_fork():
+    # PYTHONPROFILEIMPORTTIME makes every import write a line to stderr: this
+    # worker's log file. What it lists, the worker imported after it was forked.
+    with open(os.readlink("/proc/self/fd/2")) as f:
+        lines = [l for l in f if l.startswith("import time:")]
+    return sorted({l.rsplit("|", 1)[1].strip() for l in lines})
+
+@ember.remote
+def task():
+    return imported_after_fork()
+
+@ember.remote
+class Actor:
+    def late(self):
+        return imported_after_fork()
+
+print("LATE", sorted(set(ember.get(task.remote(), timeout=60))
+                     | set(ember.get(Actor.remote().late.remote(), timeout=60))), flush=True)
+ember.shutdown()
+"""
+
+
+def test_forked_workers_import_nothing_of_gRPC_or_ember_themselves():
+    # Each such import would cost every new worker CPU while a cluster starts:
+    # the fork server imports them once (worker_main.preload).
+    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
+    out = subprocess.run([sys.executable, "-c", _LATE_IMPORTS], env=env, capture_output=True,
+                         text=True, timeout=120)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("LATE ")), None)
+    assert line is not None, out.stdout + out.stderr[-3000:]
+    late = eval(line[len("LATE "):])  # noqa: S307 - our own probe's printed list
+    ours = [m for m in late if m.startswith(("grpc", "ember", "google.protobuf"))]
+    assert ours == [], late

@@ -138,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     from .process_util import (ForkedChild, fork_child, fork_listed, forked_children,
                                redirect_stdio, set_process_name)
     from .protos import ember_pb2_grpc  # noqa: F401
+    # What the node manager and the control service both import after the fork, once.
+    import grpc._channel  # noqa: F401
+    import grpc._server  # noqa: F401
+
+    from . import rpc_chaos, tls  # noqa: F401
     if args.args_fd >= 0:
         # Launched before its arguments were known (prelaunch.py): they come now.
         from .prelaunch import read_arguments
