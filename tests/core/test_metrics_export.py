@@ -102,3 +102,33 @@ def test_a_scrape_before_the_server_starts_waits_in_the_backlog():
         assert got and got[0][0] == 200 and exporter.port == port
     finally:
         exporter.stop()
+
+
+_NEVER_SCRAPED = r"""
+import sys, time, urllib.request
+from ember._private.metrics_export import MetricsService, listen, serve_when_asked
+from ember._private.metrics_store import MetricsStore
+from ember._private.metrics_export import NodeSnapshot
+snap = lambda: NodeSnapshot(resources_total={}, resources_available={}, workers={},
+                            store_used=0, store_capacity=1, store_num_objects=0,
+                            spilled_bytes=0, total_spilled_bytes=0, total_restored_bytes=0)
+sock = listen("127.0.0.1", 0)
+thread = serve_when_asked(MetricsService(MetricsStore(), snap), "tok", sock)
+time.sleep(0.3)
+print("BEFORE", "http.server" in sys.modules, flush=True)
+req = urllib.request.Request(f"http://127.0.0.1:{sock.getsockname()[1]}/metrics",
+                             headers={"Authorization": "Bearer tok"})
+with urllib.request.urlopen(req, timeout=10) as r:
+    print("SCRAPE", r.status, "ember_resources" in r.read().decode(), flush=True)
+print("AFTER", "http.server" in sys.modules, flush=True)
+"""
+
+
+def test_the_http_server_loads_only_when_a_first_scrape_arrives():
+    # A starting node does not spend CPU on http.server; the first scrape is answered.
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", _NEVER_SCRAPED], capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.split("\n")[:3] == ["BEFORE False", "SCRAPE 200 True", "AFTER True"], \
+        out.stdout + out.stderr

@@ -242,3 +242,28 @@ def test_job_runtime_env_from_environment_merges_under_init(fresh, code, monkeyp
         return renv_local_mod.VALUE, os.environ.get("RENV_JOB"), os.environ.get("RENV_INIT")
 
     assert fresh.get(look.remote()) == ("from working_dir", "job", "init")
+
+
+_DEFAULT_ENV_IMPORTS = r"""
+import sys, ember
+ember.init(num_cpus=1, include_dashboard=False)
+@ember.remote
+def f():
+    return 1
+@ember.remote
+class A:
+    def g(self):
+        return 2
+assert ember.get(f.remote()) == 1 and ember.get(A.remote().g.remote()) == 2
+print("LOADED", "ember._private.runtime_env.packaging" in sys.modules, flush=True)
+ember.shutdown()
+"""
+
+
+def test_work_without_a_runtime_env_loads_no_runtime_env_code():
+    # The packaging code (zipfile, hashlib) would cost every driver's first task.
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", _DEFAULT_ENV_IMPORTS], capture_output=True,
+                         text=True, timeout=120)
+    assert "LOADED False" in out.stdout, out.stdout + out.stderr[-2000:]

@@ -187,7 +187,7 @@ class ActorClass(Generic[T]):
         hints = hints_from_options(opts)
         if hints is not None:
             spec.hints.CopyFrom(hints)
-        from .runtime_env.driver import resolve
+        from .runtime_env import resolve
         spec.runtime_env_hash, spec.runtime_env = resolve(core, opts.get("runtime_env"))
         lifetime = None if detached else core.new_actor_lifetime_ref(actor_id)
         try:

@@ -82,13 +82,14 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
                                  "cluster; they cannot be set when connecting to address="
                                  f"{address!r} (set them on `ember start` instead)")
             core = _connect_existing(address, namespace, runtime_env)
-        try:
-            # working_dir/py_modules are packed and uploaded once, here.
-            from .runtime_env.driver import upload_job_env
-            core.runtime_env = upload_job_env(core.gcs, core.runtime_env)
-        except BaseException:
-            shutdown()
-            raise
+        if core.runtime_env:
+            try:
+                # working_dir/py_modules are packed and uploaded once, here.
+                from .runtime_env.driver import upload_job_env
+                core.runtime_env = upload_job_env(core.gcs, core.runtime_env)
+            except BaseException:
+                shutdown()
+                raise
         if log_to_driver:
             _start_log_printer(core)
         atexit.register(shutdown)
@@ -150,7 +151,6 @@ def _import_driver_modules() -> None:
                    task_submitter)
     from .. import _remote  # noqa: F401 - what @ember.remote loads
     from .protos import ember_pb2  # noqa: F401
-    from .runtime_env import driver  # noqa: F401
     from .transports import framed, grpc_stream  # noqa: F401
 
 

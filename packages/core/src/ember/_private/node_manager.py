@@ -155,9 +155,24 @@ class NodeManager(pbg.NodeManagerServicer):
         self.objects.start()
 
     def prestart_workers(self, n: int) -> None:
+        """Start ``n`` default workers, in the background: forking one waits for the
+        fork server, which may still be importing, and the node's registration (what
+        a starting cluster waits for) should not wait behind it. They count as
+        starting at once, so a lease arriving meanwhile does not start more."""
         with self._lock:
             for _ in range(n):
                 self.scheduler.worker_starting("")
+        if n:
+            threading.Thread(target=self._start_prestarted, args=(n,), daemon=True,
+                             name="ember-prestart").start()
+
+    def _start_prestarted(self, n: int) -> None:
+        if self._forks is not None:
+            self._forks.wait_ready()        # outside the lock: leases are served meanwhile
+        for _ in range(n):
+            with self._lock:
+                if self._stopping.is_set():
+                    return
                 self._start_worker("")
 
     def stop(self) -> None:

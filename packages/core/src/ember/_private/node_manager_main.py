@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> None:
                      wait_for_ready=True)
     if args.ready_fd >= 0:
         process_util.report_ready(args.ready_fd, str(nm.port))
-    # Its HTTP server (and http.server's import) once the node is ready.
-    metrics_export.MetricsExporter(nm.metrics, token, sock=metrics_sock).start()
+    # Its HTTP server (and http.server's import) once the first scrape arrives.
+    metrics_export.serve_when_asked(nm.metrics, token, metrics_sock)
     stop.wait()
     nm.stop()
     server.stop(grace=0.2)

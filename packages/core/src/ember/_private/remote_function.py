@@ -89,7 +89,7 @@ class RemoteFunction(Generic[R]):
             self._hints_ready = True
         renv = self._renv
         if renv is None or renv[0] != id(core):
-            from .runtime_env.driver import resolve
+            from .runtime_env import resolve
             renv = self._renv = (id(core), *resolve(core, self._options.get("runtime_env")))
         submit_kwargs = self._submit_kwargs
         placement = self._placement
