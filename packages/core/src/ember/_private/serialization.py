@@ -22,6 +22,7 @@ import os
 import pickle
 import re
 import struct
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -261,8 +262,33 @@ def write_to(obj: SerializedObject, dest: memoryview) -> None:
         # reused destinations.
         if off > pos:
             dest[pos:off] = bytes(off - pos)
-        dest[off : off + n] = _raw(buf)
+        _copy(dest[off : off + n], _raw(buf))
         pos = off + n
+
+
+# Large buffers are copied by two threads when numpy is loaded already (its copy
+# releases the GIL): one core's copy into shared memory runs at ~1/2 to 1/3 of
+# what the memory bus takes. Without numpy loaded (not loaded for this: it costs
+# ~60 ms), a plain copy.
+PARALLEL_COPY_BYTES = 32 << 20
+
+
+def _copy(dest: memoryview, src: memoryview) -> None:
+    np = sys.modules.get("numpy")
+    n = src.nbytes
+    if np is None or n < PARALLEL_COPY_BYTES or dest.readonly:
+        dest[:] = src
+        return
+    d = np.frombuffer(dest, dtype=np.uint8)
+    s = np.frombuffer(src, dtype=np.uint8)
+    half = (n // 2) & ~0xFFFF
+    helper = threading.Thread(target=np.copyto, args=(d[half:], s[half:]),
+                              name="ember-copy", daemon=True)
+    helper.start()
+    try:
+        np.copyto(d[:half], s[:half])
+    finally:
+        helper.join()
 
 
 def _pieces(obj: SerializedObject) -> Iterator[bytes | memoryview]:

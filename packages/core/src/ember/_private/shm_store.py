@@ -21,7 +21,8 @@ manager): a large one that no process maps moves into the ``{prefix}pool``
 directory instead of being unlinked, and the next large write takes it over
 (:meth:`ShmStore.create_and_write`), writing into pages tmpfs already holds
 instead of having the kernel allocate and zero each one (an 80 MB write ~1.5x
-faster). Readers hold a shared ``flock`` on every file they map (the lock lives
+faster), through a mapping the writer keeps for its next write into the same
+file (``shm_write_maps.py``). Readers hold a shared ``flock`` on every file they map (the lock lives
 as long as the mapping, which holds the open file), so "no process maps it" is
 one non-blocking exclusive ``flock``; only files a write covers completely
 (positioned writes of the whole layout) are reused.
@@ -43,6 +44,7 @@ from collections.abc import Callable
 from ember._private import serialization
 from ember._private.serialization import SerializedObject
 from ember._private.shm_dir import default_shm_dir
+from ember._private.shm_write_maps import WriteMaps
 
 __all__ = ["ShmStore", "default_shm_dir", "mapped_ids"]
 
@@ -75,6 +77,8 @@ class ShmStore:
         self._closed = False    # after cleanup_all nothing is recycled (no pool left behind)
         # Weak: a mapping lives exactly as long as some view of it does.
         self._maps: weakref.WeakValueDictionary[str, mmap.mmap] = weakref.WeakValueDictionary()
+        # Mappings of recycled files this process filled, for its next large writes.
+        self._write_maps = WriteMaps()
 
     def __repr__(self) -> str:
         return f"ShmStore(directory={self.directory!r}, prefix={self.prefix!r})"
@@ -146,25 +150,31 @@ class ShmStore:
         # crash, and is unique so concurrent writers never share a file.
         tmp = f"{final}{_TMP_MARKER}{os.getpid()}.{secrets.token_hex(4)}"
         fd = self._take_pooled(tmp, size) if reuse and size >= POOL_MIN_BYTES else None
-        flags = mmap.MAP_SHARED
+        pooled = fd is not None and fill is not None
         if fd is None:
             fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         elif fill is not None:
             write = None
-            flags |= getattr(mmap, "MAP_POPULATE", 0)
         try:
             try:
                 os.ftruncate(fd, size)
                 if write is not None:
                     write(fd)
+                elif pooled:
+                    # Through a mapping kept from an earlier write into this file,
+                    # or a new one kept for the next (shm_write_maps.py).
+                    assert fill is not None
+                    mm = self._write_maps.take(fd, size)
+                    try:
+                        _fill(mm, size, fill)
+                    except BaseException:
+                        mm.close()
+                        raise
+                    self._write_maps.keep(fd, mm)
                 elif size:
                     assert fill is not None
-                    with mmap.mmap(fd, size, flags=flags) as mm:
-                        mv = memoryview(mm)
-                        try:
-                            fill(mv)
-                        finally:
-                            mv.release()
+                    with mmap.mmap(fd, size, flags=mmap.MAP_SHARED) as mm:
+                        _fill(mm, size, fill)
             finally:
                 os.close(fd)
             return self._seal(tmp, final, size)
@@ -309,13 +319,17 @@ class ShmStore:
         >>> ShmStore(tempfile.mkdtemp(), "ember_doc_").pool_files()
         []
         """
+        return [(size, path) for size, path, _ in self._pool_entries()]
+
+    def _pool_entries(self) -> list[tuple[int, str, tuple[int, int]]]:
         found = []
         try:
             with os.scandir(self._pool_dir()) as it:
                 for entry in it:
                     size, _, _ = entry.name.partition(".")
                     if size.isdigit():
-                        found.append((int(size), entry.path))
+                        st = entry.stat(follow_symlinks=False)
+                        found.append((int(size), entry.path, (st.st_dev, st.st_ino)))
         except FileNotFoundError:
             pass
         return found
@@ -370,12 +384,15 @@ class ShmStore:
         return total
 
     def _take_pooled(self, tmp: str, size: int) -> int | None:
-        """Claim a recycled file as ``tmp`` (the smallest that holds ``size``, else the
-        largest); its open fd, or None."""
-        files = self.pool_files()
-        order = sorted(f for f in files if f[0] >= size) + \
-            sorted((f for f in files if f[0] < size), reverse=True)
-        for _, path in order:
+        """Claim a recycled file as ``tmp`` (one this process keeps a mapping of, else
+        the smallest that holds ``size``, else the largest); its open fd, or None."""
+        self._write_maps.drop_gone()
+        mapped = self._write_maps.inodes()
+        files = self._pool_entries()
+        order = sorted((not (f[2] in mapped and f[0] >= size), f[0], f[1])
+                       for f in files if f[0] >= size) + \
+            sorted(((True, f[0], f[1]) for f in files if f[0] < size), reverse=True)
+        for _, _, path in order:
             try:
                 os.rename(path, tmp)    # atomic: of two writers, one gets it
             except OSError:
@@ -404,6 +421,7 @@ class ShmStore:
         """
         with self._lock:
             self._closed = True
+        self._write_maps.close()
         try:
             entries = list(os.scandir(self.directory))
         except FileNotFoundError:
@@ -472,6 +490,18 @@ def _unlink_quiet(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def _fill(mm: mmap.mmap, size: int, fill: Callable[[memoryview], None]) -> None:
+    base = memoryview(mm)
+    try:
+        view = base[:size]
+        try:
+            fill(view)
+        finally:
+            view.release()
+    finally:
+        base.release()
 
 
 def mapped_ids(directory: str, prefix: str) -> set[str]:
