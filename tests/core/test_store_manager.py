@@ -205,6 +205,36 @@ def test_recycled_files_live_only_in_the_free_room(store, tmp_path, monkeypatch)
     m.stop()
 
 
+def test_a_freed_file_takes_the_place_of_the_longest_pooled_ones(store, tmp_path, monkeypatch):
+    # Many small files pooled earlier must not keep a loop of large writes from
+    # getting its files back.
+    from ember._private.serialization import serialize
+    from ember._private.shm_store import POOL_MIN_BYTES
+    small, large = POOL_MIN_BYTES, POOL_MIN_BYTES * 4
+    monkeypatch.setenv("EMBER_OBJECT_POOL_BYTES", str(POOL_MIN_BYTES * 6))
+    m = _manager(store, tmp_path, capacity=POOL_MIN_BYTES * 64)
+
+    def write(oid, nbytes):
+        value = np.ones(nbytes // 8, dtype=np.int64)
+        size = serialize(value).total_size
+        m.create(oid, size, "w")
+        store.create_and_write(oid.hex(), serialize(value))
+        m.sealed([(oid, size)], "w")
+        return size
+
+    smalls = [bytes([i + 1]) for i in range(5)]
+    small_sizes = {write(oid, small) for oid in smalls}      # all alive at once
+    m.free(smalls)
+    pooled = sorted(size for size, _ in store.pool_files())
+    assert len(pooled) == 5 and set(pooled) == small_sizes
+    large_size = write(b"\x10", large)               # takes one small file over, grows it
+    m.free([b"\x10"])
+    sizes = sorted(size for size, _ in store.pool_files())
+    assert large_size in sizes and sum(sizes) <= POOL_MIN_BYTES * 6
+    assert len(sizes) < 5                          # the oldest small ones made room
+    m.stop()
+
+
 def test_recycling_can_be_turned_off(store, tmp_path, monkeypatch):
     from ember._private.serialization import serialize
     from ember._private.shm_store import POOL_MIN_BYTES

@@ -368,14 +368,20 @@ class ShmStore:
             _unlink_quiet(path)
         return kept
 
-    def trim_pool(self, keep: int) -> int:
-        """Unlink recycled files, largest first, until at most ``keep`` bytes remain;
-        returns the bytes left.
+    def trim_pool(self, keep: int, oldest_first: bool = False) -> int:
+        """Unlink recycled files, largest (or the longest pooled) first, until at most
+        ``keep`` bytes remain; returns the bytes left.
 
         >>> ShmStore(tempfile.mkdtemp(), "ember_doc_").trim_pool(0)
         0
         """
-        files = sorted(self.pool_files())
+        if oldest_first:
+            # A rename sets a file's ctime: when it went into the pool. Newest last.
+            entries = sorted(((_ctime(path), size, path)
+                              for size, path, _ in self._pool_entries()), reverse=True)
+            files = [(size, path) for _, size, path in entries]
+        else:
+            files = sorted(self.pool_files())
         total = sum(size for size, _ in files)
         while files and total > keep:
             size, path = files.pop()
@@ -490,6 +496,13 @@ def _unlink_quiet(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def _ctime(path: str) -> int:
+    try:
+        return os.stat(path).st_ctime_ns
+    except OSError:
+        return 0
 
 
 def _fill(mm: mmap.mmap, size: int, fill: Callable[[memoryview], None]) -> None:

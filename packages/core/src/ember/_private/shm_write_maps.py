@@ -36,7 +36,7 @@ class WriteMaps:
     >>> maps.close(); mm.close(); os.close(fd)
     """
 
-    def __init__(self, keep: int = 2, idle_s: float = 2.0) -> None:
+    def __init__(self, keep: int = 4, idle_s: float = 2.0) -> None:
         self._keep = keep
         self._idle_s = idle_s
         self._lock = threading.Lock()

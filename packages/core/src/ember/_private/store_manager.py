@@ -184,19 +184,23 @@ class StoreManager:
             with self._lock:
                 self.owners.remove(oid)
                 _, on_disk = self.ledger.freed(oid)
-            self.store.recycle(oid.hex(), self._pool_room())
+            budget = self._pool_budget()
+            if self.store.recycle(oid.hex(), budget):
+                # The newest file is the likeliest to be reused next (a loop of writes
+                # of one size): the longest pooled ones make room for it.
+                self.store.trim_pool(budget, oldest_first=True)
             if on_disk:
                 self.spiller.delete(oid.hex())
 
-    def _pool_room(self) -> int:
-        """Bytes more the pool of recycled files may take: it lives in the store's free
-        room (what the ledger has not committed), so it never pushes the node past
-        its capacity."""
+    def _pool_budget(self) -> int:
+        """Bytes the pool of recycled files may hold: it lives in the store's free room
+        (what the ledger has not committed), so it never pushes the node past its
+        capacity."""
         limit = self._pool_limit
         if self.ledger.capacity:
             with self._lock:
                 limit = min(limit, self.ledger.capacity - self.ledger.committed)
-        return limit - sum(size for size, _ in self.store.pool_files())
+        return limit
 
     def _trim_pool(self) -> None:
         """Give recycled files back while they and the committed bytes exceed the capacity."""
