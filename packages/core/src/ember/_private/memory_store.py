@@ -47,19 +47,19 @@ class _Waiter:
 
 class MemoryStore:
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()     # never waited on: waiters have their own events
         self._entries: dict[bytes, Entry] = {}
         self._waiters: dict[bytes, list[_Waiter]] = {}
 
     def add_pending(self, object_id: bytes) -> None:
-        with self._cond:
+        with self._lock:
             self._entries.setdefault(object_id, Entry())
 
     def set_ready(self, object_id: bytes, *, data: bytes | memoryview | None = None,
                   in_shm: bool = False, is_error: bool = False, size: int = 0,
                   node_id: str = "", locations: list | None = None) -> bool:
         """Record a value; returns False if the object was already freed or set."""
-        with self._cond:
+        with self._lock:
             entry = self._entries.get(object_id)
             if entry is None or entry.ready:
                 return False
@@ -75,14 +75,14 @@ class MemoryStore:
         return True
 
     def put_ready(self, object_id: bytes, **kw) -> None:
-        with self._cond:
+        with self._lock:
             self._entries[object_id] = Entry()
         self.set_ready(object_id, **kw)
 
     def reset(self, object_id: bytes) -> bool:
         """Make a ready object pending again: its copies are lost and it is being
         rebuilt (or is about to hold an error). False if it is unknown or not ready."""
-        with self._cond:
+        with self._lock:
             entry = self._entries.get(object_id)
             if entry is None or not entry.ready:
                 return False
@@ -92,7 +92,7 @@ class MemoryStore:
 
     def add_location(self, object_id: bytes, location: object) -> bool:
         """Record another copy; False if the object is gone (free that copy)."""
-        with self._cond:
+        with self._lock:
             entry = self._entries.get(object_id)
             if entry is None:
                 return False
@@ -100,12 +100,12 @@ class MemoryStore:
             return True
 
     def get(self, object_id: bytes) -> Entry | None:
-        with self._cond:
+        with self._lock:
             return self._entries.get(object_id)
 
     def on_ready(self, object_id: bytes, callback: Callable[[Entry], None]) -> bool:
         """Call back when ready (now, if already). False if the object is unknown."""
-        with self._cond:
+        with self._lock:
             entry = self._entries.get(object_id)
             if entry is None:
                 return False
@@ -121,7 +121,7 @@ class MemoryStore:
         deadline = None if timeout is None else time.monotonic() + timeout
         waited = False
         while True:
-            with self._cond:
+            with self._lock:
                 done = {oid for oid in object_ids
                         if (e := self._entries.get(oid)) is None or e.ready}
                 if len(done) >= num_ready:
@@ -131,11 +131,11 @@ class MemoryStore:
                     return done
                 if not waited and on_first_wait is not None:
                     waited = True
-                    self._cond.release()
+                    self._lock.release()
                     try:
                         on_first_wait()
                     finally:
-                        self._cond.acquire()
+                        self._lock.acquire()
                     continue
                 waiter = _Waiter(num_ready - len(done))
                 pending = {oid for oid in object_ids if oid not in done}
@@ -144,7 +144,7 @@ class MemoryStore:
             # Done is recomputed after waking: the hits only say when to look
             # (an object may also have been reset for rebuilding meanwhile).
             waiter.event.wait(1.0 if remaining is None else min(remaining, 1.0))
-            with self._cond:
+            with self._lock:
                 for oid in pending:
                     ws = self._waiters.get(oid)
                     if ws is not None:
@@ -156,11 +156,11 @@ class MemoryStore:
                             del self._waiters[oid]
 
     def delete(self, object_id: bytes) -> Entry | None:
-        with self._cond:
+        with self._lock:
             for waiter in self._waiters.pop(object_id, ()):
                 waiter.hit()        # a freed object counts as done for waiters
             return self._entries.pop(object_id, None)
 
     def __len__(self) -> int:
-        with self._cond:
+        with self._lock:
             return len(self._entries)

@@ -39,6 +39,7 @@ MAX_LINEAGE_ENV = "EMBER_MAX_LINEAGE_BYTES"
 _ACTOR_REASON = ("objects returned by actor calls are not rebuilt, since re-running a "
                  "method would not replay the actor's state; keep a copy elsewhere, or "
                  "return it from a task")
+_ACTOR_CALL_NAMES = 1 << 16
 # Readers keep asking while the owner still sees a holder alive: the control
 # service declares a silent node dead after EMBER_NODE_TIMEOUT_S.
 _CONFIRM_MARGIN_S = 30.0
@@ -84,6 +85,10 @@ class ObjectRecovery:
         self.core = core
         self.table = LineageTable(max_lineage_bytes())
         self._lock = threading.Lock()
+        # Actor calls' objects are never rebuilt; for the error that says so, their
+        # names by task id, the newest _ACTOR_CALL_NAMES (a dict insert per call, not
+        # a lineage record with its release: actor calls run at 10-20k/s).
+        self._actor_calls: dict[bytes, str] = {}
 
     # ------------------------------------------------------------ bookkeeping
     def on_submit(self, task: Any, deps: list) -> None:
@@ -91,17 +96,19 @@ class ObjectRecovery:
         spec = task.spec
         if spec.num_returns == -1 or task.key == ("actor-create",):
             return  # streaming items and actor constructors are never rebuilt
-        me = self.core.address
         if task.sink is not None:
-            reason, payload, owned = _ACTOR_REASON, None, ()
-        else:
-            reason = ""
-            payload = (spec, task.key, tuple((i, ref._id, ref._owner) for i, ref in deps),
-                       tuple(task.arg_ids), task.retry_exceptions)
-            owned = tuple(ref._id for _, ref in deps if ref._owner in ("", me))
+            calls = self._actor_calls
+            calls[spec.task_id] = spec.name
+            if len(calls) > _ACTOR_CALL_NAMES:
+                calls.pop(next(iter(calls)), None)
+            return
+        me = self.core.address
+        payload = (spec, task.key, tuple((i, ref._id, ref._owner) for i, ref in deps),
+                   tuple(task.arg_ids), task.retry_exceptions)
+        owned = tuple(ref._id for _, ref in deps if ref._owner in ("", me))
         with self._lock:
             self.table.add(spec.task_id, tuple(task.return_ids), owned, payload,
-                           task.retries_left, _spec_size(spec), spec.name, reason)
+                           task.retries_left, _spec_size(spec), spec.name)
 
     def on_finished(self, task: Any) -> None:
         """A run of the task ended: keep the retries it has left for rebuilds (and,
@@ -278,6 +285,11 @@ class ObjectRecovery:
             return ObjectReconstructionFailedLineageEvictedError(
                 hex_id, owner, detail=f"{why.detail} to keep lineage under {MAX_LINEAGE_ENV}="
                                       f"{self.table.max_bytes} bytes")
+        if why.failure is Failure.UNKNOWN:
+            name = self._actor_calls.get(ids.task_id_of(why.object_id))
+            if name is not None:
+                return ObjectReconstructionFailedError(
+                    hex_id, "ACTOR_TASK", f"it was returned by {name}: {_ACTOR_REASON}", owner)
         reason = "ACTOR_TASK" if why.failure is Failure.NOT_RECONSTRUCTABLE else "LINEAGE_UNKNOWN"
         return ObjectReconstructionFailedError(hex_id, reason, why.detail, owner)
 

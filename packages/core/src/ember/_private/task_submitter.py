@@ -136,8 +136,11 @@ class TaskSubmitter(LeaseMixin):
         spec.owner.ip = core.address
         spec.owner.node_id = core.node_id
         spec.owner.worker_id = core.worker_id
-        all_args = list(args) + list(kwargs.values())
-        spec.kwarg_names.extend(kwargs.keys())
+        if kwargs:
+            all_args: Any = (*args, *kwargs.values())
+            spec.kwarg_names.extend(kwargs.keys())
+        else:
+            all_args = args
         deps: list[tuple[int, ObjectRef]] = []
         arg_ids: list[bytes] = []
         for i, value in enumerate(all_args):
