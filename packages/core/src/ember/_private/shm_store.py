@@ -22,10 +22,10 @@ directory instead of being unlinked, and the next large write takes it over
 (:meth:`ShmStore.create_and_write`), writing into pages tmpfs already holds
 instead of having the kernel allocate and zero each one (an 80 MB write ~1.5x
 faster), through a mapping the writer keeps for its next write into the same
-file (``shm_write_maps.py``). Readers hold a shared ``flock`` on every file they map (the lock lives
-as long as the mapping, which holds the open file), so "no process maps it" is
-one non-blocking exclusive ``flock``; only files a write covers completely
-(positioned writes of the whole layout) are reused.
+file (``shm_write_maps.py``). Readers hold a shared ``flock`` on every file they
+map (the lock lives as long as the mapping, which holds the open file), so "no
+process maps it" is one non-blocking exclusive ``flock``; only files a write
+covers completely (positioned writes of the whole layout) are reused.
 """
 
 from __future__ import annotations
@@ -328,7 +328,10 @@ class ShmStore:
                 for entry in it:
                     size, _, _ = entry.name.partition(".")
                     if size.isdigit():
-                        st = entry.stat(follow_symlinks=False)
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except OSError:
+                            continue        # taken by a writer meanwhile
                         found.append((int(size), entry.path, (st.st_dev, st.st_ino)))
         except FileNotFoundError:
             pass
