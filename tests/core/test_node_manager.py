@@ -40,3 +40,19 @@ def test_no_prestarted_worker_starts_once_the_node_is_stopping():
     for t in threads:
         t.join(10)
     assert node.started == []
+
+
+def test_a_prestart_that_fails_stops_counting_as_starting():
+    # Else leases would wait for a worker that never comes.
+    ready = threading.Event()
+    ready.set()
+    node = _fake_node(ready)
+    failed = []
+    node.scheduler.worker_start_failed = lambda env: failed.append(env) or []
+    node._apply = lambda actions: None
+
+    def broken(env_hash):
+        raise OSError("no more processes")
+    node._start_worker = broken
+    NodeManager.prestart_workers(node, 2)
+    wait_for_condition(lambda: failed == ["", ""], timeout=10)

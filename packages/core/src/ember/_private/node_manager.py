@@ -173,7 +173,12 @@ class NodeManager(BundlesMixin, pbg.NodeManagerServicer):
             with self._lock:
                 if self._stopping.is_set():
                     return
-                self._start_worker("")
+                try:
+                    self._start_worker("")
+                except Exception:  # noqa: BLE001 - to this node's log; a lease starts another
+                    import traceback
+                    traceback.print_exc()
+                    self._apply(self.scheduler.worker_start_failed(""))
 
     def stop(self) -> None:
         if self._stopping.is_set():
