@@ -60,8 +60,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
         logging.getLogger("ember").setLevel(logging_level)
         # A job's entrypoint inherits the job's runtime_env (EMBER_JOB_RUNTIME_ENV);
         # one passed here is merged over it, as Ray merges them. Without either,
-        # the runtime_env modules (hashlib, zipfile: ~20 ms) load while the
-        # cluster starts rather than before (_import_driver_modules).
+        # the runtime_env modules (hashlib, zipfile: ~20 ms) are not loaded at all.
         if runtime_env is not None or os.environ.get(_JOB_RUNTIME_ENV_ENV):
             from .options import merge_runtime_env, validate_options
             from .runtime_env.driver import job_env_from_environment
@@ -70,12 +69,25 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
                 runtime_env = validate_options({"runtime_env": runtime_env})["runtime_env"]
         address = _resolve_address(address)
         if address is None:
-            info = _start_local(num_cpus, num_gpus, resources, object_store_memory,
-                                include_dashboard, dashboard_host, dashboard_port)
+            early: list[Any] = []
+
+            def connect_early(where: dict[str, str]) -> None:
+                # The control service is up and the node manager is registering with
+                # it: connect meanwhile (nothing here calls the node manager yet).
+                while early:            # a start retried on another port
+                    early.pop().stop()
+                early.append(_connect_to_control(namespace=namespace,
+                                                 runtime_env=runtime_env, **where))
+            try:
+                info = _start_local(num_cpus, num_gpus, resources, object_store_memory,
+                                    include_dashboard, dashboard_host, dashboard_port,
+                                    on_control_ready=connect_early)
+            except BaseException:
+                for core in early:
+                    core.stop()
+                raise
             _cluster = info
-            core = _connect_driver(info.token, info.gcs_address, info.node_manager_address,
-                                   info.node_id, info.shm_dir, info.shm_prefix,
-                                   namespace, runtime_env)
+            core = _finish_connecting(early[0])
         else:
             if any(v is not None for v in (num_cpus, num_gpus, resources, object_store_memory)):
                 raise ValueError("num_cpus/num_gpus/resources/object_store_memory describe a new "
@@ -115,7 +127,8 @@ class ClusterInfo(dict):
 
 
 def _start_local(num_cpus, num_gpus, resources, object_store_memory,
-                 include_dashboard=None, dashboard_host="127.0.0.1", dashboard_port=None):
+                 include_dashboard=None, dashboard_host="127.0.0.1", dashboard_port=None,
+                 on_control_ready=None):
     # The supervisor starts its interpreter and imports while this process
     # does its own and makes the session (prelaunch.py).
     from . import prelaunch
@@ -131,7 +144,8 @@ def _start_local(num_cpus, num_gpus, resources, object_store_memory,
                                         dashboard_host=dashboard_host,
                                         dashboard_port=dashboard_port,
                                         while_starting=_import_driver_modules,
-                                        prelaunched=early)
+                                        prelaunched=early,
+                                        when_control_ready=on_control_ready)
     except BaseException:
         if early is not None:
             early.abort()
@@ -168,20 +182,41 @@ def _dashboard_url(core: Any) -> str | None:
 
 def _connect_driver(token, gcs_address, nm_address, node_id, shm_dir, shm_prefix,
                     namespace, runtime_env, bind_ip="127.0.0.1"):
+    return _finish_connecting(_connect_to_control(
+        token=token, gcs_address=gcs_address, node_manager_address=nm_address,
+        node_id=node_id, shm_dir=shm_dir, shm_prefix=shm_prefix, namespace=namespace,
+        runtime_env=runtime_env, bind_ip=bind_ip))
+
+
+def _connect_to_control(*, token: str, gcs_address: str, node_manager_address: str,
+                        node_id: str, shm_dir: str, shm_prefix: str, namespace: str | None,
+                        runtime_env: Any, bind_ip: str = "127.0.0.1") -> Any:
+    """The driver's core worker, started and known to the control service: everything
+    of connecting that does not call the node manager (which may still be starting;
+    a call to a port not yet open would hold its channel in a reconnect backoff)."""
     from . import core_worker
     from .protos import ember_pb2 as pb
     core = core_worker.CoreWorker(
         is_driver=True, token=token, node_id=node_id, gcs_address=gcs_address,
-        node_manager_address=nm_address, shm_dir=shm_dir, shm_prefix=shm_prefix, job_id=0,
-        namespace=namespace or "", runtime_env=runtime_env, bind_ip=bind_ip)
-    core.start()
-    core.job_id = core.gcs.NextJobId(pb.Empty(), timeout=30).job_id
-    _watch_driver(core)
-    _record_job_driver(core)
+        node_manager_address=node_manager_address, shm_dir=shm_dir, shm_prefix=shm_prefix,
+        job_id=0, namespace=namespace or "", runtime_env=runtime_env, bind_ip=bind_ip)
+    try:
+        core.start()
+        core.job_id = core.gcs.NextJobId(pb.Empty(), timeout=30).job_id
+        _watch_driver(core)
+        _record_job_driver(core)
+    except BaseException:
+        core.stop()
+        raise
     if not namespace:
         core.namespace = f"anonymous-{core.job_id}"
+    return core
+
+
+def _finish_connecting(core: Any) -> Any:
+    """The rest, once the node manager is ready too: install it as this process's."""
+    from . import core_worker, metrics_registry
     core_worker.install(core)
-    from . import metrics_registry
     metrics_registry.start_reporting(core)
     return core
 

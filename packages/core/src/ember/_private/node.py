@@ -24,6 +24,7 @@ finding, registering and stopping those is local_sessions.py.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -255,7 +256,9 @@ def local_ip_towards(address: str, timeout: float = 5.0) -> str:
 def _spawn(commands: list[tuple], session_dir: str, token: str,
            detached: bool, timeout: float, register: dict | None = None,
            while_starting: Callable[[], None] | None = None,
-           prelaunched: Any = None) -> tuple[list[Any], list[str], int]:
+           prelaunched: Any = None,
+           after_first_ready: Callable[[], None] | None = None
+           ) -> tuple[list[Any], list[str], int]:
     """Start each (what, log name, argv) side by side; wait until all report ready.
 
     A command may carry a fourth item: processes *it* forks once it has imported
@@ -267,7 +270,8 @@ def _spawn(commands: list[tuple], session_dir: str, token: str,
     with these extra fields. ``while_starting`` runs once all are launched and
     before waiting for them: a driver does its own imports then, in parallel.
     ``prelaunched``: the first command's process, launched already and waiting
-    for its arguments (prelaunch.py; tied, not registered).
+    for its arguments (prelaunch.py; tied, not registered). ``after_first_ready``
+    runs once the first process has reported ready, while the others may not have.
 
     Returns (processes, what each reported, write end of their watchdog pipe or
     -1). On any failure everything started is killed and the error re-raised.
@@ -341,6 +345,8 @@ def _spawn(commands: list[tuple], session_dir: str, token: str,
                 reported.append(process_util.read_ready(fd, timeout, what, log_path))
             finally:
                 ready_fds[i] = (what, -1, log_path)
+            if i == 0 and after_first_ready is not None:
+                after_first_ready()
         for index, name, comm, args, parent_index in forked:
             # Ready, so it has named itself: the parent's child of that name.
             parent = procs[parent_index].pid
@@ -401,12 +407,18 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
                dashboard_port: int | None = None, include_job_server: bool = False,
                job_server_port: int | None = None,
                while_starting: Callable[[], None] | None = None,
-               prelaunched: Any = None) -> NodeProcesses:
+               prelaunched: Any = None,
+               when_control_ready: Callable[[dict[str, str]], None] | None = None
+               ) -> NodeProcesses:
     """Start a head node: the control service and a node manager, side by side
     (and the dashboard, per ``include_dashboard``: see dashboard/launch.py; and the
     job server, per ``include_job_server``: see job_launch.py).
     ``while_starting``, ``prelaunched`` (the supervisor, launched already;
-    tied heads only): see _spawn.
+    tied heads only): see _spawn. ``when_control_ready`` is called, once the
+    control service is ready and while the node manager may still be registering,
+    with what a driver needs to connect (``token``, ``gcs_address``,
+    ``node_manager_address``, ``node_id``, ``shm_dir``, ``shm_prefix``): the node
+    manager's port is chosen here then, so that address is known before it listens.
 
     ``port`` 0 picks a free port. ``session_dir`` None creates a new session
     (with ``token``, or a new one). ``detached`` processes outlive the caller
@@ -434,6 +446,7 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
     for attempt in range(3):
         gcs_port = port or free_port(ip)
         gcs_address = f"{_bracket(ip)}:{gcs_port}"
+        nm_port = node_manager_port or (free_port(ip) if when_control_ready else 0)
         with open(os.path.join(session_dir, "gcs_address"), "w") as f:
             f.write(gcs_address)
         # Supervised: restarted on the same address if it dies (gcs_supervisor.py).
@@ -441,7 +454,7 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
         # what both need (see gcs_supervisor.py).
         from . import gcs_supervisor
         manager = _node_manager_argv(gcs_address, node_id, total, gpu_ids, ip,
-                                     node_manager_port, labels, shm_dir, shm_prefix, prestart,
+                                     nm_port, labels, shm_dir, shm_prefix, prestart,
                                      metrics_export_port)
         commands: list[tuple] = [
             ("control service", "gcs", gcs_supervisor.command(ip, gcs_port, session_dir, node_id),
@@ -449,18 +462,26 @@ def start_head(*, total: dict[str, float], gpu_ids: list[str], prestart: int,
                NODE_MANAGER_PROCESS_NAME)]),
         ] + dashboard_launch.command(dashboard, gcs_address) + job_launch.command(
             jobs, gcs_address)
+        control_ready = None
+        if when_control_ready is not None:
+            control_ready = functools.partial(when_control_ready, {
+                "token": token, "gcs_address": gcs_address,
+                "node_manager_address": f"{ip}:{nm_port}", "node_id": node_id,
+                "shm_dir": shm_dir, "shm_prefix": shm_prefix})
         try:
             early, prelaunched = prelaunched, None     # used once: a retry launches anew
             procs, reported, parent_w = _spawn(
                 commands, session_dir, token, detached, timeout,
                 {"shm_dir": shm_dir, "shm_prefix": shm_prefix} if register else None,
-                while_starting, early)
+                while_starting, early, control_ready)
             break
         except RuntimeError as e:
             # rpc.bind's "cannot listen on", or gRPC's own "Failed to bind to address".
             msg = str(e)
-            lost_port = f"{ip}:{gcs_port}" in msg and ("bind" in msg or "cannot listen" in msg)
-            if port or attempt == 2 or not lost_port:
+            lost = [f"{ip}:{p}" for p, fixed in ((gcs_port, port), (nm_port, node_manager_port))
+                    if p and not fixed]
+            lost_port = any(a in msg for a in lost) and ("bind" in msg or "cannot listen" in msg)
+            if attempt == 2 or not lost_port:
                 raise
     if exposed:
         logging.getLogger("ember").warning("Warning: %s", exposed)
@@ -504,12 +525,16 @@ def start_node(*, gcs_address: str, token: str, session_dir: str, total: dict[st
 def start_local_cluster(*, total: dict[str, float], gpu_ids: list[str],
                         prestart: int, timeout: float = 30.0,
                         while_starting: Callable[[], None] | None = None,
-                        prelaunched: Any = None, **dashboard: Any) -> NodeProcesses:
+                        prelaunched: Any = None,
+                        when_control_ready: Callable[[dict[str, str]], None] | None = None,
+                        **dashboard: Any) -> NodeProcesses:
     """The embedded one-node cluster of ``ember.init()``: a head tied to this driver
     (``dashboard``: start_head's include_dashboard, dashboard_host, dashboard_port;
-    ``while_starting``, ``prelaunched``: see _spawn)."""
+    ``while_starting``, ``prelaunched``: see _spawn; ``when_control_ready``: see
+    start_head)."""
     return start_head(total=total, gpu_ids=gpu_ids, prestart=prestart, timeout=timeout,
-                      while_starting=while_starting, prelaunched=prelaunched, **dashboard)
+                      while_starting=while_starting, prelaunched=prelaunched,
+                      when_control_ready=when_control_ready, **dashboard)
 
 
 def _bracket(ip: str) -> str:
