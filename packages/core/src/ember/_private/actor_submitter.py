@@ -75,6 +75,7 @@ class _Actor:
         # Its last handle is gone but calls made before are still pending: it is
         # stopped when they are done (as Ray does: ``A.remote().f.remote()`` works).
         self.released = False
+        self.pump: Any = None            # set by ActorSubmitter._actor
 
     def idle(self) -> bool:
         """No call of this process is waiting, being sent or running."""
@@ -195,7 +196,7 @@ class ActorSubmitter:
             actor = self._actor(actor_id, class_name)
         task, deps, refs = self.tasks.prepare(
             spec, args, kwargs, ("actor", actor_id), max_task_retries,
-            sink=lambda t: self._pump(actor))
+            sink=actor.pump)
         task.actor = actor
         with self._lock:
             if actor.dead_error is not None:
@@ -211,6 +212,9 @@ class ActorSubmitter:
         actor = self._actors.get(actor_id)
         if actor is None:
             actor = self._actors[actor_id] = _Actor(actor_id, class_name)
+            # Every call's sink (a resolved call goes to _pump): made once per actor,
+            # not a closure per call.
+            actor.pump = lambda task, actor=actor: self._pump(actor)
         return actor
 
     def _pump(self, actor: _Actor) -> None:

@@ -241,10 +241,11 @@ class ObjectRecovery:
         fresh.attempt_number = spec.attempt_number = spec.attempt_number + 1
         from .task_events import PENDING_NODE_ASSIGNMENT
         core.task_events.record(fresh.task_id, fresh.attempt_number, PENDING_NODE_ASSIGNMENT)
-        return_ids = [ids.object_id_for(spec.task_id, i + 1) for i in range(spec.num_returns)]
+        return_ids = tuple(ids.object_id_for(spec.task_id, i + 1)
+                           for i in range(spec.num_returns))
         with core._rc_lock:
             core.refs.add_submitted(list(arg_ids))
-        task = PendingTask(fresh, key, list(arg_ids), return_ids, retries_left, retry_exceptions,
+        task = PendingTask(fresh, key, tuple(arg_ids), return_ids, retries_left, retry_exceptions,
                            unresolved=len(deps))
         # Unregistered refs: the rebuild must not change the objects' counts.
         refs: list[tuple[int, ObjectRef[Any]]] = [

@@ -16,7 +16,7 @@ tests/core/test_reference_counter.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,22 @@ class _Ref:
     local: int = 0
     submitted: int = 0
     contained: int = 0
-    borrowers: set[str] = field(default_factory=set)
+    # A set once the first borrower comes; until then a shared empty frozenset (one
+    # tracked object less per object in flight for the garbage collector).
+    borrowers: set[str] | frozenset[str] = frozenset()
     # For owned objects: refs inside this object's value, released when it dies.
     inner: tuple[bytes, ...] = ()
 
     def alive(self) -> bool:
         return bool(self.local or self.submitted or self.contained or self.borrowers)
+
+
+def _drop_borrower(ref: _Ref, borrower: str) -> bool:
+    borrowers = ref.borrowers
+    if isinstance(borrowers, set) and borrower in borrowers:
+        borrowers.discard(borrower)
+        return True
+    return False
 
 
 class ReferenceCounter:
@@ -111,6 +121,8 @@ class ReferenceCounter:
         ref = self._refs.get(object_id)
         if ref is None or not ref.owned:
             return False
+        if not isinstance(ref.borrowers, set):
+            ref.borrowers = set()
         ref.borrowers.add(borrower)
         return True
 
@@ -118,14 +130,13 @@ class ReferenceCounter:
         ref = self._refs.get(object_id)
         if ref is None:
             return []
-        ref.borrowers.discard(borrower)
+        _drop_borrower(ref, borrower)
         return self._maybe_release(object_id, ref)
 
     def borrower_died(self, borrower: str) -> list:
         actions: list = []
         for object_id, ref in list(self._refs.items()):
-            if borrower in ref.borrowers:
-                ref.borrowers.discard(borrower)
+            if _drop_borrower(ref, borrower):
                 actions += self._maybe_release(object_id, ref)
         return actions
 

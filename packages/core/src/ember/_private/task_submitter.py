@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 
 from . import ids, serialization
@@ -49,10 +49,12 @@ OOM_RETRY_MAX_DELAY_SECONDS = 30.0
 
 @dataclass
 class PendingTask:
+    # Few objects per task for the garbage collector to track: a task in flight lives
+    # long enough to reach the old generation, and full collections scale with it.
     spec: pb.TaskSpec
     key: tuple
-    arg_ids: list[bytes]
-    return_ids: list[bytes]
+    arg_ids: Sequence[bytes]      # () when it has no ref arguments
+    return_ids: tuple[bytes, ...]
     retries_left: int
     retry_exceptions: Any
     unresolved: int = 0
@@ -60,7 +62,6 @@ class PendingTask:
     worker: Any = None
     cancelled: bool = False
     force_cancel: bool = False
-    children: list = field(default_factory=list)
     sink: Any = None              # actor calls: where the task goes once resolved
     actor: Any = None             # actor calls: the caller-side actor state
     oom_retries: int = 0          # times the memory monitor killed it (sets the backoff)
@@ -162,14 +163,14 @@ class TaskSubmitter(LeaseMixin):
                 spec.args.add(data=serialization.to_bytes(ser))
         num_returns = spec.num_returns
         streaming = num_returns == -1
-        return_ids = [] if streaming else [ids.object_id_for(task_id, i + 1)
-                                           for i in range(num_returns)]
+        return_ids = () if streaming else tuple(ids.object_id_for(task_id, i + 1)
+                                                for i in range(num_returns))
         for oid in return_ids:
             core.register_pending(oid)
         if arg_ids:
             with core._rc_lock:
                 core.refs.add_submitted(arg_ids)
-        task = PendingTask(spec, key, arg_ids, return_ids, max_retries, retry_exceptions,
+        task = PendingTask(spec, key, arg_ids or (), return_ids, max_retries, retry_exceptions,
                            unresolved=len(deps), sink=sink)
         refs: Any = [ObjectRef(oid, core.address) for oid in return_ids]
         with self._lock:
