@@ -1,8 +1,7 @@
 """node: starting the processes of a node (embedded cluster paths, in subprocesses)."""
 from __future__ import annotations
 
-import subprocess
-import sys
+from ember.testing import run_driver
 
 _EARLY = r"""
 import ember
@@ -32,11 +31,7 @@ ember.shutdown()
 def test_the_driver_connects_while_the_node_manager_registers():
     # The node manager's port is chosen before it starts, so the driver connects to
     # the control service as soon as that is ready, instead of after both are.
-    out = subprocess.run([sys.executable, "-c", _EARLY], capture_output=True, text=True,
-                         timeout=120)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("CALLS ")), None)
-    assert line is not None, out.stdout + out.stderr[-3000:]
-    calls = eval(line[len("CALLS "):])  # noqa: S307 - our own probe's printed list
+    calls = eval(run_driver(_EARLY, "CALLS"))  # noqa: S307 - our own probe's printed list
     assert [c[0] for c in calls] == ["control ready", "started"]
     assert calls[0][1] == calls[1][1]           # the address it was told is the real one
 
@@ -66,9 +61,5 @@ ember.shutdown()
 
 
 def test_a_node_manager_port_taken_before_it_binds_is_chosen_again():
-    out = subprocess.run([sys.executable, "-c", _TAKEN], capture_output=True, text=True,
-                         timeout=180)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("NM ")), None)
-    assert line is not None, out.stdout + out.stderr[-3000:]
-    _, address, _, taken = line.split()
+    address, _, taken = run_driver(_TAKEN, "NM", timeout=180).split()
     assert not address.endswith(f":{taken}")

@@ -262,8 +262,5 @@ ember.shutdown()
 
 def test_work_without_a_runtime_env_loads_no_runtime_env_code():
     # The packaging code (zipfile, hashlib) would cost every driver's first task.
-    import subprocess
-    import sys
-    out = subprocess.run([sys.executable, "-c", _DEFAULT_ENV_IMPORTS], capture_output=True,
-                         text=True, timeout=120)
-    assert "LOADED False" in out.stdout, out.stdout + out.stderr[-2000:]
+    from ember.testing import run_driver
+    assert run_driver(_DEFAULT_ENV_IMPORTS, "LOADED") == "False"

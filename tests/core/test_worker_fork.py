@@ -10,7 +10,7 @@ import time
 import pytest
 
 from ember._private import worker_fork
-from ember.testing import wait_for_condition
+from ember.testing import run_driver, wait_for_condition
 
 # A fork server whose children run this instead of a worker.
 _SERVER = r"""
@@ -167,9 +167,7 @@ ember.shutdown()
 
 def test_ember_worker_fork_0_starts_every_worker_with_exec():
     env = dict(os.environ, EMBER_WORKER_FORK="0")
-    out = subprocess.run([sys.executable, "-c", _FORK_OFF], env=env, capture_output=True,
-                         text=True, timeout=120)
-    assert "PARENT False" in out.stdout, out.stdout + out.stderr
+    assert run_driver(_FORK_OFF, "PARENT", env) == "False"
 
 
 _LATE_IMPORTS = r"""
@@ -202,10 +200,6 @@ def test_forked_workers_import_nothing_of_gRPC_or_ember_themselves():
     # Each such import would cost every new worker CPU while a cluster starts:
     # the fork server imports them once (worker_main.preload).
     env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
-    out = subprocess.run([sys.executable, "-c", _LATE_IMPORTS], env=env, capture_output=True,
-                         text=True, timeout=120)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("LATE ")), None)
-    assert line is not None, out.stdout + out.stderr[-3000:]
-    late = eval(line[len("LATE "):])  # noqa: S307 - our own probe's printed list
+    late = eval(run_driver(_LATE_IMPORTS, "LATE", env))  # noqa: S307 - our probe's list
     ours = [m for m in late if m.startswith(("grpc", "ember", "google.protobuf"))]
     assert ours == [], late

@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 __all__ = ["wait_for_condition", "shm_files", "cluster_processes", "session_dir",
            "process_state", "pid_alive", "ember_processes", "node_worker_pids",
            "make_tls_certs",
-           "control_service_pid", "closed_without_reply", "connected_cluster"]
+           "control_service_pid", "closed_without_reply", "connected_cluster",
+           "run_driver"]
 
 # What would point a driver at some other cluster (or job): cleared while a test
 # cluster is up, restored after.
@@ -212,6 +213,26 @@ def make_tls_certs(directory: str, ips: Iterable[str] = ("127.0.0.1",),
         os.unlink(p[k])
     os.chmod(p["key"], 0o600)
     return {"ca": p["ca"], "cert": p["cert"], "key": p["key"]}
+
+
+def run_driver(script: str, marker: str, env: Mapping[str, str] | None = None,
+               timeout: float = 120.0) -> str:
+    """Run ``script`` as a driver in a fresh interpreter (its own cluster, imports and
+    environment); return what follows ``marker`` on the first stdout line starting
+    with it. Fails with the script's output when no such line was printed.
+
+    >>> run_driver("print('ANSWER', 6 * 7)", "ANSWER")
+    '42'
+    """
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=timeout, env=None if env is None else dict(env))
+    for line in out.stdout.splitlines():
+        if line.startswith(marker + " "):
+            return line[len(marker) + 1:]
+    raise AssertionError(f"the driver printed no {marker!r} line (exit code {out.returncode}):"
+                         f"\n{out.stdout}\n{out.stderr[-3000:]}")
 
 
 def closed_without_reply(sock: Any, timeout: float = 10.0) -> bool:

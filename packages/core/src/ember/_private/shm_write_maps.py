@@ -20,6 +20,7 @@ import mmap
 import os
 import threading
 import time
+from typing import Callable
 
 
 class WriteMaps:
@@ -73,33 +74,33 @@ class WriteMaps:
             while len(self._maps) > self._keep:
                 dropped.append(self._maps.pop(next(iter(self._maps))))
             if self._timer is None:
-                self._timer = threading.Timer(self._idle_s, self._sweep)
-                self._timer.daemon = True
-                self._timer.start()
+                self._arm()
         _close(dropped)
 
     def drop_gone(self) -> None:
         """Drop the mappings of files that were unlinked (they hold the memory)."""
-        dropped = []
-        with self._lock:
-            for key, (mm, kept_fd, used) in list(self._maps.items()):
-                if os.fstat(kept_fd).st_nlink == 0:
-                    dropped.append(self._maps.pop(key))
-        _close(dropped)
+        self._drop(lambda kept_fd, used: os.fstat(kept_fd).st_nlink == 0)
 
     def _sweep(self) -> None:
-        now = time.monotonic()
-        dropped = []
+        cutoff = time.monotonic() - self._idle_s
         with self._lock:
             self._timer = None
-            for key, (mm, kept_fd, used) in list(self._maps.items()):
-                if now - used >= self._idle_s or os.fstat(kept_fd).st_nlink == 0:
-                    dropped.append(self._maps.pop(key))
-            if self._maps:
-                self._timer = threading.Timer(self._idle_s, self._sweep)
-                self._timer.daemon = True
-                self._timer.start()
+        self._drop(lambda kept_fd, used: used <= cutoff or os.fstat(kept_fd).st_nlink == 0)
+        with self._lock:
+            if self._maps and self._timer is None:
+                self._arm()
+
+    def _drop(self, stale: Callable[[int, float], bool]) -> None:
+        with self._lock:
+            dropped = [self._maps.pop(key) for key, (_, kept_fd, used) in list(self._maps.items())
+                       if stale(kept_fd, used)]
         _close(dropped)
+
+    def _arm(self) -> None:
+        """Lock held: drop idle mappings ``idle_s`` from now."""
+        self._timer = threading.Timer(self._idle_s, self._sweep)
+        self._timer.daemon = True
+        self._timer.start()
 
     def close(self) -> None:
         """Drop every kept mapping."""
