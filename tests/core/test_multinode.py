@@ -29,7 +29,8 @@ from ember.util.placement_group import (placement_group, placement_group_table,
 from ember.util.scheduling_strategies import (NodeAffinitySchedulingStrategy,
                                               PlacementGroupSchedulingStrategy)
 
-# 5_000_000 int64 = 40 MB: above the 32 MiB threshold where transfers use parallel ranges.
+# 5_000_000 int64 = 40 MB: past the first 8 MiB chunk the rest crosses over the range
+# socket (object_stream.py); over gRPC (TLS) it would be 4 parallel ranges (over 32 MiB).
 BIG = 5_000_000
 BIG_SUM = BIG * (BIG - 1) // 2
 

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import collections
+import os
 import threading
 
 import numpy as np
+import pytest
 
 from ember._private import object_transfer
 from ember._private.object_transfer import ObjectTransfer
@@ -159,3 +161,108 @@ def test_a_pulled_copy_gets_room_first_or_a_store_full_reply(tmp_path, monkeypat
     for s, sp in ((store, space), (store2, space2)):
         sp.stop()
         s.cleanup_all()
+
+
+def _socket_setup(tmp_path, monkeypatch, size: int):
+    """Two source nodes on 127.0.0.1 whose ReadObject names their range listener."""
+    monkeypatch.setattr(object_transfer, "CHUNK_BYTES", 1 << 16)
+    data = np.random.default_rng(1).integers(0, 255, size, dtype=np.uint8).tobytes()
+    calls: collections.Counter = collections.Counter()
+    raw_grpc: list = []
+    nodes = {}
+    for i, name in enumerate(("src1", "src2")):
+        store = ShmStore(str(tmp_path), f"ember_{name}_")
+        store.put_bytes("cd" * 10, data)
+        node = _FakeNode(store, calls, name)
+        node.unary_stream = lambda *a, **k: raw_grpc.append(a) or (lambda *a, **k: iter(()))
+        assert node.transfer.serve_ranges("tok", "127.0.0.1") > 0
+        nodes[f"127.0.0.1:{i + 1}"] = node
+    sealed: list = []
+    dest = ShmStore(str(tmp_path), "ember_dest_")
+    puller = ObjectTransfer(dest, "dest", lambda address, kind: nodes[address],
+                            lambda oid, size: sealed.append(size))
+    puller.serve_ranges("tok", "127.0.0.1")
+    locations = [pb.Address(node_id=n.name, ip="127.0.0.1", port=int(a.split(":")[1]))
+                 for a, n in nodes.items()]
+    return data, nodes, dest, puller, locations, raw_grpc
+
+
+def test_past_the_first_chunk_bytes_come_over_the_range_socket(tmp_path, monkeypatch):
+    data, nodes, dest, puller, locations, raw_grpc = _socket_setup(tmp_path, monkeypatch,
+                                                                   (1 << 20) + 5)
+    try:
+        reply = puller.pull(pb.PullRequest(object_id=bytes.fromhex("cd" * 10),
+                                           locations=locations))
+        assert reply.ok and reply.copied and reply.size == len(data), reply
+        assert bytes(dest.get("cd" * 10)) == data
+        assert raw_grpc == []           # nothing over the gRPC range stream
+    finally:
+        for node in nodes.values():
+            node.transfer.stop()
+        puller.stop()
+
+
+def test_a_source_whose_range_socket_fails_is_skipped_for_another(tmp_path, monkeypatch):
+    data, nodes, dest, puller, locations, _ = _socket_setup(tmp_path, monkeypatch, 1 << 20)
+    refused: list = []
+    # ReadObject answers, the range listener has no copy (it went meanwhile).
+    monkeypatch.setattr(nodes["127.0.0.1:1"].transfer._ranges, "_open_copy",
+                        lambda oid: refused.append(oid))
+    monkeypatch.setattr(object_transfer.random, "shuffle", lambda seq: None)  # it goes first
+    try:
+        reply = puller.pull(pb.PullRequest(object_id=bytes.fromhex("cd" * 10),
+                                           locations=locations))
+        assert reply.ok, reply.error
+        assert bytes(dest.get("cd" * 10)) == data
+        assert len(refused) == 1    # the broken one was tried, then skipped
+        monkeypatch.setattr(nodes["127.0.0.1:2"].transfer._ranges, "_open_copy",
+                            lambda oid: None)
+        dest.delete("cd" * 10)
+        reply = puller.pull(pb.PullRequest(object_id=bytes.fromhex("cd" * 10),
+                                           locations=locations))
+        assert not reply.ok and "went away during the transfer" in reply.error, reply
+        assert not dest.contains("cd" * 10)
+    finally:
+        for node in nodes.values():
+            node.transfer.stop()
+        puller.stop()
+
+
+def test_ranges_stay_on_grpc_when_asked_or_with_tls(tmp_path, monkeypatch):
+    from ember._private import tls
+
+    store = ShmStore(str(tmp_path), "ember_x_")
+    transfer = ObjectTransfer(store, "x", None, lambda oid, size: None)
+    monkeypatch.setenv(object_transfer.RANGES_ENV, "grpc")
+    assert transfer.serve_ranges("tok", "127.0.0.1") == 0
+    monkeypatch.setenv(object_transfer.RANGES_ENV, "carrier-pigeon")
+    with pytest.raises(ValueError, match="use socket or grpc"):
+        transfer.serve_ranges("tok", "127.0.0.1")
+    monkeypatch.delenv(object_transfer.RANGES_ENV)
+    monkeypatch.setattr(tls, "load", lambda: object())
+    assert transfer.serve_ranges("tok", "127.0.0.1") == 0
+    store.put_bytes("ef" * 10, b"q" * 100)
+    head = next(iter(transfer.read(pb.ReadRequest(object_id=bytes.fromhex("ef" * 10)))))
+    assert head.range_port == 0 and head.total_size == 100
+
+
+def test_a_spilled_copy_is_served_over_the_range_socket(tmp_path, monkeypatch):
+    monkeypatch.setattr(object_transfer, "CHUNK_BYTES", 1 << 16)
+    store, space, transfer = _spilling_node(tmp_path, "spiller2", 1 << 20)
+    port = transfer.serve_ranges("tok", "127.0.0.1")
+    data = [np.random.default_rng(i).integers(0, 255, 600_000, dtype=np.uint8).tobytes()
+            for i in range(2)]
+    oids = [bytes([i + 1]) * 20 for i in range(2)]
+    for oid, d in zip(oids, data):
+        _put(store, space, oid, d)
+    assert not store.contains(oids[0].hex())              # spilled to make room
+    fd = os.open(tmp_path / "got", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        from ember._private.object_stream import read_range
+        assert read_range(("127.0.0.1", port), "tok", oids[0], 100, 500_000, fd) == len(data[0])
+        assert os.pread(fd, 500_000, 100) == data[0][100:500_100]
+    finally:
+        os.close(fd)
+        transfer.stop()
+        space.stop()
+        store.cleanup_all()

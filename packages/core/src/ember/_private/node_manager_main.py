@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     from .log_service import LogService
     pbg.add_LogServiceServicer_to_server(LogService(nm), server)   # `ember logs`
     server.add_generic_rpc_handlers((nm.transfer.generic_handler(),))
+    nm.transfer.serve_ranges(token, args.host)
     pbg.add_MetricsServiceServicer_to_server(nm.metrics, server)
     from . import metrics_export
     metrics_sock = metrics_export.listen(args.host, args.metrics_export_port)

@@ -103,6 +103,15 @@ class ObjectSpiller:
         finally:
             os.close(fd)
 
+    def open(self, object_id_hex: str) -> tuple[int, int] | None:
+        """(fd, size) of a spill file opened for reading (to send it to another node),
+        or None; the caller closes the fd."""
+        try:
+            fd = os.open(self.path(object_id_hex), os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        return fd, os.fstat(fd).st_size
+
     def size(self, object_id_hex: str) -> int | None:
         try:
             return os.stat(self.path(object_id_hex)).st_size

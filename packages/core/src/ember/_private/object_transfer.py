@@ -9,10 +9,15 @@ that later readers can pull from here and the owner frees it with the rest.
 * Bounded memory: chunks are CHUNK_BYTES; gRPC flow control keeps only a few
   in flight per stream, and they are written into the new file as they come
   (os.pwrite: no GIL held while copying, no page faults in a fresh mapping).
-* Lean: past the first chunk (a ReadObject message, which carries the size),
-  ranges come over RAW_READ_METHOD as bare bytes, without protobuf framing.
-* Parallel: objects over PARALLEL_MIN_BYTES are read as PARALLEL_STREAMS
-  ranges at once.
+* Kernel-side: past the first chunk (a ReadObject message, which carries the
+  size and the source's range port), the rest comes over object_stream.py's
+  plain socket (sendfile on the source, splice into the new file here), the
+  bytes never passing through Python. Without that listener (TLS configured,
+  or EMBER_OBJECT_RANGES=grpc) ranges come over RAW_READ_METHOD as bare bytes,
+  without protobuf framing.
+* Parallel: over gRPC, objects over PARALLEL_MIN_BYTES are read as
+  PARALLEL_STREAMS ranges at once (one socket range is faster than two here:
+  2.7 against 2.1 GB/s on 2 vCPUs).
 * Spread load: the source is picked at random among the known copies, so many
   nodes fetching one object do not all read from its origin.
 * Deduplicated: concurrent pulls of one object on one node share one transfer.
@@ -33,6 +38,7 @@ from typing import Any, Callable, Generator
 
 import grpc
 
+from . import object_stream, tls
 from .protos import ember_pb2 as pb
 from .protos import ember_pb2_grpc as pbg
 from .shm_store import ShmStore
@@ -44,6 +50,7 @@ CHUNK_BYTES = 8 << 20
 RAW_READ_METHOD = "/ember.ObjectStream/Read"
 PARALLEL_STREAMS = 4
 PARALLEL_MIN_BYTES = 32 << 20
+RANGES_ENV = "EMBER_OBJECT_RANGES"      # "socket" (default) or "grpc"
 
 
 class _Pull:
@@ -65,13 +72,35 @@ class ObjectTransfer:
         self._pulls: dict[bytes, _Pull] = {}
         self._pool = ThreadPoolExecutor(max_workers=PARALLEL_STREAMS * 2,
                                         thread_name_prefix="ember-pull")
+        self._ranges: object_stream.RangeServer | None = None
+        self._token = ""
+
+    def serve_ranges(self, token: str, host: str) -> int:
+        """Start this node's object_stream.py listener; its port, or 0 where ranges stay
+        on gRPC (TLS configured: the socket path is not encrypted; or RANGES_ENV=grpc)."""
+        self._token = token
+        mode = os.environ.get(RANGES_ENV, "socket").strip().lower() or "socket"
+        if mode not in ("socket", "grpc"):
+            raise ValueError(f"{RANGES_ENV}={mode!r} is not a transfer mode: use socket or grpc")
+        if mode == "grpc" or tls.load() is not None:
+            return 0
+        self._ranges = object_stream.RangeServer(token, host, self._open_copy)
+        return self._ranges.port
+
+    def _open_copy(self, object_id: bytes) -> tuple[int, int] | None:
+        opened = self.store.open_sealed(object_id.hex())
+        if opened is None and self._space is not None:
+            opened = self._space.open_spilled(object_id)
+        return opened
 
     # ------------------------------------------------------------ serving copies
     def read(self, request: pb.ReadRequest) -> Any:
         """ReadObject: stream a local copy (or a range of it) in chunks."""
+        port = self._ranges.port if self._ranges is not None else 0
         with closing(self._chunks(request)) as chunks:
             for off, data, total in chunks:
-                yield pb.Chunk(offset=off, data=data, total_size=total)
+                yield pb.Chunk(offset=off, data=data, total_size=total, range_port=port)
+                port = 0
 
     def read_raw(self, request: pb.ReadRequest, context: Any) -> Any:
         """The raw stream: a range of a local copy as bare byte chunks, in order."""
@@ -164,9 +193,12 @@ class ObjectTransfer:
         for source in sources:
             address = f"{source.ip}:{source.port}"
             try:
-                size = self._copy_from(request.object_id, address)
+                size = self._copy_from(request.object_id, address, source.ip)
             except grpc.RpcError as e:
                 errors.append(f"{address}: {e.code().name}")
+                continue
+            except OSError as e:    # the socket path: refused, broken, stalled, short
+                errors.append(f"{address}: {e}")
                 continue
             if size is None:
                 errors.append(f"{address}: no copy there")
@@ -176,7 +208,7 @@ class ObjectTransfer:
         detail = "; ".join(errors) or "no other node is known to hold it"
         return pb.PullReply(ok=False, error=f"could not fetch the object ({detail})")
 
-    def _copy_from(self, object_id: bytes, address: str) -> int | None:
+    def _copy_from(self, object_id: bytes, address: str, ip: str) -> int | None:
         stub = self._stub_for(address, pbg.NodeManagerStub)
         first = stub.ReadObject.raw(pb.ReadRequest(object_id=object_id, offset=0,
                                                    length=CHUNK_BYTES), metadata=stub._md,
@@ -186,9 +218,10 @@ class ObjectTransfer:
             return None
         total = head.total_size
         ranges = []
+        by_socket = bool(head.range_port and self._token)
         if total > len(head.data):
             rest = total - len(head.data)
-            n = PARALLEL_STREAMS if total >= PARALLEL_MIN_BYTES else 1
+            n = PARALLEL_STREAMS if total >= PARALLEL_MIN_BYTES and not by_socket else 1
             step = -(-rest // n)
             step = -(-step // CHUNK_BYTES) * CHUNK_BYTES
             for start in range(len(head.data), total, step):
@@ -196,8 +229,13 @@ class ObjectTransfer:
 
         def write(fd: int) -> None:
             _pwrite_all(fd, head.data, 0)
-            futures = [self._pool.submit(self._copy_range, stub, object_id, start, length, fd)
-                       for start, length in ranges]
+            if by_socket:
+                futures = [self._pool.submit(self._copy_range_socket, (ip, head.range_port),
+                                             object_id, start, length, fd)
+                           for start, length in ranges]
+            else:
+                futures = [self._pool.submit(self._copy_range, stub, object_id, start, length,
+                                             fd) for start, length in ranges]
             # Every range must be finished before fd is closed, even when one failed.
             concurrent.futures.wait(futures)
             for fut in futures:
@@ -229,7 +267,14 @@ class ObjectTransfer:
         if got != length:
             raise RuntimeError(f"short read: {got} of {length} bytes at offset {start}")
 
+    def _copy_range_socket(self, address: tuple[str, int], object_id: bytes, start: int,
+                           length: int, fd: int) -> None:
+        if object_stream.read_range(address, self._token, object_id, start, length, fd) < 0:
+            raise OSError(f"the copy at {address[0]} went away during the transfer")
+
     def stop(self) -> None:
+        if self._ranges is not None:
+            self._ranges.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -275,6 +275,25 @@ class ShmStore:
         finally:
             os.close(fd)
 
+    def open_sealed(self, object_id_hex: str) -> tuple[int, int] | None:
+        """(fd, size) of the sealed object's file, opened read-only and shared-locked
+        (so :meth:`recycle` leaves its pages alone until the fd is closed), or None.
+        The caller closes the fd.
+
+        >>> ShmStore(tempfile.mkdtemp(), "ember_doc_").open_sealed("ab") is None
+        True
+        """
+        try:
+            fd = os.open(self._path(object_id_hex), os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            return fd, os.fstat(fd).st_size
+        except BaseException:
+            os.close(fd)
+            raise
+
     def release(self, object_id_hex: str) -> None:
         """Drop the cached mapping; live views keep their memory valid.
 

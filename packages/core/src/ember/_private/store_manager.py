@@ -250,6 +250,13 @@ class StoreManager:
                 return None
         return self.spiller.view(object_id.hex())
 
+    def open_spilled(self, object_id: bytes) -> tuple[int, int] | None:
+        """(fd, size) of the spill file, for sending it without restoring it, or None."""
+        with self._lock:
+            if not self.ledger.has_disk_copy(object_id):
+                return None
+        return self.spiller.open(object_id.hex())
+
     # ------------------------------------------------------------ admission and spilling
     def _admit(self, object_id: bytes, size: int, writer: str) -> int:
         with self._lock:
