@@ -7,6 +7,7 @@ fake executor); the workload runs one small cluster per transport.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import struct
 import threading
@@ -263,6 +264,109 @@ def test_the_end_seen_by_the_polling_main_thread_ends_the_connection_thread(list
     conn.release()
     assert fake.ended.wait(10)
     assert list(results) == []
+
+
+def _owner_with_reader(server):
+    """An owner call whose batches a reader thread consumes (as ActorSubmitter._read),
+    recording each batch's task ids and the thread that handled it."""
+    call = framed.FramedPushCall(TOKEN, pb.Address(ip="127.0.0.1", push_port=server.port))
+    handled: list = []
+    gate = threading.Event()
+    gate.set()
+
+    def handle(batch) -> None:
+        gate.wait(10)
+        handled.append(([r.task_id for r in batch.results], threading.current_thread().name))
+
+    def consume() -> None:
+        for batch in call:
+            handle(batch)
+
+    reader = threading.Thread(target=consume, name="owner-reader", daemon=True)
+    reader.start()
+    call.send(pb.TaskBatch(tasks=[pb.TaskSpec(task_id=b"a")]))
+    deadline = time.monotonic() + 10
+    while not handled:
+        assert time.monotonic() < deadline, "the first result never came"
+        time.sleep(0.001)
+    return call, handled, handle, gate, reader
+
+
+def test_a_caller_waiting_for_a_result_handles_it_on_its_own_thread(listener):
+    server, _ = listener
+    call, handled, handle, _, reader = _owner_with_reader(server)
+    assert handled == [([b"a"], "owner-reader")]
+    me = threading.current_thread().name
+    # The reader thread, woken by the reply too, may win the lock now and then.
+    for i in range(20):
+        call.send(pb.TaskBatch(tasks=[pb.TaskSpec(task_id=b"b%d" % i)]))
+        call.poll(lambda: len(handled) == i + 2, 10.0, handle)
+        assert handled[-1][0] == [b"b%d" % i]
+        if handled[-1][1] == me:
+            break
+    assert [who for _, who in handled].count(me) == 1, handled
+    # Nobody polling: the reader thread handles the next one, as before.
+    n = len(handled)
+    call.send(pb.TaskBatch(tasks=[pb.TaskSpec(task_id=b"c")]))
+    deadline = time.monotonic() + 10
+    while len(handled) == n:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    assert handled[-1] == ([b"c"], "owner-reader")
+    call.close()
+    reader.join(10)
+    assert not reader.is_alive()
+
+
+def test_polling_gives_way_while_the_reader_thread_handles_a_batch(listener):
+    server, _ = listener
+    call, handled, handle, gate, reader = _owner_with_reader(server)
+    gate.clear()                    # the reader will hold its next batch (and the lock)
+    call.send(pb.TaskBatch(tasks=[pb.TaskSpec(task_id=b"b")]))
+    while not call._read_lock.locked():
+        time.sleep(0.001)
+    call.poll(lambda: False, 30.0, handle)   # returns at once instead of spinning 30 s
+    assert len(handled) == 1
+    gate.set()
+    deadline = time.monotonic() + 10
+    while len(handled) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    assert handled[1] == ([b"b"], "owner-reader")
+    call.close()
+    reader.join(10)
+
+
+def test_the_end_read_by_a_polling_caller_ends_the_reader_thread(listener):
+    server, fake = listener
+    call, handled, handle, _, reader = _owner_with_reader(server)
+    call.close()                    # the worker answers with the end frame
+    assert fake.ended.wait(10)
+    call.poll(lambda: False, 10.0, handle)  # may see the end before the reader does
+    reader.join(10)
+    assert not reader.is_alive() and call._ended
+    call.poll(lambda: False, 10.0, handle)  # an ended call returns at once
+
+
+def test_ctrl_c_waits_until_a_polled_batch_is_handled(listener):
+    # Results taken off the wire but not stored would leave their waiters hanging.
+    server, _ = listener
+    call, handled, _, _, reader = _owner_with_reader(server)
+    masks: list = []
+
+    def handle(batch) -> None:
+        masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        handled.append(([r.task_id for r in batch.results], threading.current_thread().name))
+
+    for i in range(20):             # until the poll (not the reader) handles one
+        call.send(pb.TaskBatch(tasks=[pb.TaskSpec(task_id=b"b%d" % i)]))
+        call.poll(lambda: len(handled) == i + 2, 10.0, handle)
+        if masks:
+            break
+    assert masks and signal.SIGINT in masks[0]
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    call.close()
+    reader.join(10)
 
 
 @pytest.mark.parametrize("first", [

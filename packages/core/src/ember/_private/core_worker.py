@@ -340,6 +340,8 @@ class CoreWorker(pbg.CoreWorkerServicer):
             (owned if r._owner in ("", self.address) else borrowed).append(r)
         if owned:
             oids = [r._id for r in owned]
+            if len(oids) == 1:
+                self.actors.poll_result(oids[0])
             # Waits as memory_store.wait_ready, and says why if it stalls.
             done = get_stall.wait_owned(self, oids, timeout)
             self._unblocked()
