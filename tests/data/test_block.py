@@ -111,6 +111,63 @@ def test_batch_stage_calls_udf_per_batch_and_copies_read_only_arrays():
     assert [x for b in out for x in b.column("a").to_pylist()] == list(range(100, 110))
 
 
+def test_whole_block_batches_are_handed_over_without_a_copy():
+    # As Ray 2.60: only batches cut to batch_size are copied to be writable.
+    table = pa.table({"a": np.arange(10.0)})
+    seen = []
+
+    def udf(batch):
+        seen.append(batch["a"])
+        return batch
+
+    run([BatchStage(udf, batch_size=None, batch_format="numpy")], [table])
+    arrow_data = table.column("a").chunk(0).buffers()[1]
+    assert np.shares_memory(seen[0], np.frombuffer(arrow_data, dtype=np.float64))
+    assert not seen[0].flags.writeable
+    run([BatchStage(udf, batch_size=5, batch_format="numpy")], [table])
+    assert seen[1].flags.writeable and not np.shares_memory(
+        seen[1], np.frombuffer(arrow_data, dtype=np.float64))
+
+
+@pytest.mark.parametrize("arrow_type", [pa.int8(), pa.int16(), pa.int32(), pa.int64(),
+                                        pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64(),
+                                        pa.float16(), pa.float32(), pa.float64()])
+def test_numeric_columns_convert_both_ways_like_pyarrow(arrow_type):
+    values = np.arange(40).astype(arrow_type.to_pandas_dtype())
+    column = pa.chunked_array([pa.array(values[:25], type=arrow_type),
+                               pa.array(values[25:], type=arrow_type)])
+    for part in (column, column.slice(7, 20), column.chunk(1).slice(3, 9),
+                 column.slice(0, 0)):
+        got = B.column_to_numpy(part)
+        want = part.to_numpy() if isinstance(part, pa.ChunkedArray) else \
+            part.to_numpy(zero_copy_only=False)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    back = B.to_arrow_column(values[::3])           # strided: copied, then wrapped
+    assert back.type == arrow_type and back.to_pylist() == values[::3].tolist()
+    with_nulls = pa.array([1, None, 3], type=arrow_type)
+    assert B.column_to_numpy(with_nulls).tolist()[::2] == [1, 3]   # pyarrow's own path
+
+
+def test_numeric_blocks_never_import_pandas():
+    # pyarrow's to_numpy, pa.array and pa.table import pandas (~0.25 s in each worker
+    # and in the driver) through their pandas shim; the numeric paths stay clear of it.
+    import subprocess
+    import sys
+    code = (
+        "import sys, numpy as np, pyarrow as pa\n"
+        "from ember.data._internal import block as B\n"
+        "from ember.data._internal.batch import block_to_batch, batch_to_block\n"
+        "t = B.block_from_columns({'a': np.arange(100), 'b': np.ones(100, np.float32)})\n"
+        "batch = block_to_batch(B.concat([t, t]).slice(50, 100), 'numpy')\n"
+        "out = batch_to_block({'x': batch['a'] * 2.0, 'b': batch['b']}, what='test')\n"
+        "assert out.num_rows == 100 and out.column('x')[0].as_py() == 100.0\n"
+        "print('pandas' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
 def test_batch_stage_with_callable_class_and_generator():
     class Repeat:
         def __init__(self, times):

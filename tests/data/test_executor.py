@@ -37,7 +37,8 @@ class Stamp:
         self.pid = os.getpid()
 
     def __call__(self, batch):
-        time.sleep(0.02)
+        # Longer than a read (0.1 s): one actor cannot keep up, so both get blocks.
+        time.sleep(0.15)
         n = len(batch["id"])
         return {"id": batch["id"], "read_at": batch["read_at"],
                 "mapped_at": np.full(n, time.time()), "pid": np.full(n, self.pid)}

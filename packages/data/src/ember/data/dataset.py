@@ -234,7 +234,9 @@ class Dataset:
         blocks, as in Ray 2.60; ``"default"`` means 1024 rows).
 
         ``batch_format``: "default"/"numpy" (dict of arrays), "pandas" or "pyarrow".
-        A callable class runs on an actor pool: ``concurrency=n`` actors, or
+        ``zero_copy_batch=False`` copies batches cut to ``batch_size`` so ``fn`` may
+        modify them; whole blocks are passed as they are (as in Ray), so their NumPy
+        arrays may be read-only. A callable class runs on an actor pool: ``concurrency=n`` actors, or
         ``(min, max)`` to autoscale; each actor constructs it once
         (``fn_constructor_args``), e.g. to load a model.
 

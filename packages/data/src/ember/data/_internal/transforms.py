@@ -87,9 +87,15 @@ class BatchStage(Stage):
 
     def apply(self, blocks: Iterator[B.Block], ctx: TaskContext) -> Iterator[B.Block]:
         self.init()
+        # As Ray 2.60 (ensure_copy = not zero_copy_batch and batch_size is not None):
+        # batches cut to batch_size are copied so the UDF may write to them; whole
+        # blocks (batch_size=None, the default) are handed over as they are, which
+        # saves a copy of every column but may leave NumPy arrays read-only.
+        copy = (self.batch_format in ("default", "numpy") and not self.zero_copy_batch
+                and self.batch_size is not None)
         for batch_block in rebatch(blocks, self.batch_size):
             batch = block_to_batch(batch_block, self.batch_format)
-            if self.batch_format in ("default", "numpy") and not self.zero_copy_batch:
+            if copy:
                 # Values from the object store are read-only views; UDFs expect to
                 # be able to modify their batch in place, as in Ray.
                 batch = {k: (v if v.flags.writeable else v.copy()) for k, v in batch.items()}
