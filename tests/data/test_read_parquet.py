@@ -383,3 +383,16 @@ def test_a_plain_read_does_not_load_pyarrow_dataset(tmp_path, how):
         assert (dataset_loaded, pandas_loaded) == ("False", "False")
     else:
         assert dataset_loaded == "True"
+
+
+def test_plain_reads_yield_runs_of_row_groups_near_the_block_size(big_file, monkeypatch):
+    # One table per run of row groups, each column one chunk (NumPy batches are views).
+    from ember.data._internal.datasource import parquet_datasource as P
+
+    meta = pq.ParquetFile(big_file).metadata
+    per_group = meta.row_group(0).total_byte_size
+    monkeypatch.setattr(P, "target_block_size", lambda: per_group * 3 + 1)
+    tables = [t for task in ParquetDatasource(str(big_file)).get_read_tasks(1) for t in task()]
+    assert [t.num_rows for t in tables] == [400, 400, 200]     # 4 + 4 + 2 row groups
+    assert all(c.num_chunks == 1 for t in tables for c in t.columns)
+    assert pa.concat_tables(tables).equals(pq.read_table(big_file))

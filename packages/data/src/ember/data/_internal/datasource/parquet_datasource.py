@@ -324,22 +324,32 @@ def _plain_file(spec: _ScanSpec, path: str, partition_values: dict[str, pa.Scala
     return f
 
 
-def _batches_then_close(f: pq.ParquetFile, row_groups: list[int], columns: list[str]
-                        ) -> Iterator[pa.RecordBatch]:
+def _row_group_tables(f: pq.ParquetFile, row_groups: list[int], columns: list[str],
+                      target_bytes: int) -> Iterator[pa.Table]:
+    """Runs of consecutive row groups of about ``target_bytes`` (uncompressed), each read
+    as one table. read_row_groups gives every column as one chunk, so NumPy batches of
+    it are views; blocks merged from iter_batches' 64k-row batches had to be combined
+    (a copy of every column) first."""
     try:
-        yield from f.iter_batches(row_groups=row_groups, columns=columns,
-                                  use_pandas_metadata=False)
+        meta = f.metadata
+        group: list[int] = []
+        size = 0
+        for rg in row_groups:
+            group.append(rg)
+            size += meta.row_group(rg).total_byte_size
+            if size >= target_bytes:
+                yield f.read_row_groups(group, columns=columns, use_pandas_metadata=False)
+                group, size = [], 0
+        if group:
+            yield f.read_row_groups(group, columns=columns, use_pandas_metadata=False)
     finally:
         f.close()
 
 
 def _scan(spec: _ScanSpec, path: str, row_groups: list[int],
           partition_values: dict[str, pa.Scalar]) -> tuple[Iterator[pa.RecordBatch], pa.Schema]:
-    """The given row groups of one file, in that order: (batches, their schema)."""
-    plain = _plain_file(spec, path, partition_values)
-    if plain is not None:
-        schema = pa.schema([spec.dataset_schema.field(n) for n in spec.scan_columns])
-        return _batches_then_close(plain, row_groups, spec.scan_columns), schema
+    """The given row groups of one file, in that order, through pyarrow.dataset (a
+    filter, partition columns or scanner options): (batches, their schema)."""
     import pyarrow.dataset as pads
     fragment = pads.ParquetFileFormat().make_fragment(
         path, filesystem=spec.filesystem,
@@ -365,8 +375,14 @@ def _read_pieces(spec: _ScanSpec, pieces: list[tuple[str, list[int], dict[str, p
         if remaining is not None and remaining <= 0:
             break
         try:
-            batches, schema = _scan(spec, path, row_groups, partition_values)
-            for table in coalesce_batches(batches, schema, spec.target_block_size):
+            plain = _plain_file(spec, path, partition_values)
+            if plain is not None:
+                tables = _row_group_tables(plain, row_groups, spec.scan_columns,
+                                           spec.target_block_size)
+            else:
+                batches, schema = _scan(spec, path, row_groups, partition_values)
+                tables = coalesce_batches(batches, schema, spec.target_block_size)
+            for table in tables:
                 if remaining is not None:
                     table = table.slice(0, remaining)
                     remaining -= table.num_rows
