@@ -252,9 +252,11 @@ class ActorSubmitter:
         framed socket makes it, read that socket on this thread for a moment
         (FramedPushCall.poll) so the result is handled as it lands."""
         task = self.tasks._tasks.get(ids.task_id_of(object_id))
-        actor = task.actor if task is not None else None
-        conn = actor.conn if actor is not None else None
-        if conn is None or conn.dead or task.state != "pushed":
+        if task is None or task.actor is None or task.state != "pushed":
+            return
+        actor: _Actor = task.actor
+        conn = actor.conn
+        if conn is None or conn.dead:
             return
         poll = getattr(conn.call, "poll", None)
         entry = self.core.memory_store.get(object_id)
