@@ -122,15 +122,21 @@ def _put(store, space, oid: bytes, data: bytes) -> None:
     space.sealed([(oid, len(data))], "w")
 
 
-def test_a_spilled_object_is_served_from_disk_and_restored_by_pull(tmp_path, monkeypatch):
+def _with_one_spilled(tmp_path, monkeypatch, name: str):
+    """A 1 MiB node given two 600 kB objects: the first is spilled to make room."""
     monkeypatch.setattr(object_transfer, "CHUNK_BYTES", 1 << 16)
-    store, space, transfer = _spilling_node(tmp_path, "spiller", 1 << 20)
+    store, space, transfer = _spilling_node(tmp_path, name, 1 << 20)
     data = [np.random.default_rng(i).integers(0, 255, 600_000, dtype=np.uint8).tobytes()
             for i in range(2)]
     oids = [bytes([i + 1]) * 20 for i in range(2)]
     for oid, d in zip(oids, data):
         _put(store, space, oid, d)
     assert not store.contains(oids[0].hex())              # spilled to make room
+    return store, space, transfer, data, oids
+
+
+def test_a_spilled_object_is_served_from_disk_and_restored_by_pull(tmp_path, monkeypatch):
+    store, space, transfer, data, oids = _with_one_spilled(tmp_path, monkeypatch, "spiller")
     # Another node reads it (ReadObject and the raw stream) straight from the spill file.
     chunks = list(transfer.read(pb.ReadRequest(object_id=oids[0])))
     assert b"".join(c.data for c in chunks) == data[0] and chunks[0].total_size == len(data[0])
@@ -247,15 +253,8 @@ def test_ranges_stay_on_grpc_when_asked_or_with_tls(tmp_path, monkeypatch):
 
 
 def test_a_spilled_copy_is_served_over_the_range_socket(tmp_path, monkeypatch):
-    monkeypatch.setattr(object_transfer, "CHUNK_BYTES", 1 << 16)
-    store, space, transfer = _spilling_node(tmp_path, "spiller2", 1 << 20)
+    store, space, transfer, data, oids = _with_one_spilled(tmp_path, monkeypatch, "spiller2")
     port = transfer.serve_ranges("tok", "127.0.0.1")
-    data = [np.random.default_rng(i).integers(0, 255, 600_000, dtype=np.uint8).tobytes()
-            for i in range(2)]
-    oids = [bytes([i + 1]) * 20 for i in range(2)]
-    for oid, d in zip(oids, data):
-        _put(store, space, oid, d)
-    assert not store.contains(oids[0].hex())              # spilled to make room
     fd = os.open(tmp_path / "got", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         from ember._private.object_stream import read_range

@@ -33,7 +33,7 @@ from typing import Callable
 
 from .protos import ember_pb2 as pb
 from .transports.frames import (MAX_AUTH_FRAME, FrameDecoder, FrameError, auth_frame,
-                                encode_frame, token_matches)
+                                encode_frame, read_one_frame, token_matches)
 
 _SIZE = struct.Struct(">q")
 MAX_REQUEST_FRAME = 4096
@@ -87,12 +87,12 @@ class RangeServer:
         try:
             conn.settimeout(AUTH_TIMEOUT)
             decoder = FrameDecoder(MAX_AUTH_FRAME)
-            token = _read_frame(conn, decoder)
-            if token is None or not token_matches(token, self._token):
+            token = read_one_frame(conn, decoder)
+            if not isinstance(token, bytes) or not token_matches(token, self._token):
                 return
             decoder.limit = MAX_REQUEST_FRAME
-            raw = _read_frame(conn, decoder)
-            if raw is None:
+            raw = read_one_frame(conn, decoder)
+            if not isinstance(raw, bytes):     # EOF or the end frame: nothing asked
                 return
             request = pb.ReadRequest.FromString(raw)
             conn.settimeout(STALL_TIMEOUT)
@@ -212,19 +212,6 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
             raise OSError("the source closed the connection before answering")
         data += more
     return data
-
-
-def _read_frame(sock: socket.socket, decoder: FrameDecoder) -> bytes | None:
-    while True:
-        frame = decoder.next()
-        if isinstance(frame, bytes):
-            return frame
-        if frame is not None:       # END: nothing asked
-            return None
-        data = sock.recv(4096)
-        if not data:
-            return None
-        decoder.feed(data)
 
 
 def _close(sock: socket.socket) -> None:

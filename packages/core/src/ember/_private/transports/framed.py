@@ -38,7 +38,7 @@ from .. import tls
 from ..protos import ember_pb2 as pb
 from .base import PushCall, PushTransport
 from .frames import (END, END_FRAME, MAX_AUTH_FRAME, MAX_FRAME, FrameDecoder, FrameError,
-                     auth_frame, encode_frame, token_matches)
+                     auth_frame, encode_frame, read_one_frame, token_matches)
 
 # Under glibc malloc's mmap threshold (128 KiB): a larger recv buffer costs an mmap and
 # munmap per call (~12 us), more than the rest of a small frame's read.
@@ -304,16 +304,6 @@ def _take_frames(decoder: FrameDecoder) -> tuple[bytes | None, bool]:
         if frame is END:
             return merged(), True
         parts.append(frame)  # type: ignore[arg-type]
-
-
-def _read_one_frame(conn: Any, decoder: FrameDecoder) -> bytes | object | None:
-    """The next frame alone (END for the end frame, None at EOF)."""
-    while (frame := decoder.next()) is None:
-        data = conn.recv(_RECV)
-        if not data:
-            return None
-        decoder.feed(data)
-    return frame
 
 
 _client_contexts: dict[int, ssl.SSLContext] = {}
@@ -618,7 +608,7 @@ class FramedServer:
                 conn = _TlsConn(sock, _server_context(cfg), server_side=True)
                 conn.handshake()
             decoder = FrameDecoder(MAX_AUTH_FRAME)
-            first = _read_one_frame(conn, decoder)    # alone: never merged with the next
+            first = read_one_frame(conn, decoder, _RECV)    # alone: never merged with the next
             if not isinstance(first, bytes) or not token_matches(first, self._token):
                 _shut(sock)
                 return None

@@ -1,4 +1,4 @@
-"""The framed PushTasks wire format, pure: length-prefixed protobuf frames.
+"""The framed wire format: length-prefixed protobuf frames (PushTasks, object ranges).
 
 A frame is a 4-byte big-endian length and that many bytes of one serialized
 protobuf message (TaskBatch from owner to worker, ResultBatch back). A frame
@@ -23,6 +23,7 @@ from __future__ import annotations
 import hmac
 import struct
 from collections.abc import Iterable
+from typing import Any
 
 _HEADER = struct.Struct(">I")
 HEADER_SIZE = _HEADER.size
@@ -128,5 +129,22 @@ class FrameDecoder:
         return END if n == 0 else frame
 
 
+def read_one_frame(conn: Any, decoder: FrameDecoder, recv_bytes: int = 64 * 1024
+                   ) -> bytes | _End | None:
+    """The next frame alone, reading ``conn`` (a socket) as needed: its bytes, END for the
+    end frame, None at EOF. Bytes read past it stay in ``decoder`` for the next call.
+
+    >>> import socket; a, b = socket.socketpair(); a.sendall(auth_frame("t") + END_FRAME)
+    >>> d = FrameDecoder(); read_one_frame(b, d), read_one_frame(b, d)
+    (b't', END)
+    """
+    while (frame := decoder.next()) is None:
+        data = conn.recv(recv_bytes)
+        if not data:
+            return None
+        decoder.feed(data)
+    return frame
+
+
 __all__ = ["END", "END_FRAME", "FrameDecoder", "FrameError", "MAX_AUTH_FRAME", "MAX_FRAME",
-           "auth_frame", "encode_frame", "token_matches"]
+           "auth_frame", "encode_frame", "read_one_frame", "token_matches"]

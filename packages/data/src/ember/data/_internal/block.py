@@ -222,17 +222,16 @@ def rebatch_blocks(blocks: Iterable[Block], batch_size: int | None, *,
 
 
 # Arrow type ids of the integer and floating point types (fixed width, NumPy layout).
-_NUMERIC = {t.id: t for t in (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(),
-                              pa.uint16(), pa.uint32(), pa.uint64(), pa.float16(),
-                              pa.float32(), pa.float64())}
+_NUMERIC = frozenset(t.id for t in (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(),
+                                     pa.uint16(), pa.uint32(), pa.uint64(), pa.float16(),
+                                     pa.float32(), pa.float64()))
 
 
 def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """An Arrow column as NumPy: tensors N-d, strings/lists as object arrays."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    kind = _NUMERIC.get(column.type.id)
-    if kind is not None and column.null_count == 0:
+    if column.type.id in _NUMERIC and column.null_count == 0:
         # Numbers without nulls: a read-only view of Arrow's memory, as to_numpy()
         # gives, without to_numpy's pandas import (~0.25 s in every process).
         dtype = np.dtype(column.type.to_pandas_dtype())
