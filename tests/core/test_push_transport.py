@@ -38,6 +38,26 @@ def test_frames_round_trip_whatever_the_read_sizes():
         assert got == messages + [frames.END], step
 
 
+
+def test_large_frames_round_trip_in_their_own_buffer_whatever_the_read_sizes(monkeypatch):
+    # Large frames are gathered in a buffer of their exact size; the bytes after
+    # one (in the same read) must still start the next frames.
+    monkeypatch.setattr(frames, "BIG_FRAME", 64)
+    messages = [bytes(range(256)) * 3, b"s", os.urandom(1000), b"t" * 63, b"u" * 64,
+                os.urandom(5000)]
+    wire = b"".join(frames.encode_frame([m]) for m in messages) + frames.END_FRAME
+    for step in (1, 5, 63, 64, 65, 999, 4096, len(wire)):
+        dec = frames.FrameDecoder()
+        got = []
+        for i in range(0, len(wire), step):
+            dec.feed(wire[i:i + step])
+            while (frame := dec.next()) is not None:
+                got.append(frame)
+        assert got == messages + [frames.END], step
+        if step < 64:       # every large frame arrived in pieces: its own buffer took them
+            assert [type(f) for f in got[:-1]] == [bytearray if len(m) >= 64 else bytes
+                                                  for m in messages], step
+
 def test_oversized_lengths_are_refused_before_any_body_arrives():
     dec = frames.FrameDecoder(limit=100)
     dec.feed(struct.pack(">I", 101))
