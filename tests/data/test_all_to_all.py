@@ -222,14 +222,70 @@ def test_exchange_parts_carry_only_their_rows():
     import numpy as np
     import pyarrow as pa
 
-    from ember.data._internal.exchange import _shuffle_map, _sort_partition
+    from ember.data._internal.exchange import _shuffle_map, _sort_partition, _unpack
 
     block = pa.table({"a": np.random.default_rng(0).random(100_000)})
     boundaries = pa.table({"a": [0.25, 0.5, 0.75]})
     for parts in (_shuffle_map(1, 0, 4, block), _sort_partition(block, ["a"], [False],
                                                                 boundaries, 4)):
+        parts = _unpack(parts)
         assert sum(p.num_rows for p in parts) == 100_000
         assert sum(p.get_total_buffer_size() for p in parts) < 1.1 * block.nbytes
+
+
+def test_small_exchange_parts_travel_as_ipc_bytes_of_their_own_rows():
+    import numpy as np
+    import pyarrow as pa
+
+    from ember.data._internal import exchange
+
+    block = pa.table({"a": np.arange(100_000, dtype=np.float64),
+                      "s": pa.array([str(i) for i in range(100_000)])})
+    parts = exchange._sort_partition(block, ["a"], [False], pa.table({"a": [10.0, 20.0]}), 3)
+    small, _, big = parts
+    # A small part is bytes holding its own 10 rows, not the block's buffers.
+    assert isinstance(small, bytes) and len(small) < 4096
+    assert isinstance(big, pa.Table)        # ~1.5 MB: stays a table (out-of-band pickle)
+    rows = exchange._unpack(parts)
+    assert [p.num_rows for p in rows] == [10, 10, 99_980]
+    assert pa.concat_tables(rows).equals(block)
+
+
+@pytest.mark.parametrize("kind", ["int64", "int8", "float64", "float32"])
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort_cuts_by_binary_search_match_the_general_cuts(kind, descending):
+    # One numeric key takes the binary search; it must cut exactly where sorting the
+    # boundaries in with the rows does, ties with a boundary included.
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from ember.data._internal.exchange import _order, _searched_cuts, _sorted_cuts
+
+    rng = np.random.default_rng(7)
+    values = rng.integers(0, 40, 5000).astype(kind)      # many ties
+    order = _order(["k"], [descending])
+    block = pa.table({"k": values, "v": np.arange(5000)})
+    block = block.take(pc.sort_indices(block, sort_keys=order))
+    edges = np.sort(np.concatenate([rng.integers(-5, 45, 9), [0, 17, 39]]).astype(kind))
+    bounds = pa.table({"k": edges[::-1] if descending else edges})
+    searched = _searched_cuts(block, bounds, ["k"], [descending])
+    assert searched is not None
+    assert searched == _sorted_cuts(block, bounds, ["k"], order)
+
+
+def test_sort_cuts_fall_back_for_nulls_nans_strings_and_several_keys():
+    import pyarrow as pa
+
+    from ember.data._internal.exchange import _searched_cuts
+
+    bounds = pa.table({"k": [1.5]})
+    assert _searched_cuts(pa.table({"k": [1.0, None]}), bounds, ["k"], [False]) is None
+    assert _searched_cuts(pa.table({"k": [1.0, float("nan")]}), bounds, ["k"], [False]) is None
+    assert _searched_cuts(pa.table({"k": ["a", "b"]}), pa.table({"k": ["a"]}), ["k"],
+                          [False]) is None
+    assert _searched_cuts(pa.table({"k": [1.0], "j": [2.0]}), pa.table({"k": [1.0], "j": [1.0]}),
+                          ["k", "j"], [False, False]) is None
 
 
 def test_shuffle_map_groups_small_blocks_but_keeps_parallelism():
@@ -253,20 +309,20 @@ def test_shuffle_map_groups_small_blocks_but_keeps_parallelism():
 def test_shuffle_map_of_several_blocks_sends_each_row_to_one_part():
     import pyarrow as pa
 
-    from ember.data._internal.exchange import _shuffle_map
+    from ember.data._internal.exchange import _shuffle_map, _unpack
 
     blocks = [pa.table({"id": np.arange(i * 1000, (i + 1) * 1000),
                         "s": [str(v) for v in range(1000)]}) for i in range(3)]
-    parts = _shuffle_map(7, 0, 5, *blocks)
+    parts = _unpack(_shuffle_map(7, 0, 5, *blocks))
     assert len(parts) == 5
     ids = np.concatenate([p.column("id").to_numpy() for p in parts])
     assert sorted(ids.tolist()) == list(range(3000))
     assert all(p.column("s").to_pylist() == [str(v % 1000) for v in
                                              p.column("id").to_pylist()] for p in parts)
-    again = _shuffle_map(7, 0, 5, *blocks)
+    again = _unpack(_shuffle_map(7, 0, 5, *blocks))
     assert [p.column("id").to_pylist() for p in parts] == \
         [p.column("id").to_pylist() for p in again]
-    assert _shuffle_map(7, 0, 1, *blocks).num_rows == 3000
+    assert _unpack((_shuffle_map(7, 0, 1, *blocks),))[0].num_rows == 3000
     assert [p.num_rows for p in _shuffle_map(7, 0, 3, blocks[0].slice(0, 0))] == [0, 0, 0]
 
 
