@@ -170,8 +170,10 @@ def plan_map_groups(sizes: Sequence[int], num_outputs: int, min_tasks: int,
 # A sort of 19M rows into 200 x 200 parts of ~14 KB spent 125 us a part on a compact
 # copy and a pickle (the pickler walks ~40 objects per table); the IPC writer writes a
 # slice's own rows in 11 us and reads back in 9. Larger parts stay tables: pickled
-# out of band, they reach shared memory with one copy and are read without one.
-_PACK_MAX = 1 << 20
+# out of band, they reach shared memory with one copy and are read without one, while
+# IPC bytes are copied into the pickle and out of it again. Below core's inline limit
+# (100 KiB) a part is copied through the driver either way.
+_PACK_MAX = 64 << 10
 
 
 def _pack(part: B.Block) -> Any:
