@@ -70,6 +70,44 @@ def test_flush_sends_one_batch_with_the_dropped_count_then_resets_it():
     assert buf.dropped == 0
 
 
+def test_periodic_sends_carry_one_batch_each_and_listeners_see_every_event_at_once():
+    # Ray's task_events_send_batch_size: a busy process sends at most a batch per
+    # interval, oldest first; an explicit flush sends all, still in batches.
+    buf = TaskEventBuffer(max_events=100, send_batch=3)
+    sent, seen = [], []
+    buf.listeners.append(lambda events: seen.append(len(events)))
+    buf.start(lambda events, dropped, timeout: sent.append([e[0] for e in load_events(events)]))
+    buf.stop(flush=False)
+    for i in range(8):
+        buf.record(tid(i), 0, RUNNING)
+    buf.flush(everything=False)
+    assert sent == [[tid(0), tid(1), tid(2)]] and seen == [8]
+    buf.flush(everything=False)
+    assert sent[-1] == [tid(3), tid(4), tid(5)] and seen == [8, 0]
+    buf.record(tid(8), 0, RUNNING)
+    buf.flush()
+    assert sent[2:] == [[tid(6), tid(7), tid(8)]] and seen == [8, 0, 1]
+    buf.flush()
+    assert len(sent) == 3                   # nothing left: no empty send
+
+
+def test_events_waiting_to_be_sent_are_bounded_oldest_dropped_first():
+    buf = TaskEventBuffer(max_events=4, send_batch=2)
+    sent = []
+    buf.start(lambda events, dropped, timeout: sent.append(
+        ([e[0] for e in load_events(events)], dropped)))
+    buf.stop(flush=False)
+    for round_ in range(3):
+        for i in range(4):
+            buf.record(tid(10 * round_ + i), 0, RUNNING)
+        buf.flush(everything=False)
+    # Each round takes 4 and sends 2; waiting ones beyond 4 go, oldest first.
+    assert sent[0] == ([tid(0), tid(1)], 0)
+    assert sent[1] == ([tid(10), tid(11)], 2)           # tid 2 and 3 dropped
+    assert sent[2] == ([tid(20), tid(21)], 2)           # tid 12 and 13 dropped
+    assert buf.dropped == 0
+
+
 def test_a_failed_send_counts_its_events_as_dropped():
     buf = TaskEventBuffer()
 
