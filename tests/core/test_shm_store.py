@@ -389,6 +389,23 @@ def test_a_freed_unmapped_file_is_taken_over_by_the_next_large_write(store):
     np.testing.assert_array_equal(deserialize(store.get("bb")), value)
 
 
+def test_the_pool_keeps_at_most_pool_max_files_dropping_the_longest_pooled(store, monkeypatch):
+    # Every large write lists the pool and every free trims it: the file count is bounded.
+    monkeypatch.setattr(shm_mod, "POOL_MIN_BYTES", 4096)
+    monkeypatch.setattr(shm_mod, "POOL_MAX_FILES", 3)
+    for i in range(5):
+        store.create_and_write(f"e{i}", serialize(b"x" * (8192 + i)))
+    for i in range(5):
+        assert store.recycle(f"e{i}", room=1 << 30)
+        time.sleep(0.01)                  # distinct times in the pool (ctime order)
+    sizes = sorted(size for size, _ in store.pool_files())
+    assert len(sizes) == 5                # recycle alone does not trim
+    left = store.trim_pool(1 << 30, oldest_first=True)
+    kept = sorted(size for size, _ in store.pool_files())
+    # The newest three stay (each object is a byte longer than the one before).
+    assert kept == sizes[-3:] and left == sum(kept)
+
+
 def test_a_mapped_file_is_not_recycled_and_its_view_stays_intact(store):
     value = _big(3)
     store.create_and_write("cc", serialize(value))
