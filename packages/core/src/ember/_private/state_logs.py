@@ -73,12 +73,12 @@ def run(*, filename: str | None, node_id: str | None, actor_id: str | None,
             for f in listing.files:
                 if (filename and f.name == filename) or (
                         pid and f.pid == pid and f.is_err == err):
+                    task = (task_name, task_id or "")
                     if follow:
-                        task_name = ""    # following: the whole log, as it grows
+                        task = ("", "")    # following: the whole log, as it grows
                     request = pb.LogRequest(name=f.name, follow=follow,
-                                            tail=0 if task_name else tail)
-                    _stream(stub, request, follow, timeout, bool(f.pid),
-                            (task_name, task_id or ""), tail, call)
+                                            tail=0 if any(task) else tail)
+                    _stream(stub, request, follow, timeout, bool(f.pid), task, tail, call)
                     return
         what = f"file {filename!r}" if filename else f"worker pid {pid}"
         where = f"node {candidates[0].node_id[:12]}" if node_id else "any live node"
@@ -106,6 +106,10 @@ def _stream(stub: Any, request: Any, follow: bool, timeout: float, is_worker: bo
     """Print the file as it arrives (worker logs without the task-name markers);
     ``task`` (name, id): only what that task printed, once the file is read."""
     task_name, task_id = task
+    # By id even while the task's name is unknown: the executor's events (its pid) can
+    # reach the control service before the owner's (its name), and a name-less task
+    # must not show the whole log.
+    one_task = bool(task_name or task_id)
     stream = call(lambda: stub.GetLog(request, timeout=None if follow else max(timeout, 60)))
     carry = ""
     kept: list[str] = []
@@ -114,7 +118,7 @@ def _stream(stub: Any, request: Any, follow: bool, timeout: float, is_worker: bo
             if chunk.error:
                 raise click.ClickException(chunk.error)
             text = carry + chunk.data.decode("utf-8", "replace")
-            if task_name:
+            if one_task:
                 kept.append(text)     # filtered once whole: markers set the state
                 carry = ""
                 continue
@@ -126,7 +130,7 @@ def _stream(stub: Any, request: Any, follow: bool, timeout: float, is_worker: bo
     except KeyboardInterrupt:
         stream.cancel()
         return
-    if task_name:
+    if one_task:
         lines = task_lines("".join(kept), task_name, task_id).splitlines(keepends=True)
         sys.stdout.write("".join(lines[-tail:] if tail else lines))
     elif carry:
