@@ -26,7 +26,10 @@ Workloads (default sizes; --scale multiplies every size, --quick is --scale 0.02
   5  read -> map -> write_parquet of 10 GB with object_store_memory = 1 GB
   6  iter_torch_batches(4096) over the workload-1 data: batches/s
   7  time to first batch of a 2 GB Parquet dataset
-  and "1-floor": workload 1 with pure pyarrow in one process (the per-row floor).
+  and "1-floor": workload 1 with pure pyarrow in one process (the per-row floor),
+  and "5-quarter": workload 5 over the first quarter of the same files (files of the same
+  size, a quarter of the data), for the row "5 peak memory growth, 4x the data" (peak of
+  workload 5 / peak of 5-quarter: 1.0 means memory does not grow with the data).
 
 "better" is Ember/Ray for throughputs and Ray/Ember for times and memory, so > 1 always
 means Ember did better.
@@ -347,6 +350,9 @@ def _rows(workload: str, r: dict) -> list[tuple[str, str, float | None, bool]]:
         return [("6 iter_torch_batches", "batches/s", r["batches"] / r["seconds"], True)]
     if workload == "7":
         return [("7 time to first batch", "s", r["seconds"], False)]
+    if workload == "5-quarter":
+        return [("5-quarter read-map-write (a quarter of workload 5's files)", "rows/s",
+                 r["rows"] / r["seconds"], True)]
     if workload == "5":
         return [("5 read-map-write", "rows/s", r["rows"] / r["seconds"], True),
                 ("5 peak memory", "GB", r["peak_memory"] / 1e9, False),
@@ -364,7 +370,7 @@ def main() -> None:
     ap.add_argument("--ray-python", help="python of a venv with ray[data] 2.60")
     ap.add_argument("--python", default=sys.executable, help="python with ember-data")
     ap.add_argument("--no-ember", action="store_true")
-    ap.add_argument("--workloads", default="1,1-floor,2,3,4,5,6,7")
+    ap.add_argument("--workloads", default="1,1-floor,2,3,4,5,5-quarter,6,7")
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--quick", action="store_true", help="--scale 0.02")
     ap.add_argument("--data-dir", default="/tmp/ember-bench-data")
@@ -382,6 +388,7 @@ def main() -> None:
     store = max(64 << 20, int(1 * GB * min(1.0, scale * 5)))
     w1_files, w1_rows = make_parquet(args.data_dir, "w1", sizes["w1"])
     table = []
+    peaks: dict[str, dict[str, int | None]] = {}   # framework -> 5 / 5-quarter peak
     for workload in [w.strip() for w in args.workloads.split(",") if w.strip()]:
         cfg: dict = {"workload": workload, "num_cpus": args.num_cpus}
         if workload in ("1", "1-floor", "6", "7"):
@@ -393,20 +400,24 @@ def main() -> None:
             cfg["keys"] = 1000
         elif workload == "4":
             cfg["files"], _ = make_parquet(args.data_dir, "w4", sizes["w4"])
-        elif workload == "5":
-            cfg["files"], cfg["rows"] = make_parquet(args.data_dir, "w5", sizes["w5"])
+        elif workload in ("5", "5-quarter"):
+            files, rows = make_parquet(args.data_dir, "w5", sizes["w5"])
+            cfg["files"] = files if workload == "5" else files[:max(1, len(files) // 4)]
+            cfg["rows"] = rows // len(files) * len(cfg["files"])
             cfg["object_store_memory"] = store
+            cfg["workload"] = "5"       # the same probe
         results: dict[str, list] = {}
         runs = [("floor", args.python)] if workload == "1-floor" else frameworks
+        w5 = workload in ("5", "5-quarter")
         for name, python in runs:
-            if workload == "5":
+            if w5:
                 cfg["out_dir"] = os.path.join(args.data_dir, f"out-{name}")
                 subprocess.run(["rm", "-rf", cfg["out_dir"]], check=False)
             print(f"# workload {workload} on {name} ...", file=sys.stderr, flush=True)
-            if workload != "5":     # 10 GB: more than the page cache keeps anyway
+            if not w5:     # 10 GB: more than the page cache keeps anyway
                 warm_page_cache(cfg["files"])
             r = run_probe(python, "ember" if name == "floor" else name, cfg, args.timeout)
-            if workload == "5" and "error" not in r:
+            if w5 and "error" not in r:
                 r["object_store_memory"] = store
                 print(f"#   {name}: object store peak {r['store_peak'] / 2**20:.0f} MiB over "
                       f"{r['store_samples']} samples, capacity {r['store_capacity'] / 2**20:.0f}"
@@ -417,8 +428,9 @@ def main() -> None:
                 print(f"#   {name}: {r['error']}", file=sys.stderr, flush=True)
             results[name] = _rows(workload, r) + [("peak", "GB", r.get("peak_memory", 0) / 1e9,
                                                    False)]
-            if workload == "5":
+            if w5:
                 subprocess.run(["rm", "-rf", cfg["out_dir"]], check=False)
+                peaks.setdefault(name, {})[workload] = r.get("peak_memory")
         if workload == "1-floor":
             metric, unit, value, _ = results["floor"][0]
             table.append({"metric": metric, "unit": unit, "ember": None, "ray": None,
@@ -434,6 +446,14 @@ def main() -> None:
                 better = e / r if higher else r / e
             table.append({"metric": metric, "unit": unit, "ember": e, "ray": r,
                           "better": better})
+        if workload == "5-quarter":
+            growth: dict[str, float | None] = {}
+            for name, pk in peaks.items():
+                full, quarter = pk.get("5"), pk.get("5-quarter")
+                growth[name] = full / quarter if full and quarter else None
+            ge, gr = growth.get("ember"), growth.get("ray")
+            table.append({"metric": "5 peak memory growth, 4x the data", "unit": "ratio",
+                          "ember": ge, "ray": gr, "better": gr / ge if ge and gr else None})
     _print(table, scale, store)
     if args.json:
         with open(args.json, "w") as f:
