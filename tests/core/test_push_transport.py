@@ -25,18 +25,22 @@ TOKEN = "t0ken-for-tests"
 
 # ---------------------------------------------------------------- the wire format (pure)
 
+def _decoded(messages: list, step: int) -> list:
+    """Every frame a decoder gives back from ``messages``' frames fed ``step`` bytes at a time."""
+    wire = b"".join(frames.encode_frame([m]) for m in messages) + frames.END_FRAME
+    dec = frames.FrameDecoder()
+    got = []
+    for i in range(0, len(wire), step):
+        dec.feed(wire[i:i + step])
+        while (frame := dec.next()) is not None:
+            got.append(frame)
+    return got
+
+
 def test_frames_round_trip_whatever_the_read_sizes():
     messages = [b"a", b"bc" * 1000, b"\x00" * 7]
-    wire = b"".join(frames.encode_frame([m]) for m in messages) + frames.END_FRAME
-    for step in (1, 3, 4096, len(wire)):
-        dec = frames.FrameDecoder()
-        got = []
-        for i in range(0, len(wire), step):
-            dec.feed(wire[i:i + step])
-            while (frame := dec.next()) is not None:
-                got.append(frame)
-        assert got == messages + [frames.END], step
-
+    for step in (1, 3, 4096, 1 << 20):
+        assert _decoded(messages, step) == messages + [frames.END], step
 
 
 def test_large_frames_round_trip_in_their_own_buffer_whatever_the_read_sizes(monkeypatch):
@@ -45,18 +49,13 @@ def test_large_frames_round_trip_in_their_own_buffer_whatever_the_read_sizes(mon
     monkeypatch.setattr(frames, "BIG_FRAME", 64)
     messages = [bytes(range(256)) * 3, b"s", os.urandom(1000), b"t" * 63, b"u" * 64,
                 os.urandom(5000)]
-    wire = b"".join(frames.encode_frame([m]) for m in messages) + frames.END_FRAME
-    for step in (1, 5, 63, 64, 65, 999, 4096, len(wire)):
-        dec = frames.FrameDecoder()
-        got = []
-        for i in range(0, len(wire), step):
-            dec.feed(wire[i:i + step])
-            while (frame := dec.next()) is not None:
-                got.append(frame)
+    for step in (1, 5, 63, 64, 65, 999, 4096, 1 << 20):
+        got = _decoded(messages, step)
         assert got == messages + [frames.END], step
         if step < 64:       # every large frame arrived in pieces: its own buffer took them
             assert [type(f) for f in got[:-1]] == [bytearray if len(m) >= 64 else bytes
                                                   for m in messages], step
+
 
 def test_oversized_lengths_are_refused_before_any_body_arrives():
     dec = frames.FrameDecoder(limit=100)
