@@ -89,9 +89,10 @@ BIG_FRAME = 256 * 1024
 class FrameDecoder:
     """Splits received bytes into frames; ``limit`` (mutable) caps the next frame's length.
 
-    ``next()`` returns a frame's bytes (a bytearray for a large one), ``END`` for the end frame, or None until
-    more bytes are fed; it raises FrameError when a header announces more than
-    ``limit`` bytes (nothing of that frame is buffered beyond what arrived).
+    ``next()`` returns a frame's bytes (a bytearray for a large one), ``END`` for the
+    end frame, or None until more bytes are fed; it raises FrameError when a header
+    announces more than ``limit`` bytes (nothing of that frame is buffered beyond what
+    arrived).
 
     >>> d = FrameDecoder(limit=4); d.feed(b"\\xff\\xff\\xff\\xff")
     >>> d.next()  # doctest: +IGNORE_EXCEPTION_DETAIL
@@ -148,7 +149,7 @@ class FrameDecoder:
                 have = memoryview(buf)[pos + HEADER_SIZE:]
                 big[:len(have)] = have
                 self._filled = len(have)
-                del have
+                del have                # a bytearray with a view on it cannot shrink
                 buf.clear()
                 self._pos = 0
             return None

@@ -307,8 +307,8 @@ def _sorted_cuts(block: B.Block, bounds: B.Block, keys: list[str],
 def _searched_cuts(block: B.Block, bounds: B.Block, keys: list[str],
                    desc: list[bool]) -> list[int] | None:
     """_sorted_cuts by binary search, for the common case of one numeric key without
-    nulls or NaNs (None otherwise): the second sort cost a map task as much as the
-    first one (7 of 20 ms for 96k rows cut in 200)."""
+    nulls or NaNs (None otherwise): the second sort cost ~3 ms of a 20 ms map task
+    (96k rows cut in 200); the search 0.05 ms."""
     if len(keys) != 1:
         return None
     col, bcol = block.column(keys[0]), bounds.column(keys[0])
