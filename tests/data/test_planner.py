@@ -6,12 +6,12 @@ import pyarrow as pa
 from ember.data.context import DataContext
 from ember.data.datasource import BlockMetadata, Datasource, ReadTask
 from ember.data._internal.logical import (ActorPool, InputData, Limit, MapOp, Read, TaskPool,
-                                          Union)
+                                          Union, Write)
 from ember.data._internal.optimizer import optimize
 from ember.data._internal.physical import InputBuffer, LimitPhys, MapPhys, topo_order
-from ember.data._internal.planner import autodetect_parallelism, plan
+from ember.data._internal.planner import WRITE_READ_BLOCK_BYTES, autodetect_parallelism, plan
 from ember.data._internal.transforms import (LimitStage, MapTransformer, ProjectStage,
-                                             ReadStage, RowStage)
+                                             ReadStage, RowStage, WriteStage)
 
 
 class Source(Datasource):
@@ -142,6 +142,28 @@ def test_read_and_task_maps_fuse_into_one_operator():
     assert sink.name == "ReadSource->A->B"
     assert [type(s) for s in sink.transformer.stages] == [ReadStage, RowStage, RowStage]
     assert sink.is_read
+
+
+class Sink:
+    def get_name(self):
+        return "Sink"
+
+
+def test_a_read_fused_with_a_write_reads_bounded_blocks():
+    # Its blocks never leave the task: only the write's memory depends on their size.
+    sink = physical(Write(datasink=Sink(), inputs=(row_map(Read(datasource=Source())),)))
+    assert sink.name == "ReadSource->Map->Sink"
+    stages = sink.transformer.stages
+    assert [type(s) for s in stages] == [ReadStage, RowStage, WriteStage]
+    assert stages[0].block_bytes == WRITE_READ_BLOCK_BYTES
+    # Without a write the read's blocks are the dataset's: the target block size.
+    alone = physical(row_map(Read(datasource=Source())))
+    assert alone.transformer.stages[0].block_bytes is None
+    # A write that does not fuse with its read leaves the read alone.
+    split = physical(Write(datasink=Sink(), inputs=(row_map(
+        Read(datasource=Source()), compute=ActorPool(1, 1)),)))
+    reads = [o for o in topo_order(split) if isinstance(o, MapPhys) and o.is_read]
+    assert [o.transformer.stages[0].block_bytes for o in reads] == [None]
 
 
 def test_limit_pushed_into_read_tasks_and_kept_globally():

@@ -393,6 +393,23 @@ def test_plain_reads_yield_runs_of_row_groups_near_the_block_size(big_file, monk
     per_group = meta.row_group(0).total_byte_size
     monkeypatch.setattr(P, "target_block_size", lambda: per_group * 3 + 1)
     tables = [t for task in ParquetDatasource(str(big_file)).get_read_tasks(1) for t in task()]
-    assert [t.num_rows for t in tables] == [400, 400, 200]     # 4 + 4 + 2 row groups
+    assert [t.num_rows for t in tables] == [300, 300, 300, 100]  # at most 3 row groups
     assert all(c.num_chunks == 1 for t in tables for c in t.columns)
     assert pa.concat_tables(tables).equals(pq.read_table(big_file))
+
+
+def test_a_read_block_limit_makes_smaller_runs_only_while_open(big_file, monkeypatch):
+    # What a fused read -> write task reads under (planner._bounded_reads).
+    from ember.data._internal.datasource import parquet_datasource as P
+    from ember.data._internal.datasource.file_based_datasource import read_block_limit
+
+    per_group = pq.ParquetFile(big_file).metadata.row_group(0).total_byte_size
+    monkeypatch.setattr(P, "target_block_size", lambda: per_group * 3 + 1)
+    (task,) = ParquetDatasource(str(big_file)).get_read_tasks(1)
+    with read_block_limit(per_group * 2):
+        assert [t.num_rows for t in task()] == [200] * 5
+    with read_block_limit(1):   # below one row group: one row group per table
+        assert [t.num_rows for t in task()] == [100] * 10
+    with read_block_limit(per_group * 100):  # above the target: the target
+        assert [t.num_rows for t in task()] == [300, 300, 300, 100]
+    assert [t.num_rows for t in task()] == [300, 300, 300, 100]

@@ -110,6 +110,73 @@ def test_blocks_with_null_and_typed_columns_share_a_file(tmp_path):
                                                {"x": 3, "s": "z"}]
 
 
+def test_parquet_blocks_stream_into_the_file_a_row_group_at_a_time(tmp_path):
+    # Each row group is written as soon as it is complete: the file grows while the
+    # task's later blocks have not been made yet.
+    sink = ParquetDatasink(str(tmp_path), row_group_size=10)
+    sizes = []
+
+    def blocks():
+        for i in range(5):
+            yield table(7, 7 * i)
+            sizes.append(sum(os.path.getsize(tmp_path / f) for f in os.listdir(tmp_path)))
+
+    (path,) = run_write(sink, [blocks()])["paths"]
+    # held after each block: 7, 14 -> 4, 11 -> 1, 8, 15 -> 5 (then the last 5)
+    assert sizes[0] == 0 < sizes[1] < sizes[2] == sizes[3] < sizes[4]
+    md = pq.read_metadata(path)   # exactly row_group_size, as one table written at once
+    assert [md.row_group(i).num_rows for i in range(md.num_row_groups)] == [10, 10, 10, 5]
+    assert pq.read_table(path).equals(table(35))
+
+
+def test_parquet_default_row_groups_are_held_up_to_a_size(tmp_path, monkeypatch):
+    from ember.data._internal.datasource import parquet_datasink as P
+
+    monkeypatch.setattr(P, "DEFAULT_ROW_GROUP_BYTES", table(25).nbytes)
+    (path,) = run_write(ParquetDatasink(str(tmp_path)),
+                        [[table(10, 10 * i) for i in range(7)]])["paths"]
+    md = pq.read_metadata(path)
+    assert [md.row_group(i).num_rows for i in range(md.num_row_groups)] == [30, 30, 10]
+    assert pq.read_table(path).equals(table(70))
+    monkeypatch.setattr(P, "DEFAULT_ROW_GROUP_ROWS", 16)   # the row limit comes first
+    (path,) = run_write(ParquetDatasink(str(tmp_path / "rows")),
+                        [[table(10, 10 * i) for i in range(4)]])["paths"]
+    md = pq.read_metadata(path)
+    assert [md.row_group(i).num_rows for i in range(md.num_row_groups)] == [16, 16, 8]
+
+
+def test_parquet_later_blocks_that_fit_the_file_are_cast_to_it(tmp_path):
+    a = pa.table({"x": pa.array([1, 2], pa.int64()), "s": ["a", "b"]})
+    b = pa.table({"x": pa.array([3], pa.int32()), "s": pa.array([None], pa.null())})
+    (path,) = run_write(ParquetDatasink(str(tmp_path), row_group_size=2), [[a, b]])["paths"]
+    back = pq.read_table(path)
+    assert back.schema == a.schema and pq.read_metadata(path).num_row_groups == 2
+    assert back.to_pylist() == [{"x": 1, "s": "a"}, {"x": 2, "s": "b"}, {"x": 3, "s": None}]
+
+
+def test_parquet_a_type_change_after_the_first_row_group_rewrites_the_file(tmp_path):
+    # The file's schema is set by its first row group; a later block that it cannot
+    # hold makes the task write its rows again as one table, types promoted.
+    a = pa.table({"x": [1, 2], "s": pa.array([None, None], pa.null())})
+    b = pa.table({"x": [3], "s": ["z"]})
+    c = pa.table({"x": [4], "s": ["w"]})
+    result = run_write(ParquetDatasink(str(tmp_path), row_group_size=2), [[a, b, c]])
+    (path,) = result["paths"]
+    assert result["num_rows"] == 4 and os.listdir(tmp_path) == [os.path.basename(path)]
+    assert pq.read_table(path).to_pylist() == [
+        {"x": 1, "s": None}, {"x": 2, "s": None}, {"x": 3, "s": "z"}, {"x": 4, "s": "w"}]
+
+
+def test_parquet_errors_of_the_blocks_producer_are_not_write_errors(tmp_path):
+    def blocks():
+        yield table(3)
+        raise ValueError("bad row in my UDF")
+
+    with pytest.raises(ValueError) as info:
+        run_write(ParquetDatasink(str(tmp_path), row_group_size=2), [blocks()])
+    assert str(info.value) == "bad row in my UDF"
+
+
 def test_empty_task_writes_no_file(tmp_path):
     result = run_write(ParquetDatasink(str(tmp_path)), [[table(0)], [], [table(2)]])
     assert result["num_rows"] == 2 and len(os.listdir(tmp_path)) == 1

@@ -106,6 +106,9 @@ def _translate(op: LogicalOp, inputs: list[PhysicalOp], *, cpus: float,
 
 _DEFAULT_ARGS = {"num_cpus": 1}
 
+# The block size a fused read -> ... -> write task reads in (see _bounded_reads).
+WRITE_READ_BLOCK_BYTES = 16 * 1024 * 1024
+
 
 def _normalized(args: dict[str, Any]) -> dict[str, Any]:
     merged = {**_DEFAULT_ARGS, **{k: v for k, v in args.items() if v is not None}}
@@ -146,7 +149,7 @@ def fuse(sink: PhysicalOp) -> PhysicalOp:
             assert isinstance(up, MapPhys) and isinstance(op, MapPhys)
             fused = MapPhys(
                 name=f"{up.name}->{op.name}", inputs=up.inputs,
-                transformer=up.transformer.fused_with(op.transformer),
+                transformer=_bounded_reads(up.transformer.fused_with(op.transformer)),
                 compute=_fused_compute(up.compute, op.compute),
                 remote_args=dict(op.remote_args) if isinstance(op.compute, ActorPool)
                 else dict(up.remote_args),
@@ -156,6 +159,18 @@ def fuse(sink: PhysicalOp) -> PhysicalOp:
             replaced[id(op)] = fused
             consumers[id(fused)] = consumers[id(op)]
     return replaced.get(id(sink), sink)
+
+
+def _bounded_reads(transformer: MapTransformer) -> MapTransformer:
+    """A task that reads and ends in a write reads blocks of at most
+    ``WRITE_READ_BLOCK_BYTES``: no block of it leaves the task, so larger ones would
+    only make its memory grow with the rows it reads (each read task reads 1/200th of
+    the input, ``read_op_min_num_blocks``)."""
+    stages = transformer.stages
+    if not (stages and isinstance(stages[0], ReadStage)
+            and any(isinstance(s, WriteStage) for s in stages)):
+        return transformer
+    return MapTransformer([ReadStage(block_bytes=WRITE_READ_BLOCK_BYTES), *stages[1:]])
 
 
 def _fused_compute(up: TaskPool | ActorPool, down: TaskPool | ActorPool) -> TaskPool | ActorPool:

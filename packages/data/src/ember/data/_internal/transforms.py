@@ -38,16 +38,25 @@ class Stage:
 
 
 class ReadStage(Stage):
-    """Inputs are ReadTasks; run each and yield its tables as blocks."""
+    """Inputs are ReadTasks; run each and yield its tables as blocks.
+
+    ``block_bytes`` asks the readers for blocks of at most about that size (see
+    ``read_block_limit``); the planner sets it when the task ends in a write.
+    """
 
     name = "Read"
 
+    def __init__(self, block_bytes: int | None = None) -> None:
+        self.block_bytes = block_bytes
+
     def apply(self, items: Iterator[Any], ctx: TaskContext) -> Iterator[B.Block]:
+        from .datasource.file_based_datasource import read_block_limit
         for item in items:
             if not isinstance(item, ReadTask):
                 raise TypeError(f"read stage expected a ReadTask, got {type(item).__name__}")
-            for table in item():
-                yield B.to_block(table)
+            with read_block_limit(self.block_bytes):
+                for table in item():
+                    yield B.to_block(table)
 
 
 def _instantiate(fn: Any, args: Sequence[Any], kwargs: dict[str, Any] | None) -> Any:

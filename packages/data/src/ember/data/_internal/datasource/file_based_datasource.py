@@ -17,8 +17,10 @@ A subclass only says how to turn one open file into tables:
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import threading
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 
 import pyarrow as pa
@@ -30,7 +32,8 @@ from .file_utils import (FileInfo, PathsArg, ShuffleArg, check_compatible, expan
                          split_balanced, wrap_read_error)
 from .partitioning import Partitioning, add_partition_columns, normalize_partitioning
 
-__all__ = ["FileBasedDatasource", "PATH_COLUMN", "coalesce_batches", "target_block_size"]
+__all__ = ["FileBasedDatasource", "PATH_COLUMN", "block_bytes", "coalesce_batches",
+           "read_block_limit", "target_block_size"]
 
 # Column that include_paths=True adds (Ray's name).
 PATH_COLUMN = "path"
@@ -43,6 +46,36 @@ def target_block_size() -> int:
     from ...context import DataContext
 
     return int(DataContext.get_current().target_max_block_size)
+
+
+_read_hint = threading.local()
+
+
+@contextlib.contextmanager
+def read_block_limit(limit: int | None) -> Iterator[None]:
+    """While open, reads that start in this thread yield blocks of at most about
+    ``limit`` bytes, where that is below their target block size (None: no limit).
+
+    A fused read -> ... -> write task reads under it: its blocks never leave the task,
+    so blocks as large as the target would only add to its memory, in proportion to
+    the rows each task reads.
+
+    >>> with read_block_limit(16 << 20):
+    ...     tables = list(read_task())   # doctest: +SKIP
+    """
+    previous = getattr(_read_hint, "limit", None)
+    _read_hint.limit = limit
+    try:
+        yield
+    finally:
+        _read_hint.limit = previous
+
+
+def block_bytes(target: int) -> int:
+    """The block size a read starting now aims at: ``target``, or the smaller limit of
+    an open ``read_block_limit``."""
+    limit = getattr(_read_hint, "limit", None)
+    return target if limit is None else max(1, min(target, limit))
 
 
 def checked_arrow_args(args: dict[str, Any] | None, allowed: Sequence[str], *,

@@ -23,7 +23,7 @@ from ...datasource import Datasink, TaskContext
 from ..block import to_block
 from .file_utils import resolve_paths_and_filesystem
 
-__all__ = ["FileDatasink", "SAVE_MODES", "SINK_ARGS"]
+__all__ = ["FileDatasink", "SAVE_MODES", "SINK_ARGS", "concat_task_tables"]
 
 SAVE_MODES = ("append", "overwrite", "ignore", "error")
 # FileDatasink's own keyword arguments; formats pass the others to their writer.
@@ -119,7 +119,7 @@ class FileDatasink(Datasink):
         if self._skip_write:
             return {"num_rows": 0, "paths": []}
         tables: list[pa.Table] = [to_block(b) for b in blocks]
-        table = _concat([t for t in tables if t.num_rows > 0])
+        table = concat_task_tables([t for t in tables if t.num_rows > 0])
         if table is None:
             return {"num_rows": 0, "paths": []}  # no rows, no file (as Ray)
         paths = self._write_files(table, ctx)
@@ -141,26 +141,34 @@ class FileDatasink(Datasink):
     def _write_files(self, table: pa.Table, ctx: TaskContext) -> list[str]:
         return [self._write_file(table, self._path, ctx)]
 
-    def _filename(self, table: pa.Table, ctx: TaskContext) -> str:
+    def _filename(self, table: pa.Table | None, ctx: TaskContext) -> str:
         if self._filename_provider is not None:
             return str(self._filename_provider.get_filename_for_block(table, ctx.task_idx, 0))
         return f"{self._dataset_uuid}_{ctx.task_idx:06d}_000000.{self._FILE_EXTENSION}"
 
     def _write_file(self, table: pa.Table, directory: str, ctx: TaskContext) -> str:
-        path = f"{directory.rstrip('/')}/{self._filename(table, ctx)}"
-        if self._try_create_dir:
-            # Partition subdirectories are made here, in the worker; local filesystems
-            # do not create parents when a file is opened.
-            self._filesystem.create_dir(directory, recursive=True)
+        path = directory
         try:
-            with self._filesystem.open_output_stream(path, **self._open_args) as f:
+            path, f = self._open_file(directory, ctx, table)
+            with f:
                 self._write_table(table, f)
         except (ValueError, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
             raise ValueError(f"Failed to write {path!r} as {self._FORMAT}: {e}") from e
         return path
 
+    def _open_file(self, directory: str, ctx: TaskContext, table: pa.Table | None = None
+                   ) -> tuple[str, pa.NativeFile]:
+        """(path, output stream) of the task's new file in ``directory``; ``table`` is
+        what the filename provider is shown (None only without one)."""
+        path = f"{directory.rstrip('/')}/{self._filename(table, ctx)}"
+        if self._try_create_dir:
+            # Partition subdirectories are made here, in the worker; local filesystems
+            # do not create parents when a file is opened.
+            self._filesystem.create_dir(directory, recursive=True)
+        return path, self._filesystem.open_output_stream(path, **self._open_args)
 
-def _concat(tables: Sequence[pa.Table]) -> pa.Table | None:
+
+def concat_task_tables(tables: Sequence[pa.Table]) -> pa.Table | None:
     """The rows of one write task as one table; types are promoted where blocks differ
     (a column that is all nulls in one block, int and float...), as Ray concatenates a
     task's blocks before writing its file."""

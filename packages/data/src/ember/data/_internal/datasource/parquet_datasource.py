@@ -26,7 +26,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ...datasource import BlockMetadata, Datasource, ReadTask
-from .file_based_datasource import PATH_COLUMN, coalesce_batches, target_block_size
+from .file_based_datasource import (PATH_COLUMN, block_bytes, coalesce_batches,
+                                    target_block_size)
 from .file_utils import (FileInfo, PathsArg, ShuffleArg, expand_paths, normalize_shuffle,
                          resolve_paths_and_filesystem, shuffle_files, split_balanced,
                          unify_file_schemas, wrap_read_error)
@@ -326,22 +327,31 @@ def _plain_file(spec: _ScanSpec, path: str, partition_values: dict[str, pa.Scala
 
 def _row_group_tables(f: pq.ParquetFile, row_groups: list[int], columns: list[str],
                       target_bytes: int) -> Iterator[pa.Table]:
-    """Runs of consecutive row groups of about ``target_bytes`` (uncompressed), each read
-    as one table. read_row_groups gives every column as one chunk, so NumPy batches of
-    it are views; blocks merged from iter_batches' 64k-row batches had to be combined
-    (a copy of every column) first."""
+    """Runs of consecutive row groups of at most ``target_bytes`` (uncompressed; one
+    larger row group is a run of its own), each read as one table. read_row_groups gives
+    every column as one chunk, so NumPy batches of it are views; blocks merged from
+    iter_batches' 64k-row batches had to be combined (a copy of every column) first.
+
+    Without threads, as Ray's read tasks: a task has one CPU, and with the decoding on
+    pyarrow's thread pool a write task's memory (tree PSS) rose ~10% in its first
+    seconds, freed blocks staying in the pool threads' allocator heaps."""
+    def read(group: list[int]) -> pa.Table:
+        return f.read_row_groups(group, columns=columns, use_pandas_metadata=False,
+                                 use_threads=False)
+
     try:
         meta = f.metadata
         group: list[int] = []
         size = 0
         for rg in row_groups:
-            group.append(rg)
-            size += meta.row_group(rg).total_byte_size
-            if size >= target_bytes:
-                yield f.read_row_groups(group, columns=columns, use_pandas_metadata=False)
+            rg_bytes = meta.row_group(rg).total_byte_size
+            if group and size + rg_bytes > target_bytes:
+                yield read(group)
                 group, size = [], 0
+            group.append(rg)
+            size += rg_bytes
         if group:
-            yield f.read_row_groups(group, columns=columns, use_pandas_metadata=False)
+            yield read(group)
     finally:
         f.close()
 
@@ -362,7 +372,7 @@ def _scan(spec: _ScanSpec, path: str, row_groups: list[int],
     # the filter may use columns that are not projected.
     scanner = pads.Scanner.from_fragment(
         fragment, schema=spec.dataset_schema, columns=spec.scan_columns,
-        filter=spec.filter, **spec.scanner_args)
+        filter=spec.filter, **{"use_threads": False, **spec.scanner_args})
     return scanner.to_batches(), scanner.projected_schema
 
 
@@ -371,17 +381,17 @@ def _read_pieces(spec: _ScanSpec, pieces: list[tuple[str, list[int], dict[str, p
     """The body of one read task: the given row groups of each file, in order."""
     remaining = spec.limit
     produced = False
+    target = block_bytes(spec.target_block_size)
     for path, row_groups, partition_values in pieces:
         if remaining is not None and remaining <= 0:
             break
         try:
             plain = _plain_file(spec, path, partition_values)
             if plain is not None:
-                tables = _row_group_tables(plain, row_groups, spec.scan_columns,
-                                           spec.target_block_size)
+                tables = _row_group_tables(plain, row_groups, spec.scan_columns, target)
             else:
                 batches, schema = _scan(spec, path, row_groups, partition_values)
-                tables = coalesce_batches(batches, schema, spec.target_block_size)
+                tables = coalesce_batches(batches, schema, target)
             for table in tables:
                 if remaining is not None:
                     table = table.slice(0, remaining)
