@@ -326,6 +326,36 @@ def test_shuffle_map_of_several_blocks_sends_each_row_to_one_part():
     assert [p.num_rows for p in _shuffle_map(7, 0, 3, blocks[0].slice(0, 0))] == [0, 0, 0]
 
 
+def test_shuffle_parts_by_scatter_equal_the_parts_by_take():
+    # Numeric columns without nulls are grouped by one scatter per column; each part
+    # must be exactly what a take of its indices gives, schema included.
+    import pyarrow as pa
+
+    from ember.data._internal.exchange import _scattered_parts
+
+    rng = np.random.default_rng(3)
+    block = pa.table({"i8": rng.integers(-100, 100, 5000).astype(np.int8),
+                      "u32": rng.integers(0, 1 << 31, 5000).astype(np.uint32),
+                      "f32": rng.random(5000).astype(np.float32),
+                      "f64": rng.random(5000)},
+                     metadata={b"origin": b"test"})
+    part_of = rng.integers(0, 7, 5000)
+    order = np.argsort(part_of, kind="stable")
+    ends = np.cumsum(np.bincount(part_of, minlength=7))
+    starts = ends - np.bincount(part_of, minlength=7)
+    parts = _scattered_parts(block, order, starts, ends)
+    assert parts is not None and len(parts) == 7
+    for part, a, b in zip(parts, starts, ends):
+        assert part.equals(block.take(pa.array(order[a:b])), check_metadata=True)
+        assert part.get_total_buffer_size() == part.nbytes   # only its own rows
+    # Anything the scatter cannot carry falls back to takes.
+    for other in (pa.table({"x": [1.0, None, 3.0]}), pa.table({"s": ["a", "b", "c"]}),
+                  pa.table({"b": [True, False, True]}),
+                  pa.concat_tables([pa.table({"x": [1, 2]}), pa.table({"x": [3]})])):
+        assert _scattered_parts(other, np.array([2, 0, 1]), np.array([0, 1]),
+                                np.array([1, 3])) is None
+
+
 def test_random_shuffle_of_many_small_blocks_is_a_permutation():
     many = ed.range(2000, override_num_blocks=40)
     out = many.random_shuffle(seed=5)

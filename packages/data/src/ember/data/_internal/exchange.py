@@ -209,12 +209,44 @@ def _shuffle_map(seed: int | None, idx: int, n: int, *blocks: B.Block) -> Any:
     order = np.argsort(part_of, kind="stable")
     ends = np.cumsum(np.bincount(part_of, minlength=n))
     starts = ends - np.bincount(part_of, minlength=n)
-    indices = pa.array(order, type=pa.int64())
     # Take on a chunked column gathers through every chunk per call: n takes over a run of
     # g blocks cost ~4x one combine (a memcpy of the run) followed by n contiguous takes.
     block = block.combine_chunks()
+    scattered = _scattered_parts(block, order, starts, ends)
+    if scattered is not None:
+        return tuple(_pack(part) for part in scattered)
+    indices = pa.array(order, type=pa.int64())
     return tuple(_pack(block.take(indices.slice(int(a), int(b - a))))
                  for a, b in zip(starts, ends))
+
+
+def _scattered_parts(block: B.Block, order: np.ndarray, starts: np.ndarray,
+                     ends: np.ndarray) -> list[B.Block] | None:
+    """The parts ``block.take(order[a:b])`` for each (a, b), made by one scatter per
+    column into a new array grouped by part (a part is then a view of its range), when
+    every column is numeric without nulls; else None.
+
+    A part's take reads one row in ~n across the whole block, so with more parts than
+    rows per cache line each line is fetched once per part: 160 takes over a 6.4M-row
+    block (4 numeric columns) took 219 ms. The scatter reads every column once in order
+    and writes n sequential streams: 140 ms with the inverse permutation it needs.
+    """
+    columns = []
+    for column in block.columns:
+        if column.null_count or column.num_chunks != 1 or not (
+                pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+            return None
+        columns.append(column.chunk(0).to_numpy(zero_copy_only=True))
+    dest = np.empty(len(order), dtype=np.int64)
+    dest[order] = np.arange(len(order), dtype=np.int64)
+    grouped = []
+    for values in columns:
+        out = np.empty_like(values)
+        out[dest] = values
+        grouped.append(out)
+    return [pa.Table.from_arrays([pa.array(g[int(a):int(b)]) for g in grouped],
+                                 schema=block.schema)
+            for a, b in zip(starts, ends)]
 
 
 def _shuffle_reduce(seed: int | None, idx: int, *packed: Any) -> tuple[B.Block, Any]:
