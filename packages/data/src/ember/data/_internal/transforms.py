@@ -50,6 +50,8 @@ class ReadStage(Stage):
         self.block_bytes = block_bytes
 
     def apply(self, items: Iterator[Any], ctx: TaskContext) -> Iterator[B.Block]:
+        # Here, not at the top: actor-pool and other map tasks import this module too,
+        # and need none of the file readers' modules (pyarrow.fs among them).
         from .datasource.file_based_datasource import read_block_limit
         for item in items:
             if not isinstance(item, ReadTask):
